@@ -1,0 +1,52 @@
+"""Errors are always JSON: ``{"field": ["message"]}`` or ``{"detail": "...", "code": "..."}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from rest_framework.exceptions import APIException
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger("compensation")
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    data = response.data
+    if isinstance(data, dict) and "detail" in data and "code" not in data:
+        code = exc.get_codes() if isinstance(exc, APIException) else None
+        data["code"] = code if isinstance(code, str) else getattr(exc, "default_code", "error")
+    return response
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    from django.views.defaults import page_not_found
+
+    if _is_api(request):
+        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    return page_not_found(request, exception)
+
+
+def handler500(request: HttpRequest) -> JsonResponse:
+    from django.views.defaults import server_error
+
+    if _is_api(request):
+        return JsonResponse({"detail": "Server error.", "code": "server_error"}, status=500)
+    return server_error(request)
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    from django.views.defaults import bad_request
+
+    if _is_api(request):
+        return JsonResponse({"detail": "Bad request.", "code": "bad_request"}, status=400)
+    return bad_request(request, exception)

@@ -1,0 +1,248 @@
+"""The Django admin for the people who write compensation policies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+
+from policies.choices import Fault, Tier
+from policies.models import Category, OfferTemplate, Perk, Policy, PolicyVersion
+from policies.services import policy_duplicate, policy_set_active, policy_version_record
+
+
+class TagListField(forms.CharField):
+    """A list of tags typed as ``sports, cooking``."""
+
+    def prepare_value(self, value: Any) -> str:
+        if isinstance(value, list):
+            return ", ".join(value)
+        return value or ""
+
+    def to_python(self, value: Any) -> list[str]:
+        if isinstance(value, list):
+            return value
+        text = super().to_python(value)
+        return [part.strip().lower() for part in text.split(",") if part.strip()]
+
+
+class PerkAdminForm(forms.ModelForm):
+    tags = TagListField(
+        label="Interest tags",
+        required=False,
+        help_text=Perk._meta.get_field("tags").help_text + " Separate with commas.",
+    )
+
+    class Meta:
+        model = Perk
+        fields = ["slug", "name", "description", "tags", "cost", "active"]
+
+
+class PolicyAdminForm(forms.ModelForm):
+    faults = forms.MultipleChoiceField(
+        label="Fault",
+        choices=Fault.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=Policy._meta.get_field("faults").help_text,
+    )
+    tiers = forms.MultipleChoiceField(
+        label="Customer tiers",
+        choices=Tier.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=Policy._meta.get_field("tiers").help_text,
+    )
+
+    class Meta:
+        model = Policy
+        fields = [
+            "slug",
+            "name",
+            "description",
+            "active",
+            "priority",
+            "valid_from",
+            "valid_until",
+            "categories",
+            "severity_min",
+            "severity_max",
+            "faults",
+            "tiers",
+            "correctable",
+            "min_repeat_count",
+            "min_same_category_repeat_count",
+            "min_lifetime_value",
+            "min_order_value",
+            "escalate",
+            "monthly_cap",
+            "per_customer_cap_30d",
+        ]
+
+
+class OfferTemplateInline(admin.StackedInline):
+    model = OfferTemplate
+    extra = 0
+    ordering = ["order", "pk"]
+    fieldsets = [
+        (None, {"fields": [("kind", "order"), "title", "message"]}),
+        (
+            "Value and cost",
+            {"fields": [("value", "max_amount", "cost"), ("expires_in_days", "requires_approval")]},
+        ),
+    ]
+
+    def get_extra(self, request: HttpRequest, obj: Policy | None = None, **kwargs: Any) -> int:
+        return 1 if obj is None else 0
+
+
+class PolicyVersionInline(admin.TabularInline):
+    model = PolicyVersion
+    verbose_name = "version"
+    verbose_name_plural = "Version history"
+    extra = 0
+    max_num = 0
+    can_delete = False
+    ordering = ["-number"]
+    fields = ["number", "created_at", "created_by", "reason", "changes_list", "saved_policy"]
+    readonly_fields = fields
+
+    @admin.display(description="changes")
+    def changes_list(self, obj: PolicyVersion) -> str:
+        return format_html("<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((line,) for line in obj.changes)))
+
+    @admin.display(description="policy as saved")
+    def saved_policy(self, obj: PolicyVersion) -> str:
+        text = yaml.safe_dump(obj.snapshot, sort_keys=False, allow_unicode=True, width=100)
+        return format_html("<details><summary>show</summary><pre>{}</pre></details>", text)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Policy)
+class PolicyAdmin(admin.ModelAdmin):
+    form = PolicyAdminForm
+    list_display = [
+        "name",
+        "slug",
+        "active",
+        "priority",
+        "category_list",
+        "escalate",
+        "version",
+        "monthly_cap",
+        "per_customer_cap_30d",
+        "updated_at",
+    ]
+    list_display_links = ["name", "slug"]
+    list_filter = ["active", "escalate", "categories", "offers__kind"]
+    search_fields = ["name", "slug", "description", "offers__title"]
+    ordering = ["-priority", "pk"]
+    filter_horizontal = ["categories"]
+    readonly_fields = ["version", "created_at", "updated_at"]
+    inlines = [OfferTemplateInline, PolicyVersionInline]
+    actions = ["activate", "deactivate", "duplicate"]
+    save_on_top = True
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    ("name", "slug"),
+                    "description",
+                    ("active", "priority"),
+                    ("valid_from", "valid_until"),
+                    ("version", "updated_at"),
+                ]
+            },
+        ),
+        (
+            "Conditions: when does this policy apply?",
+            {
+                "description": "Every condition you set must hold. Leave a condition empty to accept anything.",
+                "fields": [
+                    "categories",
+                    ("severity_min", "severity_max"),
+                    "faults",
+                    "tiers",
+                    "correctable",
+                    ("min_repeat_count", "min_same_category_repeat_count"),
+                    ("min_lifetime_value", "min_order_value"),
+                ],
+            },
+        ),
+        ("Escalation", {"fields": ["escalate"]}),
+        (
+            "Budget",
+            {
+                "description": "Options the remaining budget cannot cover are not offered, so a budget is never "
+                "overspent.",
+                "fields": [("monthly_cap", "per_customer_cap_30d")],
+            },
+        ),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Policy]:
+        return super().get_queryset(request).prefetch_related("categories")
+
+    @admin.display(description="categories")
+    def category_list(self, obj: Policy) -> str:
+        slugs = [c.slug for c in obj.categories.all()]
+        return ", ".join(slugs) if slugs else "any"
+
+    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        version = policy_version_record(
+            policy=form.instance, actor=request.user, reason="edited in the admin" if change else "created in the admin"
+        )
+        if version is not None and change:
+            messages.info(request, f"Saved as version {version.number}.")
+
+    @admin.action(description="Activate selected policies", permissions=["change"])
+    def activate(self, request: HttpRequest, queryset: QuerySet[Policy]) -> None:
+        changed = policy_set_active(policies=queryset, active=True, actor=request.user)
+        self.message_user(request, f"Activated {changed} {'policy' if changed == 1 else 'policies'}.")
+
+    @admin.action(description="Deactivate selected policies", permissions=["change"])
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[Policy]) -> None:
+        changed = policy_set_active(policies=queryset, active=False, actor=request.user)
+        self.message_user(request, f"Deactivated {changed} {'policy' if changed == 1 else 'policies'}.")
+
+    @admin.action(description="Duplicate selected policies (copies start inactive)", permissions=["add"])
+    def duplicate(self, request: HttpRequest, queryset: QuerySet[Policy]) -> None:
+        copies = [policy_duplicate(policy=policy, actor=request.user) for policy in queryset]
+        self.message_user(
+            request, "Created inactive copies: " + ", ".join(c.slug for c in copies), level=messages.SUCCESS
+        )
+
+
+@admin.register(Category)
+class CategoryAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "active", "policy_count"]
+    list_filter = ["active"]
+    search_fields = ["slug", "name", "description"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Category]:
+        return super().get_queryset(request).annotate(_policy_count=Count("policies"))
+
+    @admin.display(description="policies", ordering="_policy_count")
+    def policy_count(self, obj: Category) -> int:
+        return obj._policy_count
+
+
+@admin.register(Perk)
+class PerkAdmin(admin.ModelAdmin):
+    form = PerkAdminForm
+    list_display = ["name", "slug", "tag_list", "cost", "active"]
+    list_filter = ["active"]
+    search_fields = ["slug", "name", "description"]
+
+    @admin.display(description="interest tags")
+    def tag_list(self, obj: Perk) -> str:
+        return ", ".join(obj.tags)

@@ -1,0 +1,48 @@
+"""Vocabularies shared by policies and the run-time side (compensation imports these)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class OfferKind(models.TextChoices):
+    PERCENT_DISCOUNT = "percent_discount", "Percent discount on the next order"
+    REFUND = "refund", "Refund (percent of this order)"
+    FIXED_CREDIT = "fixed_credit", "Fixed account credit"
+    FREE_SHIPPING = "free_shipping", "Free shipping"
+    EXPEDITED_REPLACEMENT = "expedited_replacement", "Expedited replacement"
+    GIFT = "gift", "Gift"
+    PERSONALIZED_PERK = "personalized_perk", "Personalized perk (matched to interests)"
+    ESCALATION = "escalation", "Escalation to a senior manager"
+
+
+PERCENT_KINDS = frozenset({OfferKind.PERCENT_DISCOUNT, OfferKind.REFUND})
+AMOUNT_KINDS = frozenset(
+    {OfferKind.FIXED_CREDIT, OfferKind.FREE_SHIPPING, OfferKind.EXPEDITED_REPLACEMENT, OfferKind.GIFT}
+)
+VALUELESS_KINDS = frozenset({OfferKind.PERSONALIZED_PERK, OfferKind.ESCALATION})
+
+
+class Fault(models.TextChoices):
+    COMPANY = "company", "The company"
+    CUSTOMER = "customer", "The customer"
+    THIRD_PARTY = "third_party", "A third party (carrier, partner)"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class Tier(models.TextChoices):
+    STANDARD = "standard", "Standard"
+    SILVER = "silver", "Silver"
+    GOLD = "gold", "Gold"
+    PLATINUM = "platinum", "Platinum"
+
+
+# Placeholders a title or message template may use, and what each renders.
+TEMPLATE_PLACEHOLDERS: dict[str, str] = {
+    "customer_name": "the customer's name as posted",
+    "incident": "the incident category's name",
+    "value": "the offer's value without trailing zeros (30)",
+    "amount": "the option's money value with two decimals (10.00)",
+    "currency": "the deployment currency (USD)",
+    "perk_name": "the matched perk's name (personalized perks)",
+}

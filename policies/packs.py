@@ -1,0 +1,463 @@
+"""Policy packs: YAML or JSON documents of categories, perks and policies.
+
+Import is all-or-nothing. The whole document is checked first (shape and
+types here, every domain rule through the models' ``full_clean``, the same
+rules the admin applies); any problem is reported with its field path, such as
+``policies[2].offers[0].value: must be between 0 and 100 for
+percent_discount``, and nothing is written. Objects match by slug; a policy
+whose content did not change keeps its version.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from policies.models import Category, OfferTemplate, Perk, Policy
+from policies.serialization import PackDict, policy_to_pack
+from policies.services import policy_set_active, policy_version_record
+
+_GENERIC_REQUIRED = {"This field cannot be null.", "This field cannot be blank.", "This field is required."}
+
+
+class PackError(Exception):
+    """The pack cannot be imported; ``errors`` lists ``path: message`` lines."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(errors))
+
+
+@dataclass
+class ImportResult:
+    created: dict[str, list[str]] = field(default_factory=lambda: {"categories": [], "perks": [], "policies": []})
+    updated: dict[str, list[str]] = field(default_factory=lambda: {"categories": [], "perks": [], "policies": []})
+    unchanged: dict[str, list[str]] = field(default_factory=lambda: {"categories": [], "perks": [], "policies": []})
+    deactivated: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = []
+        for kind in ("categories", "perks", "policies"):
+            lines.append(
+                f"{kind}: {len(self.created[kind])} created, {len(self.updated[kind])} updated, "
+                f"{len(self.unchanged[kind])} unchanged"
+            )
+        if self.deactivated:
+            lines.append(f"policies deactivated (not in pack): {', '.join(self.deactivated)}")
+        return "\n".join(lines)
+
+
+# --- Reading -----------------------------------------------------------------------
+
+
+def pack_load(path: str | Path, text: str | None = None) -> Any:
+    """Parse a pack file (``.json`` as JSON, anything else as YAML)."""
+    name = str(path)
+    try:
+        if text is None:
+            text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PackError([f"{name}: cannot read the file ({exc.strerror or exc})"]) from None
+    except UnicodeDecodeError:
+        raise PackError([f"{name}: is not UTF-8 text"]) from None
+    try:
+        if name.lower().endswith(".json"):
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise PackError([f"{name}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PackError([f"{name}: invalid YAML{where}: {problem}"]) from None
+
+
+# --- Field readers: each returns a value or records an error at its path -------------
+
+
+class _Reader:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def error(self, path: str, message: str) -> None:
+        self.errors.append(f"{path}: {message}")
+
+    def mapping(self, data: Any, path: str, allowed: set[str], required: set[str] = frozenset()) -> dict | None:
+        if not isinstance(data, dict):
+            self.error(path, f"must be a mapping with keys {', '.join(sorted(allowed))}")
+            return None
+        for key in data:
+            if key not in allowed:
+                self.error(f"{path}.{key}", f"unknown field; allowed: {', '.join(sorted(allowed))}")
+        for key in sorted(required):
+            if data.get(key) in (None, ""):
+                self.error(f"{path}.{key}", "is required")
+        return data
+
+    def text(self, data: dict, key: str, path: str, *, default: str = "") -> str:
+        value = data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            self.error(f"{path}.{key}", f"must be text, got {type(value).__name__}")
+            return default
+        return value
+
+    def boolean(self, data: dict, key: str, path: str, *, default: bool | None) -> bool | None:
+        value = data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.error(f"{path}.{key}", f"must be true or false, got {value!r}")
+            return default
+        return value
+
+    def integer(self, data: dict, key: str, path: str) -> int | None:
+        value = data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+                return int(value)
+            self.error(f"{path}.{key}", f"must be a whole number, got {value!r}")
+            return None
+        return value
+
+    def decimal(self, data: dict, key: str, path: str) -> Decimal | None:
+        value = data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            self.error(f"{path}.{key}", f'must be a decimal string such as "12.50", got {value!r}')
+            return None
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            self.error(f"{path}.{key}", f'must be a decimal string such as "12.50", got {value!r}')
+            return None
+        if not number.is_finite():
+            self.error(f"{path}.{key}", f"must be a finite number, got {value!r}")
+            return None
+        return number
+
+    def day(self, data: dict, key: str, path: str) -> date | None:
+        value = data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, date):
+            return value
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
+        self.error(f"{path}.{key}", f"must be a date as YYYY-MM-DD, got {value!r}")
+        return None
+
+    def strings(self, data: dict, key: str, path: str) -> list[str]:
+        value = data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            self.error(f"{path}.{key}", f"must be a list of text values, got {value!r}")
+            return []
+        return list(value)
+
+    def entries(self, document: dict, key: str) -> list:
+        value = document.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.error(key, "must be a list")
+            return []
+        return value
+
+    def model_errors(self, exc: ValidationError, path: str, paths: dict[str, str]) -> None:
+        for name, messages in exc.message_dict.items():
+            where = path if name == "__all__" else f"{path}.{paths.get(name, name)}"
+            for message in messages:
+                self.error(where, "is required" if message in _GENERIC_REQUIRED else _lower_first(message))
+
+
+def _lower_first(message: str) -> str:
+    return message[:1].lower() + message[1:] if message[:2] != message[:2].upper() else message
+
+
+CATEGORY_KEYS = {"slug", "name", "description", "active"}
+PERK_KEYS = {"slug", "name", "description", "tags", "cost", "active"}
+POLICY_KEYS = {
+    "slug",
+    "name",
+    "description",
+    "active",
+    "priority",
+    "valid_from",
+    "valid_until",
+    "conditions",
+    "escalate",
+    "budget",
+    "offers",
+}
+CONDITION_KEYS = {
+    "categories",
+    "severity_min",
+    "severity_max",
+    "faults",
+    "tiers",
+    "correctable",
+    "min_repeat_count",
+    "min_same_category_repeat_count",
+    "min_lifetime_value",
+    "min_order_value",
+}
+BUDGET_KEYS = {"monthly_cap", "per_customer_cap_30d"}
+OFFER_KEYS = {"kind", "title", "message", "value", "max_amount", "cost", "expires_in_days", "requires_approval"}
+
+# Where a model field lives in the pack, for error paths.
+POLICY_FIELD_PATHS = {
+    **{key: f"conditions.{key}" for key in CONDITION_KEYS},
+    **{key: f"budget.{key}" for key in BUDGET_KEYS},
+}
+
+
+@dataclass
+class _PolicyPlan:
+    instance: Policy
+    categories: list[str]
+    offers: list[OfferTemplate]
+    snapshot: PackDict
+    existing: bool
+
+
+@dataclass
+class _Plan:
+    categories: list[tuple[Category, bool]] = field(default_factory=list)  # (instance, changed)
+    perks: list[tuple[Perk, bool]] = field(default_factory=list)
+    policies: list[_PolicyPlan] = field(default_factory=list)
+
+
+def _check_duplicates(reader: _Reader, entries: list, key: str) -> None:
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        slug = entry.get("slug") if isinstance(entry, dict) else None
+        if isinstance(slug, str):
+            if slug in seen:
+                reader.error(f"{key}[{index}].slug", f"duplicate of {key}[{seen[slug]}].slug ({slug!r})")
+            seen.setdefault(slug, index)
+
+
+def _plan_category(reader: _Reader, entry: Any, path: str, existing: dict[str, Category]) -> tuple[Category, bool]:
+    data = reader.mapping(entry, path, CATEGORY_KEYS, {"slug", "name"}) or {}
+    slug = reader.text(data, "slug", path)
+    instance = existing.get(slug) or Category(slug=slug)
+    before = (instance.name, instance.description, instance.active)
+    instance.name = reader.text(data, "name", path, default=instance.name)
+    instance.description = reader.text(data, "description", path, default=instance.description)
+    instance.active = reader.boolean(data, "active", path, default=instance.active if instance.pk else True)
+    try:
+        instance.full_clean()
+    except ValidationError as exc:
+        reader.model_errors(exc, path, {})
+    return instance, instance.pk is None or before != (instance.name, instance.description, instance.active)
+
+
+def _plan_perk(reader: _Reader, entry: Any, path: str, existing: dict[str, Perk]) -> tuple[Perk, bool]:
+    data = reader.mapping(entry, path, PERK_KEYS, {"slug", "name"}) or {}
+    slug = reader.text(data, "slug", path)
+    instance = existing.get(slug) or Perk(slug=slug)
+    fields = ("name", "description", "tags", "cost", "active")
+    before = tuple(getattr(instance, f) for f in fields)
+    instance.name = reader.text(data, "name", path, default=instance.name)
+    instance.description = reader.text(data, "description", path, default=instance.description)
+    if "tags" in data:
+        instance.tags = reader.strings(data, "tags", path)
+    if "cost" in data or instance.pk is None:
+        instance.cost = reader.decimal(data, "cost", path)
+    instance.active = reader.boolean(data, "active", path, default=instance.active if instance.pk else True)
+    try:
+        instance.full_clean()
+    except ValidationError as exc:
+        reader.model_errors(exc, path, {})
+    return instance, instance.pk is None or before != tuple(getattr(instance, f) for f in fields)
+
+
+def _plan_offer(reader: _Reader, entry: Any, path: str, index: int) -> OfferTemplate:
+    data = reader.mapping(entry, path, OFFER_KEYS, {"kind", "title"}) or {}
+    offer = OfferTemplate(
+        kind=reader.text(data, "kind", path),
+        title=reader.text(data, "title", path),
+        message=reader.text(data, "message", path),
+        value=reader.decimal(data, "value", path),
+        max_amount=reader.decimal(data, "max_amount", path),
+        cost=reader.decimal(data, "cost", path),
+        expires_in_days=reader.integer(data, "expires_in_days", path),
+        requires_approval=bool(reader.boolean(data, "requires_approval", path, default=False)),
+        order=index,
+    )
+    try:
+        offer.full_clean(exclude=["policy"])
+    except ValidationError as exc:
+        reader.model_errors(exc, path, {})
+    return offer
+
+
+def _plan_policy(
+    reader: _Reader, entry: Any, path: str, existing: dict[str, Policy], category_slugs: set[str]
+) -> _PolicyPlan:
+    data = reader.mapping(entry, path, POLICY_KEYS, {"slug", "name"}) or {}
+    conditions = reader.mapping(data.get("conditions") or {}, f"{path}.conditions", CONDITION_KEYS) or {}
+    budget = reader.mapping(data.get("budget") or {}, f"{path}.budget", BUDGET_KEYS) or {}
+    cpath, bpath = f"{path}.conditions", f"{path}.budget"
+
+    slug = reader.text(data, "slug", path)
+    current = existing.get(slug)
+    policy = current or Policy(slug=slug)
+    policy.name = reader.text(data, "name", path)
+    policy.description = reader.text(data, "description", path)
+    policy.active = bool(reader.boolean(data, "active", path, default=True))
+    priority = reader.integer(data, "priority", path)
+    policy.priority = 50 if priority is None else priority
+    policy.valid_from = reader.day(data, "valid_from", path)
+    policy.valid_until = reader.day(data, "valid_until", path)
+    policy.severity_min = reader.integer(conditions, "severity_min", cpath)
+    policy.severity_max = reader.integer(conditions, "severity_max", cpath)
+    policy.faults = reader.strings(conditions, "faults", cpath)
+    policy.tiers = reader.strings(conditions, "tiers", cpath)
+    policy.correctable = reader.boolean(conditions, "correctable", cpath, default=None)
+    policy.min_repeat_count = reader.integer(conditions, "min_repeat_count", cpath)
+    policy.min_same_category_repeat_count = reader.integer(conditions, "min_same_category_repeat_count", cpath)
+    policy.min_lifetime_value = reader.decimal(conditions, "min_lifetime_value", cpath)
+    policy.min_order_value = reader.decimal(conditions, "min_order_value", cpath)
+    policy.escalate = bool(reader.boolean(data, "escalate", path, default=False))
+    policy.monthly_cap = reader.decimal(budget, "monthly_cap", bpath)
+    policy.per_customer_cap_30d = reader.decimal(budget, "per_customer_cap_30d", bpath)
+    try:
+        policy.full_clean()
+    except ValidationError as exc:
+        reader.model_errors(exc, path, POLICY_FIELD_PATHS)
+
+    categories = reader.strings(conditions, "categories", cpath)
+    unknown = [slug for slug in categories if slug not in category_slugs]
+    if unknown:
+        reader.error(
+            f"{cpath}.categories",
+            f"unknown category {', '.join(map(repr, unknown))}; define it under categories or use one of: "
+            f"{', '.join(sorted(category_slugs)) or '(none yet)'}",
+        )
+
+    raw_offers = data.get("offers") or []
+    if not isinstance(raw_offers, list):
+        reader.error(f"{path}.offers", "must be a list of offers")
+        raw_offers = []
+    offers = [_plan_offer(reader, item, f"{path}.offers[{i}]", i) for i, item in enumerate(raw_offers)]
+    snapshot = policy_to_pack(policy, categories=categories, offers=offers)
+    return _PolicyPlan(instance=policy, categories=categories, offers=offers, snapshot=snapshot, existing=bool(current))
+
+
+def _plan(document: Any) -> _Plan:
+    reader = _Reader()
+    if document is None:
+        raise PackError(["pack: is empty; expected categories, perks and policies"])
+    top = reader.mapping(document, "pack", {"categories", "perks", "policies"})
+    if top is None:
+        raise PackError(reader.errors)
+    categories = reader.entries(top, "categories")
+    perks = reader.entries(top, "perks")
+    policies = reader.entries(top, "policies")
+    for key, entries in (("categories", categories), ("perks", perks), ("policies", policies)):
+        _check_duplicates(reader, entries, key)
+
+    slugs = lambda entries: [e["slug"] for e in entries if isinstance(e, dict) and isinstance(e.get("slug"), str)]  # noqa: E731
+    existing_categories = Category.objects.in_bulk(slugs(categories), field_name="slug")
+    existing_perks = Perk.objects.in_bulk(slugs(perks), field_name="slug")
+    existing_policies = Policy.objects.in_bulk(slugs(policies), field_name="slug")
+    known_categories = set(Category.objects.values_list("slug", flat=True)) | set(slugs(categories))
+
+    plan = _Plan()
+    plan.categories = [
+        _plan_category(reader, entry, f"categories[{i}]", existing_categories) for i, entry in enumerate(categories)
+    ]
+    plan.perks = [_plan_perk(reader, entry, f"perks[{i}]", existing_perks) for i, entry in enumerate(perks)]
+    plan.policies = [
+        _plan_policy(reader, entry, f"policies[{i}]", existing_policies, known_categories)
+        for i, entry in enumerate(policies)
+    ]
+    if reader.errors:
+        raise PackError(reader.errors)
+    return plan
+
+
+# --- Writing -------------------------------------------------------------------------
+
+
+def pack_import(
+    *, document: Any, replace: bool = False, actor: AbstractBaseUser | None = None, source: str = "pack"
+) -> ImportResult:
+    """Validate the whole pack, then write it in one transaction.
+
+    Raises :class:`PackError` (nothing written) when any entry is invalid.
+    """
+    with transaction.atomic():
+        plan = _plan(document)
+        result = ImportResult()
+        for kind, items in (("categories", plan.categories), ("perks", plan.perks)):
+            for instance, changed in items:
+                if not changed:
+                    result.unchanged[kind].append(instance.slug)
+                    continue
+                (result.updated if instance.pk else result.created)[kind].append(instance.slug)
+                instance.save()
+
+        category_ids = dict(Category.objects.values_list("slug", "pk"))
+        for item in plan.policies:
+            _write_policy(item, category_ids, actor=actor, source=source, result=result)
+
+        if replace:
+            named = [item.instance.slug for item in plan.policies]
+            stale = list(Policy.objects.filter(active=True).exclude(slug__in=named).order_by("slug"))
+            policy_set_active(policies=stale, active=False, actor=actor, reason=f"not in {source} (--replace)")
+            result.deactivated = [p.slug for p in stale]
+    return result
+
+
+def _write_policy(
+    item: _PolicyPlan,
+    category_ids: dict[str, int],
+    *,
+    actor: AbstractBaseUser | None,
+    source: str,
+    result: ImportResult,
+) -> None:
+    policy = item.instance
+    if item.existing:
+        current = Policy.objects.prefetch_related("categories", "offers").get(pk=policy.pk)
+        if policy_to_pack(current) == item.snapshot and current.version > 0:
+            result.unchanged["policies"].append(policy.slug)
+            return
+        result.updated["policies"].append(policy.slug)
+    else:
+        result.created["policies"].append(policy.slug)
+    policy.save()
+    policy.categories.set([category_ids[slug] for slug in sorted(set(item.categories))])
+
+    # Offers keep their identity by position, so learned acceptance stays with them.
+    stored = sorted(policy.offers.all(), key=lambda o: (o.order, o.pk))
+    for index, planned in enumerate(item.offers):
+        if index < len(stored):
+            planned.pk = stored[index].pk
+        planned.policy = policy
+        planned.save()
+    surplus = [offer.pk for offer in stored[len(item.offers) :]]
+    if surplus:
+        OfferTemplate.objects.filter(pk__in=surplus).delete()
+    policy_version_record(policy=policy, actor=actor, reason=f"imported from {source}")

@@ -1,0 +1,51 @@
+"""Reads of policy data that other code depends on."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.cache import cache
+
+from policies.models import Category, PolicyRevision
+
+logger = logging.getLogger("policies")
+
+REVISION_CACHE_KEY = "policies:revision"
+
+
+def cache_is_shared() -> bool:
+    """True when the cache is one store for every process (Redis), not per process."""
+    return "locmem" not in settings.CACHES["default"]["BACKEND"].lower()
+
+
+def policy_revision_current() -> int:
+    """The global policy revision: one cache read, the database on a miss.
+
+    With a per-process cache the number is read from the database, since a
+    local mirror would miss other processes' changes.
+    """
+    if cache_is_shared():
+        try:
+            number = cache.get(REVISION_CACHE_KEY)
+            if number is not None:
+                return int(number)
+        except Exception:
+            logger.warning("cache unavailable; reading the policy revision from the database", exc_info=True)
+            return _revision_from_database()
+        number = _revision_from_database()
+        try:
+            # add, not set: never overwrite a newer number a writer mirrored meanwhile
+            cache.add(REVISION_CACHE_KEY, number, timeout=None)
+        except Exception:
+            logger.warning("could not mirror policy revision to the cache", exc_info=True)
+        return number
+    return _revision_from_database()
+
+
+def _revision_from_database() -> int:
+    return PolicyRevision.objects.filter(pk=1).values_list("number", flat=True).first() or 0
+
+
+def category_active_slugs() -> list[str]:
+    return list(Category.objects.filter(active=True).order_by("slug").values_list("slug", flat=True))

@@ -1,0 +1,151 @@
+"""Policies, perks and categories as plain data in the policy-pack format.
+
+The same function writes export files and the snapshots kept with each policy
+version, so "export then import gives the same policies" and "an import that
+changes nothing makes no new version" are one comparison.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from policies.models import Category, OfferTemplate, Perk, Policy
+
+PackDict = dict[str, Any]
+
+
+def money(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value:.2f}"
+
+
+def _date(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def category_to_pack(category: Category) -> PackDict:
+    return {
+        "slug": category.slug,
+        "name": category.name,
+        "description": category.description,
+        "active": category.active,
+    }
+
+
+def perk_to_pack(perk: Perk) -> PackDict:
+    return {
+        "slug": perk.slug,
+        "name": perk.name,
+        "description": perk.description,
+        "tags": list(perk.tags),
+        "cost": money(perk.cost),
+        "active": perk.active,
+    }
+
+
+def offer_to_pack(offer: OfferTemplate) -> PackDict:
+    return {
+        "kind": offer.kind,
+        "title": offer.title,
+        "message": offer.message,
+        "value": money(offer.value),
+        "max_amount": money(offer.max_amount),
+        "cost": money(offer.cost),
+        "expires_in_days": offer.expires_in_days,
+        "requires_approval": offer.requires_approval,
+    }
+
+
+def policy_to_pack(
+    policy: Policy, *, categories: Iterable[str] | None = None, offers: Iterable[OfferTemplate] | None = None
+) -> PackDict:
+    """The policy with its conditions, budget and offers; no ids, no version.
+
+    ``categories`` (slugs) and ``offers`` stand in for the stored relations, so
+    an unsaved policy planned by the pack importer compares with a saved one.
+    """
+    categories = sorted(set(categories if categories is not None else (c.slug for c in policy.categories.all())))
+    if offers is None:
+        offers = sorted(policy.offers.all(), key=lambda o: (o.order, o.pk or 0))
+    return {
+        "slug": policy.slug,
+        "name": policy.name,
+        "description": policy.description,
+        "active": policy.active,
+        "priority": policy.priority,
+        "valid_from": _date(policy.valid_from),
+        "valid_until": _date(policy.valid_until),
+        "conditions": {
+            "categories": categories,
+            "severity_min": policy.severity_min,
+            "severity_max": policy.severity_max,
+            "faults": list(policy.faults or []),
+            "tiers": list(policy.tiers or []),
+            "correctable": policy.correctable,
+            "min_repeat_count": policy.min_repeat_count,
+            "min_same_category_repeat_count": policy.min_same_category_repeat_count,
+            "min_lifetime_value": money(policy.min_lifetime_value),
+            "min_order_value": money(policy.min_order_value),
+        },
+        "escalate": policy.escalate,
+        "budget": {
+            "monthly_cap": money(policy.monthly_cap),
+            "per_customer_cap_30d": money(policy.per_customer_cap_30d),
+        },
+        "offers": [offer_to_pack(offer) for offer in offers],
+    }
+
+
+def pack_export() -> PackDict:
+    """Every category, perk and policy of the database, in a stable order."""
+    return {
+        "categories": [category_to_pack(c) for c in Category.objects.order_by("slug")],
+        "perks": [perk_to_pack(p) for p in Perk.objects.order_by("slug")],
+        "policies": [
+            policy_to_pack(p) for p in Policy.objects.prefetch_related("categories", "offers").order_by("slug")
+        ],
+    }
+
+
+def snapshot_changes(before: PackDict | None, after: PackDict) -> list[str]:
+    """Human-readable differences, one ``path: old → new`` line each."""
+    if before is None:
+        return ["created"]
+    old, new = _flatten(before), _flatten(after)
+    lines = []
+    for path in sorted(old.keys() | new.keys(), key=_path_key):
+        if old.get(path, _MISSING) != new.get(path, _MISSING):
+            lines.append(f"{path}: {_show(old.get(path, _MISSING))} → {_show(new.get(path, _MISSING))}")
+    return lines
+
+
+_MISSING = object()
+
+
+def _show(value: Any) -> str:
+    if value is _MISSING:
+        return "(none)"
+    if value is None:
+        return "empty"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(str, value)) + "]"
+    return repr(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    if isinstance(data, dict):
+        for key, value in data.items():
+            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else key))
+    elif isinstance(data, list) and data and all(isinstance(item, dict) for item in data):
+        for index, value in enumerate(data):
+            flat.update(_flatten(value, f"{prefix}[{index}]"))
+    else:
+        flat[prefix] = data
+    return flat
+
+
+def _path_key(path: str) -> tuple:
+    parts = path.replace("[", ".").replace("]", "").split(".")
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in parts)

@@ -1,0 +1,23 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from compensation import ops
+
+admin.site.site_header = "Recovery administration"
+admin.site.site_title = "Recovery"
+admin.site.index_title = "Compensation policies and operations"
+
+urlpatterns = [
+    path("healthz", ops.healthz, name="healthz"),
+    path("readyz", ops.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("compensation.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+]
+
+handler400 = "compensation.exceptions.handler400"
+handler404 = "compensation.exceptions.handler404"
+handler500 = "compensation.exceptions.handler500"

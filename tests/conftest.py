@@ -1,0 +1,89 @@
+"""Shared fixtures. Services the suite needs are used for real; where one is
+missing a test skips with the reason, except in CI (CI=true), where it fails."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from django.conf import settings
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def need(available: bool, what: str) -> None:
+    """Skip (or, in CI, fail) when a service or tool the test needs is missing."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} (CI must have it)")
+    pytest.skip(what)
+
+
+def redis_available() -> bool:
+    if not settings.REDIS_URL:
+        return False
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture
+def needs_redis() -> None:
+    need(settings.REDIS_URL is not None, "REDIS_URL is not set: skipping a test that needs a real Redis")
+    need(redis_available(), f"Redis at {settings.REDIS_URL} does not answer")
+
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+def chromium_path() -> str:
+    need(CHROMIUM is not None, "no chromium on PATH (apt-get install chromium): skipping the browser test")
+    return CHROMIUM
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache() -> None:
+    from django.core.cache import cache
+
+    try:
+        cache.clear()
+    except Exception:  # noqa: S110 - a missing Redis is reported by the tests that need it
+        pass
+
+
+@pytest.fixture
+def make_user(db):
+    from compensation.services import user_token_issue
+
+    def make(username: str, role: str):
+        user, token, _ = user_token_issue(username=username, role=role)
+        return user, token.key
+
+    return make
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def client_for(make_user):
+    """An API client authenticated with a token for a new user of the role."""
+    from rest_framework.test import APIClient
+
+    def make(role: str, username: str | None = None) -> APIClient:
+        _, key = make_user(username or f"{role}-user", role)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+        return client
+
+    return make
