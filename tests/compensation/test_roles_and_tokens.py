@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management import CommandError, call_command
+from rest_framework.authtoken.models import Token
+
+pytestmark = pytest.mark.django_db
+
+
+def run_issue_token(*args: str) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command("issue_token", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_role_groups_exist_after_migrations():
+    assert set(Group.objects.values_list("name", flat=True)) >= {"agent", "manager", "analyst"}
+
+
+def test_issue_token_creates_user_in_role_group_and_prints_key_on_last_line():
+    out, err = run_issue_token("linda", "--role", "agent")
+    user = get_user_model().objects.get(username="linda")
+    assert list(user.groups.values_list("name", flat=True)) == ["agent"]
+    assert not user.has_usable_password()
+    assert out.strip().splitlines()[-1] == Token.objects.get(user=user).key
+    assert "created user 'linda'" in err
+    assert "linda" not in out  # logs go to standard error only
+
+
+def test_issue_token_again_returns_the_same_key_and_switches_role():
+    first, _ = run_issue_token("sam", "--role", "agent")
+    second, err = run_issue_token("sam", "--role", "manager")
+    assert first.strip() == second.strip()
+    user = get_user_model().objects.get(username="sam")
+    assert list(user.groups.values_list("name", flat=True)) == ["manager"]
+    assert "updated user" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["bad name!", "--role", "agent"], "username"),
+        (["ok", "--role", "boss"], "invalid choice"),
+    ],
+)
+def test_issue_token_rejects_bad_input_and_writes_nothing(args, message):
+    with pytest.raises((CommandError, SystemExit)) as excinfo:
+        run_issue_token(*args)
+    if isinstance(excinfo.value, CommandError):
+        assert message in str(excinfo.value)
+    assert not get_user_model().objects.exists()
+
+
+def test_issue_token_requires_a_role():
+    with pytest.raises(CommandError, match="--role"):
+        run_issue_token("nobody")
+
+
+@pytest.mark.parametrize("role", ["agent", "manager", "analyst"])
+def test_me_reports_username_and_role(client_for, role):
+    response = client_for(role, username=f"{role}-1").get("/api/v1/me/")
+    assert response.status_code == 200
+    assert response.json() == {"username": f"{role}-1", "role": role}
+
+
+def test_me_for_superuser_says_superuser(admin_client):
+    assert admin_client.get("/api/v1/me/").json() == {"username": "admin", "role": "superuser"}
+
+
+@pytest.mark.parametrize("header", [None, "Token not-a-real-key", "Bearer abc"])
+def test_me_without_valid_token_is_401_json(api_client, header):
+    if header:
+        api_client.credentials(HTTP_AUTHORIZATION=header)
+    response = api_client.get("/api/v1/me/")
+    assert response.status_code == 401
+    body = response.json()
+    assert body["code"] in {"not_authenticated", "authentication_failed"}
+    assert body["detail"]
+
+
+def test_unknown_api_path_is_json_404(client_for):
+    response = client_for("agent").get("/api/v1/no-such-thing/")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"

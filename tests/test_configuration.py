@@ -1,0 +1,76 @@
+"""Settings come from the environment; a bad value fails at start, naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start(**env: str) -> subprocess.CompletedProcess:
+    """Load the production settings in a fresh process with this environment."""
+    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG"}}
+    clean.update(env, DJANGO_SETTINGS_MODULE="recovery_project.settings")
+    code = "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default']['ENGINE'], settings.CELERY_TASK_ALWAYS_EAGER)"
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
+
+
+def test_secret_key_is_required_when_debug_is_off():
+    result = start()
+    assert result.returncode != 0
+    assert "SECRET_KEY: must be set when DEBUG is off" in result.stderr
+
+
+def test_debug_runs_without_secret_key_on_sqlite_with_eager_tasks_and_says_so():
+    result = start(DEBUG="1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["django.db.backends.sqlite3", "True"]
+    assert result.stderr.count("REDIS_URL is not set") == 1
+
+
+def test_database_url_selects_postgresql_and_redis_url_turns_off_eager_tasks():
+    result = start(
+        SECRET_KEY="s" * 50, DATABASE_URL="postgres://u@127.0.0.1:5432/db", REDIS_URL="redis://127.0.0.1:6379/0"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["django.db.backends.postgresql", "False"]
+    assert "REDIS_URL is not set" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("DEBUG", "maybe", "DEBUG: 'maybe' is not a boolean"),
+        ("DATABASE_URL", "mysql://x@y/z", "DATABASE_URL: must be a sqlite:/// or postgres:// URL"),
+        ("REDIS_URL", "localhost:6379", "REDIS_URL: 'localhost:6379' is not a redis:// or rediss:// URL"),
+        ("DEFAULT_CURRENCY", "dollars", "DEFAULT_CURRENCY: 'DOLLARS' is not a three-letter"),
+        ("TIME_ZONE", "Mars/Olympus", "TIME_ZONE: 'Mars/Olympus' is not an IANA time zone"),
+        ("AGENT_APPROVAL_LIMIT", "lots", "AGENT_APPROVAL_LIMIT: 'lots' is not a decimal"),
+        ("AGENT_APPROVAL_LIMIT", "-5", "AGENT_APPROVAL_LIMIT: must be a finite number of at least 0"),
+        ("THROTTLE_USER_RATE", "fast", "THROTTLE_USER_RATE: 'fast' is not a rate"),
+        ("SECURE_SSL_REDIRECT", "sometimes", "SECURE_SSL_REDIRECT: 'sometimes' is not a boolean"),
+        ("EMAIL_PORT", "smtp", "EMAIL_PORT: 'smtp' is not an integer"),
+    ],
+)
+def test_bad_values_fail_at_start_naming_the_variable(name, value, message):
+    result = start(SECRET_KEY="s" * 50, **{name: value})
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_settings_module_does_not_need_django_configured_to_import_celery_app():
+    result = subprocess.run(
+        [sys.executable, "-c", "from recovery_project import celery_app; print(celery_app.main)"],
+        cwd=ROOT,
+        env={**os.environ, "DEBUG": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "recovery_project"
