@@ -61,7 +61,8 @@ def test_default_apology_policy_matches_any_incident(demo):
         apology.valid_until,
     ]
     assert conditions == [None] * len(conditions)
-    assert apology.faults == [] and apology.tiers == []
+    assert apology.faults == []
+    assert apology.tiers == []
     assert apology.monthly_cap is None
     assert len(kinds(apology)) >= 2
 
