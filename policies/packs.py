@@ -6,6 +6,10 @@ rules the admin applies); any problem is reported with its field path, such as
 ``policies[2].offers[0].value: must be between 0 and 100 for
 percent_discount``, and nothing is written. Objects match by slug; a policy
 whose content did not change keeps its version.
+
+``full_clean`` runs without ``validate_constraints``: every CheckConstraint
+mirrors a rule in ``policies.validation`` that ``clean()`` already applies, and
+Django checks constraints with one query each.
 """
 
 from __future__ import annotations
@@ -265,7 +269,7 @@ def _plan_category(reader: _Reader, entry: Any, path: str, existing: dict[str, C
     instance.description = reader.text(data, "description", path, default=instance.description)
     instance.active = reader.boolean(data, "active", path, default=instance.active if instance.pk else True)
     try:
-        instance.full_clean()
+        instance.full_clean(validate_constraints=False)
     except ValidationError as exc:
         reader.model_errors(exc, path, {})
     return instance, instance.pk is None or before != (instance.name, instance.description, instance.active)
@@ -285,7 +289,7 @@ def _plan_perk(reader: _Reader, entry: Any, path: str, existing: dict[str, Perk]
         instance.cost = reader.decimal(data, "cost", path)
     instance.active = reader.boolean(data, "active", path, default=instance.active if instance.pk else True)
     try:
-        instance.full_clean()
+        instance.full_clean(validate_constraints=False)
     except ValidationError as exc:
         reader.model_errors(exc, path, {})
     return instance, instance.pk is None or before != tuple(getattr(instance, f) for f in fields)
@@ -305,7 +309,7 @@ def _plan_offer(reader: _Reader, entry: Any, path: str, index: int) -> OfferTemp
         order=index,
     )
     try:
-        offer.full_clean(exclude=["policy"])
+        offer.full_clean(exclude=["policy"], validate_constraints=False)
     except ValidationError as exc:
         reader.model_errors(exc, path, {})
     return offer
@@ -342,7 +346,7 @@ def _plan_policy(
     policy.monthly_cap = reader.decimal(budget, "monthly_cap", bpath)
     policy.per_customer_cap_30d = reader.decimal(budget, "per_customer_cap_30d", bpath)
     try:
-        policy.full_clean()
+        policy.full_clean(validate_constraints=False)
     except ValidationError as exc:
         reader.model_errors(exc, path, POLICY_FIELD_PATHS)
 

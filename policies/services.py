@@ -30,7 +30,10 @@ def policy_revision_bump() -> None:
     """
     if not PolicyRevision.objects.filter(pk=1).update(number=F("number") + 1):
         PolicyRevision.objects.get_or_create(pk=1, defaults={"number": 1})
-    transaction.on_commit(_revision_mirror_to_cache)
+    # One mirror per transaction is enough, however many rows it saves (an import saves thousands).
+    pending = getattr(transaction.get_connection(), "run_on_commit", [])
+    if not any(entry[1] is _revision_mirror_to_cache for entry in pending):
+        transaction.on_commit(_revision_mirror_to_cache)
 
 
 def _revision_mirror_to_cache() -> None:
