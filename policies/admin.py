@@ -196,12 +196,34 @@ class PolicyAdmin(admin.ModelAdmin):
         slugs = [c.slug for c in obj.categories.all()]
         return ", ".join(slugs) if slugs else "any"
 
+    def get_inlines(self, request: HttpRequest, obj: Policy | None) -> list:
+        # A policy being added has no history yet.
+        return [OfferTemplateInline] if obj is None else [OfferTemplateInline, PolicyVersionInline]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Policy | None = None) -> list:
+        if obj is not None:
+            return self.fieldsets
+        first = {**self.fieldsets[0][1], "fields": [f for f in self.fieldsets[0][1]["fields"] if "version" not in f]}
+        return [(None, first), *self.fieldsets[1:]]
+
+    def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset: Any, change: bool) -> None:
+        if formset.model is OfferTemplate:
+            # Offers added without an explicit order go after the existing ones, in the order shown.
+            kept = [f.instance for f in formset.forms if f.instance.pk and f not in formset.deleted_forms]
+            next_order = max((o.order for o in kept), default=-1) + 1
+            for offer_form in formset.forms:
+                offer = offer_form.instance
+                if offer.pk is None and offer_form.has_changed() and "order" not in offer_form.changed_data:
+                    offer.order = next_order
+                    next_order += 1
+        super().save_formset(request, form, formset, change)
+
     def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         version = policy_version_record(
             policy=form.instance, actor=request.user, reason="edited in the admin" if change else "created in the admin"
         )
-        if version is not None and change:
+        if version is not None:
             messages.info(request, f"Saved as version {version.number}.")
 
     @admin.action(description="Activate selected policies", permissions=["change"])

@@ -7,6 +7,7 @@ changes nothing makes no new version" are one comparison.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
@@ -121,6 +122,7 @@ def snapshot_changes(before: PackDict | None, after: PackDict) -> list[str]:
 
 
 _MISSING = object()
+_MONEY = re.compile(r"-?\d+\.\d{2}")
 
 
 def _show(value: Any) -> str:
@@ -130,7 +132,11 @@ def _show(value: Any) -> str:
         return "empty"
     if isinstance(value, list):
         return "[" + ", ".join(map(str, value)) + "]"
-    return repr(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str) and (value == "" or not _MONEY.fullmatch(value)):
+        return repr(value)  # quoted, so an empty or changed text is visible
+    return str(value)
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:

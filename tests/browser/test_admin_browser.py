@@ -1,0 +1,121 @@
+"""The policy admin in a real browser: the JavaScript widgets (the category chooser,
+"Add another" offer) and the save path an admin actually uses.
+
+Runs Debian's Chromium headless through Playwright's sync API against
+pytest-django's live server. Skipped locally when Chromium is missing; fails in CI.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from policies.choices import OfferKind
+from policies.models import Category, Policy
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+STEP_TIMEOUT_MS = 10_000
+SCREENSHOT = Path("/tmp/admin_browser_failure.png")  # noqa: S108 - a debugging aid, overwritten each run
+
+
+def _open_policy(page: Page, name: str) -> None:
+    """From the changelist, open the policy's change page by its name."""
+    page.locator("#result_list").get_by_role("link", name=name, exact=True).click()
+    expect(page.locator("#content h2", has_text=name)).to_be_visible()
+
+
+def _expect_versions(page: Page, numbers: list[int]) -> None:
+    """The change page's read-only "Version history" lists these numbers, newest first."""
+    group = page.locator("#versions-group")
+    expect(group.locator("h2")).to_have_text("Version history")
+    expect(group.locator("td.field-number")).to_have_text([str(n) for n in numbers])
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_admin_creates_a_policy_with_two_offers_and_edits_it(
+    chromium_path: str, live_server: Any, django_user_model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Playwright's sync API runs an event loop in this thread; the ORM calls below are still synchronous.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    category = Category.objects.create(slug="late_delivery", name="late delivery")
+    Category.objects.create(slug="damaged_item", name="damaged item")
+    django_user_model.objects.create_superuser("policy-editor", "editor@example.com", "correct-horse-battery")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.set_default_timeout(STEP_TIMEOUT_MS)
+        expect.set_options(timeout=STEP_TIMEOUT_MS)
+        try:
+            page.goto(f"{live_server.url}/admin/login/")
+            page.fill("#id_username", "policy-editor")
+            page.fill("#id_password", "correct-horse-battery")
+            page.click("input[type=submit]")
+            expect(page).to_have_url(f"{live_server.url}/admin/")
+
+            page.goto(f"{live_server.url}/admin/policies/policy/add/")
+            page.fill("#id_name", "Late delivery credit")
+            page.fill("#id_slug", "late-delivery-credit")
+            page.fill("#id_priority", "70")
+            # filter_horizontal: pick in the "available" box, then the "choose" arrow moves it across.
+            page.select_option("#id_categories_from", label=str(category))
+            page.click("#id_categories_add")
+            expect(page.locator("#id_categories_to option")).to_have_text([str(category)])
+
+            page.select_option("#id_offers-0-kind", OfferKind.FIXED_CREDIT.value)
+            page.fill("#id_offers-0-title", "{amount} {currency} credit")
+            page.fill("#id_offers-0-value", "10")
+            page.get_by_role("button", name="Add another Offer template").click()
+            page.select_option("#id_offers-1-kind", OfferKind.PERCENT_DISCOUNT.value)
+            page.fill("#id_offers-1-title", "{value}% off your next order")
+            page.fill("#id_offers-1-value", "15")
+            page.fill("#id_offers-1-max_amount", "30")
+            page.locator("input[name=_save]").last.click()
+
+            expect(page).to_have_url(f"{live_server.url}/admin/policies/policy/")
+            expect(page.locator("ul.messagelist")).to_contain_text(
+                "The policy “Late delivery credit” was added successfully."
+            )
+            _open_policy(page, "Late delivery credit")
+            expect(page.locator("#id_categories_to option")).to_have_text([str(category)])
+            expect(page.locator("#id_offers-1-max_amount")).to_have_value("30.00")
+            _expect_versions(page, [1])
+
+            page.fill("#id_priority", "80")
+            page.locator("input[name=_save]").last.click()
+
+            expect(page).to_have_url(f"{live_server.url}/admin/policies/policy/")
+            expect(page.locator("ul.messagelist")).to_contain_text("Saved as version 2.")
+            _open_policy(page, "Late delivery credit")
+            expect(page.locator("#id_priority")).to_have_value("80")
+            _expect_versions(page, [2, 1])
+            expect(page.locator("#versions-group td.field-changes_list").first).to_have_text("priority: 70 → 80")
+        except Exception:
+            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            raise
+        finally:
+            browser.close()
+
+    policy = Policy.objects.get(slug="late-delivery-credit")
+    assert policy.priority == 80
+    assert policy.version == 2
+    assert list(policy.categories.values_list("slug", flat=True)) == ["late_delivery"]
+    assert list(policy.offers.order_by("order", "pk").values_list("kind", "value", "max_amount")) == [
+        (OfferKind.FIXED_CREDIT, Decimal("10.00"), None),
+        (OfferKind.PERCENT_DISCOUNT, Decimal("15.00"), Decimal("30.00")),
+    ]
+    assert list(policy.versions.values_list("number", flat=True)) == [2, 1]
