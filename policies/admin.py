@@ -80,6 +80,10 @@ class PolicyAdminForm(forms.ModelForm):
             "min_lifetime_value",
             "min_order_value",
             "escalate",
+            "generosity_per_severity",
+            "generosity_per_repeat",
+            "generosity_per_1000_lifetime_value",
+            "generosity_max_multiplier",
             "monthly_cap",
             "per_customer_cap_30d",
         ]
@@ -178,6 +182,17 @@ class PolicyAdmin(admin.ModelAdmin):
             },
         ),
         ("Escalation", {"fields": ["escalate"]}),
+        (
+            "Generosity: give more when it matters",
+            {
+                "description": "Scales the value of credits, discounts and refunds (not perks or escalations) "
+                "with the incident's severity, repeats of the same mistake, and the customer's lifetime value.",
+                "fields": [
+                    ("generosity_per_severity", "generosity_per_repeat"),
+                    ("generosity_per_1000_lifetime_value", "generosity_max_multiplier"),
+                ],
+            },
+        ),
         (
             "Budget",
             {

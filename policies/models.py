@@ -78,6 +78,7 @@ class Perk(models.Model):
 
     class Meta:
         ordering = ["slug"]
+        constraints = [models.CheckConstraint(condition=Q(cost__gte=0), name="perk_cost_gte_0")]
 
     def __str__(self) -> str:
         return self.name
@@ -190,6 +191,42 @@ class Policy(models.Model):
         "besides offering the options.",
     )
 
+    generosity_per_severity = models.DecimalField(
+        "extra per severity step",
+        max_digits=5,
+        decimal_places=2,
+        default=0,
+        validators=[validation.validate_non_negative],
+        help_text="Makes credits, discounts and refunds bigger for worse incidents: 0.10 adds 10% of the value "
+        "for each severity step above 1. 0: no scaling.",
+    )
+    generosity_per_repeat = models.DecimalField(
+        "extra per repeat",
+        max_digits=5,
+        decimal_places=2,
+        default=0,
+        validators=[validation.validate_non_negative],
+        help_text="0.25 adds 25% for each earlier incident of the same category in the repeat window: "
+        "the same mistake twice deserves more.",
+    )
+    generosity_per_1000_lifetime_value = models.DecimalField(
+        "extra per 1,000 lifetime value",
+        max_digits=5,
+        decimal_places=2,
+        default=0,
+        validators=[validation.validate_non_negative],
+        help_text="0.05 adds 5% for every 1,000 the customer has spent with us: losing a little now to keep "
+        "a valuable customer is good business.",
+    )
+    generosity_max_multiplier = models.DecimalField(
+        "most generous multiplier",
+        max_digits=5,
+        decimal_places=2,
+        default=2,
+        validators=[validation.validate_multiplier],
+        help_text="Cap on all the scaling above, e.g. 2.00 = never more than double. Percentages never pass 100.",
+    )
+
     monthly_cap = models.DecimalField(
         "monthly budget",
         **MONEY,
@@ -241,6 +278,21 @@ class Policy(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(monthly_cap__isnull=True) | Q(monthly_cap__gte=0), name="policy_monthly_cap_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(min_lifetime_value__isnull=True) | Q(min_lifetime_value__gte=0),
+                name="policy_min_lifetime_value_gte_0",
+            ),
+            models.CheckConstraint(
+                condition=Q(min_order_value__isnull=True) | Q(min_order_value__gte=0),
+                name="policy_min_order_value_gte_0",
+            ),
+            models.CheckConstraint(
+                condition=Q(generosity_per_severity__gte=0)
+                & Q(generosity_per_repeat__gte=0)
+                & Q(generosity_per_1000_lifetime_value__gte=0)
+                & Q(generosity_max_multiplier__gte=1),
+                name="policy_generosity_valid",
             ),
             models.CheckConstraint(
                 condition=Q(per_customer_cap_30d__isnull=True) | Q(per_customer_cap_30d__gte=0),

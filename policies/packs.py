@@ -15,6 +15,7 @@ Django checks constraints with one query each.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -84,6 +85,8 @@ def pack_load(path: str | Path, text: str | None = None) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise PackError([f"{name}: invalid YAML{where}: {problem}"]) from None
+    except ValueError as exc:  # a YAML value out of range, such as the date 2026-13-01
+        raise PackError([f"{name}: invalid YAML: a value cannot be read ({exc})"]) from None
 
 
 # --- Field readers: each returns a value or records an error at its path -------------
@@ -92,9 +95,11 @@ def pack_load(path: str | Path, text: str | None = None) -> Any:
 class _Reader:
     def __init__(self) -> None:
         self.errors: list[str] = []
+        self.failed_paths: set[str] = set()  # a field that could not be read gets no second, derived error
 
     def error(self, path: str, message: str) -> None:
         self.errors.append(f"{path}: {message}")
+        self.failed_paths.add(path)
 
     def mapping(self, data: Any, path: str, allowed: set[str], required: set[str] = frozenset()) -> dict | None:
         if not isinstance(data, dict):
@@ -131,7 +136,7 @@ class _Reader:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
                 return int(value)
             self.error(f"{path}.{key}", f"must be a whole number, got {value!r}")
             return None
@@ -187,8 +192,11 @@ class _Reader:
         return value
 
     def model_errors(self, exc: ValidationError, path: str, paths: dict[str, str]) -> None:
+        unreadable = set(self.failed_paths)
         for name, messages in exc.message_dict.items():
             where = path if name == "__all__" else f"{path}.{paths.get(name, name)}"
+            if where in unreadable:
+                continue
             for message in messages:
                 self.error(where, "is required" if message in _GENERIC_REQUIRED else _lower_first(message))
 
@@ -209,6 +217,7 @@ POLICY_KEYS = {
     "valid_until",
     "conditions",
     "escalate",
+    "generosity",
     "budget",
     "offers",
 }
@@ -225,12 +234,14 @@ CONDITION_KEYS = {
     "min_order_value",
 }
 BUDGET_KEYS = {"monthly_cap", "per_customer_cap_30d"}
+GENEROSITY_KEYS = {"per_severity", "per_repeat", "per_1000_lifetime_value", "max_multiplier"}
 OFFER_KEYS = {"kind", "title", "message", "value", "max_amount", "cost", "expires_in_days", "requires_approval"}
 
 # Where a model field lives in the pack, for error paths.
 POLICY_FIELD_PATHS = {
     **{key: f"conditions.{key}" for key in CONDITION_KEYS},
     **{key: f"budget.{key}" for key in BUDGET_KEYS},
+    **{f"generosity_{key}": f"generosity.{key}" for key in GENEROSITY_KEYS},
 }
 
 
@@ -321,7 +332,8 @@ def _plan_policy(
     data = reader.mapping(entry, path, POLICY_KEYS, {"slug", "name"}) or {}
     conditions = reader.mapping(data.get("conditions") or {}, f"{path}.conditions", CONDITION_KEYS) or {}
     budget = reader.mapping(data.get("budget") or {}, f"{path}.budget", BUDGET_KEYS) or {}
-    cpath, bpath = f"{path}.conditions", f"{path}.budget"
+    generosity = reader.mapping(data.get("generosity") or {}, f"{path}.generosity", GENEROSITY_KEYS) or {}
+    cpath, bpath, gpath = f"{path}.conditions", f"{path}.budget", f"{path}.generosity"
 
     slug = reader.text(data, "slug", path)
     current = existing.get(slug)
@@ -343,6 +355,14 @@ def _plan_policy(
     policy.min_lifetime_value = reader.decimal(conditions, "min_lifetime_value", cpath)
     policy.min_order_value = reader.decimal(conditions, "min_order_value", cpath)
     policy.escalate = bool(reader.boolean(data, "escalate", path, default=False))
+    for key, default in (
+        ("per_severity", Decimal("0")),
+        ("per_repeat", Decimal("0")),
+        ("per_1000_lifetime_value", Decimal("0")),
+        ("max_multiplier", Decimal("2")),
+    ):
+        number = reader.decimal(generosity, key, gpath)
+        setattr(policy, f"generosity_{key}", default if number is None else number)
     policy.monthly_cap = reader.decimal(budget, "monthly_cap", bpath)
     policy.per_customer_cap_30d = reader.decimal(budget, "per_customer_cap_30d", bpath)
     try:

@@ -90,6 +90,12 @@ def policy_to_pack(
             "min_order_value": money(policy.min_order_value),
         },
         "escalate": policy.escalate,
+        "generosity": {
+            "per_severity": money(policy.generosity_per_severity),
+            "per_repeat": money(policy.generosity_per_repeat),
+            "per_1000_lifetime_value": money(policy.generosity_per_1000_lifetime_value),
+            "max_multiplier": money(policy.generosity_max_multiplier),
+        },
         "budget": {
             "monthly_cap": money(policy.monthly_cap),
             "per_customer_cap_30d": money(policy.per_customer_cap_30d),

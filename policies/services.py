@@ -30,6 +30,13 @@ def policy_revision_bump() -> None:
     """
     if not PolicyRevision.objects.filter(pk=1).update(number=F("number") + 1):
         PolicyRevision.objects.get_or_create(pk=1, defaults={"number": 1})
+    if cache_is_shared():
+        # Drop the mirror now, so readers in this transaction go to the database;
+        # other processes may re-add the committed number until ours commits.
+        try:
+            cache.delete(REVISION_CACHE_KEY)
+        except Exception:
+            logger.warning("could not drop the cached policy revision", exc_info=True)
     # One mirror per transaction is enough, however many rows it saves (an import saves thousands).
     pending = getattr(transaction.get_connection(), "run_on_commit", [])
     if not any(entry[1] is _revision_mirror_to_cache for entry in pending):
@@ -93,11 +100,13 @@ def policy_set_active(
 
 
 def _free_slug(base: str) -> str:
-    candidate, n = f"{base}-copy"[:64], 2
-    while Policy.objects.filter(slug=candidate).exists():
-        candidate = f"{base}-copy-{n}"[-64:]
+    n = 1
+    while True:
+        suffix = "-copy" if n == 1 else f"-copy-{n}"
+        candidate = base[: 64 - len(suffix)].rstrip("-_") + suffix
+        if not Policy.objects.filter(slug=candidate).exists():
+            return candidate
         n += 1
-    return candidate
 
 
 @transaction.atomic

@@ -30,6 +30,7 @@ for model in WATCHED:
 
 
 @receiver(m2m_changed, sender=Policy.categories.through, dispatch_uid="policy-revision-categories")
-def _bump_on_categories(sender: Any, action: str, **kwargs: Any) -> None:
-    if action in {"post_add", "post_remove", "post_clear"}:
+def _bump_on_categories(sender: Any, action: str, pk_set: set | None = None, **kwargs: Any) -> None:
+    # Adding links that already exist sends post_add with an empty pk_set: nothing changed.
+    if action == "post_clear" or (action in {"post_add", "post_remove"} and pk_set):
         policy_revision_bump()

@@ -53,6 +53,11 @@ def validate_severity(value: int | None) -> None:
         raise ValidationError("must be between 1 and 5, got %(value)s", params={"value": value}, code="range")
 
 
+def validate_multiplier(value: Decimal | None) -> None:
+    if value is not None and not 1 <= value <= 10:
+        raise ValidationError("must be between 1 and 10 (1 = no scaling), got %(value)s", params={"value": value})
+
+
 def validate_positive_days(value: int | None) -> None:
     if value is not None and value < 1:
         raise ValidationError("must be 1 day or more, got %(value)s", params={"value": value}, code="min_value")
@@ -92,7 +97,7 @@ def validate_choices(values: Iterable[str] | None, choices: type, what: str) -> 
         return []
     if not isinstance(values, (list, tuple)):
         return [f"must be a list of {what}: {', '.join(choices.values)}"]
-    bad = [v for v in values if v not in known]
+    bad = [v for v in values if not isinstance(v, str) or v not in known]
     if bad:
         return [f"unknown {what} {', '.join(map(repr, bad))}; allowed: {', '.join(choices.values)}"]
     return []
@@ -101,7 +106,7 @@ def validate_choices(values: Iterable[str] | None, choices: type, what: str) -> 
 def validate_tags(values: object) -> None:
     if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
         raise ValidationError("must be a list of interest tags such as sports, cooking", code="tags")
-    bad = [v for v in values if v != v.strip().lower() or " " in v]
+    bad = [v for v in values if v != v.lower() or any(ch.isspace() for ch in v)]
     if bad:
         raise ValidationError(
             "tags are lowercase words without spaces (use - or _), got %(bad)s",

@@ -59,7 +59,7 @@ def _clear_cache() -> None:
 
 @pytest.fixture
 def make_user(db):
-    from compensation.services import user_token_issue
+    from compensation.services.users import user_token_issue
 
     def make(username: str, role: str):
         user, token, _ = user_token_issue(username=username, role=role)

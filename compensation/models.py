@@ -1,0 +1,239 @@
+"""What happens at run time: customers, incidents, offer sets and their options,
+escalations, budget spending and the acceptance statistics ranking learns from."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from policies.choices import Fault, OfferKind, Tier
+from policies.models import MONEY, Category, OfferTemplate, Perk, Policy
+
+
+class Customer(models.Model):
+    external_id = models.CharField("external id", max_length=64, unique=True)
+    name = models.CharField("name", max_length=200, blank=True)
+    email = models.EmailField("e-mail", blank=True)
+    tier = models.CharField("tier", max_length=16, choices=Tier.choices, default=Tier.STANDARD)
+    lifetime_value = models.DecimalField("lifetime value", **MONEY, default=0)
+    interests = models.JSONField("interests", default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(lifetime_value__gte=0), name="customer_ltv_gte_0")]
+
+    def __str__(self) -> str:
+        return f"{self.name or self.external_id} ({self.external_id})"
+
+
+class Incident(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="incidents")
+    external_ref = models.CharField(  # noqa: DJ001 - NULL, not "", means "no ticket" for the unique constraint
+        "ticket reference", max_length=128, null=True, blank=True
+    )
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="incidents")
+    severity = models.PositiveSmallIntegerField("severity")
+    fault = models.CharField("fault", max_length=16, choices=Fault.choices, default=Fault.COMPANY)
+    correctable = models.BooleanField("correctable", default=True)
+    order_value = models.DecimalField("order value", **MONEY, default=0)
+    currency = models.CharField("currency", max_length=3)
+    description = models.TextField("description", blank=True)
+    occurred_at = models.DateTimeField("occurred at")
+    repeat_count = models.PositiveIntegerField(
+        "incidents in window", default=1, help_text="This customer's incidents in the repeat window, this one included."
+    )
+    same_category_repeat_count = models.PositiveIntegerField("same-category incidents in window", default=1)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "external_ref"],
+                condition=Q(external_ref__isnull=False),
+                name="incident_customer_ref_unique",
+            ),
+            models.CheckConstraint(condition=Q(severity__gte=1, severity__lte=5), name="incident_severity_1_5"),
+            models.CheckConstraint(condition=Q(order_value__gte=0), name="incident_order_value_gte_0"),
+        ]
+        indexes = [models.Index(fields=["customer", "occurred_at"], name="incident_customer_time")]
+
+    def __str__(self) -> str:
+        return f"{self.category_id} for {self.customer_id} ({self.external_ref or self.pk})"
+
+
+class OfferSet(models.Model):
+    """The a/b/c options an agent was given: an immutable snapshot."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="offer_sets", verbose_name="agent"
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="offer_sets")
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="offer_sets")
+    policy_revision = models.PositiveBigIntegerField("policy revision")
+    created_at = models.DateTimeField(db_index=True)
+    expires_at = models.DateTimeField()
+    not_offered = models.JSONField("policies that gave no option", default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["created_by", "-created_at"], name="offerset_agent_time")]
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+
+class Offer(models.Model):
+    """One labelled option of an offer set, exactly as it was shown."""
+
+    offer_set = models.ForeignKey(OfferSet, on_delete=models.CASCADE, related_name="offers")
+    label = models.CharField(max_length=1)
+    rank = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=32, choices=OfferKind.choices)
+    title = models.CharField(max_length=400)
+    message = models.TextField(blank=True)
+    value = models.DecimalField(**MONEY, null=True)
+    unit = models.CharField(max_length=16, null=True)  # noqa: DJ001 - the API shows null for escalations
+    estimated_cost = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3)
+    requires_approval = models.BooleanField(default=False)
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="+")
+    policy_name = models.CharField(max_length=120)
+    policy_version = models.PositiveIntegerField()
+    offer_template = models.ForeignKey(OfferTemplate, null=True, on_delete=models.SET_NULL, related_name="+")
+    perk = models.ForeignKey(Perk, null=True, on_delete=models.SET_NULL, related_name="+")
+    expires_in_days = models.PositiveIntegerField(null=True)
+    score = models.FloatField()
+    score_breakdown = models.JSONField(default=dict)
+    reasons = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["offer_set", "rank"]
+        constraints = [models.UniqueConstraint(fields=["offer_set", "label"], name="offer_label_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.label}) {self.title}"
+
+
+class Escalation(models.Model):
+    class Kind(models.TextChoices):
+        SENIOR_MANAGER = "senior_manager", "Senior manager"
+        APPROVAL = "approval", "Approval"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        RESOLVED = "resolved", "Resolved"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    reason = models.TextField()
+    due_at = models.DateTimeField()
+    offer_set = models.ForeignKey(
+        OfferSet, null=True, blank=True, on_delete=models.SET_NULL, related_name="escalations"
+    )
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="escalations")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="escalations")
+    policy = models.ForeignKey(Policy, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["due_at", "pk"]
+        indexes = [models.Index(fields=["status", "due_at"], name="escalation_status_due")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.status})"
+
+
+class PolicyMonthSpend(models.Model):
+    """What a policy spent in one calendar month; charged with one conditional update."""
+
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="month_spends")
+    month = models.DateField(help_text="First day of the month, in TIME_ZONE.")
+    spent = models.DecimalField(**MONEY, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "month"], name="policy_month_unique"),
+            models.CheckConstraint(condition=Q(spent__gte=0), name="policy_month_spent_gte_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy_id} {self.month:%Y-%m}: {self.spent}"
+
+
+class BudgetCharge(models.Model):
+    """One amount charged to a policy for a customer; the 30-day per-customer cap sums these."""
+
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="budget_charges")
+    amount = models.DecimalField(**MONEY)
+    created_at = models.DateTimeField(db_index=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["customer", "policy", "created_at"], name="charge_customer_policy_time")]
+
+    def __str__(self) -> str:
+        return f"{self.amount} to {self.policy_id} for {self.customer_id}"
+
+
+class PerkGrant(models.Model):
+    """A perk a customer received, so the engine does not offer it again too soon."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="perk_grants")
+    perk = models.ForeignKey(Perk, on_delete=models.CASCADE, related_name="+")
+    granted_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["customer", "granted_at"], name="perkgrant_customer_time")]
+
+    def __str__(self) -> str:
+        return f"{self.perk_id} to {self.customer_id}"
+
+
+class AcceptanceStat(models.Model):
+    """How often an offer template was shown and chosen, per incident category."""
+
+    offer_template = models.ForeignKey(OfferTemplate, on_delete=models.CASCADE, related_name="+")
+    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="+")
+    offered = models.PositiveIntegerField(default=0)
+    chosen = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["category", "offer_template"], name="acceptance_category_template"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.offer_template_id}/{self.category_id}: {self.chosen}/{self.offered}"
+
+
+class IdempotencyRecord(models.Model):
+    """A response kept for 24 hours under a client's ``Idempotency-Key``."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    scope = models.CharField(max_length=200)
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    body = models.JSONField()
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "scope", "key"], name="idempotency_user_scope_key")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key}"

@@ -1,0 +1,1 @@
+"""Writes on the run-time side, one module per area."""
