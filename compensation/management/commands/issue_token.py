@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from compensation.roles import Role
-from compensation.services import user_token_issue
+from compensation.services.users import user_token_issue
 
 
 class Command(BaseCommand):

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from compensation.services import user_token_issue
+from compensation.services.users import user_token_issue
 from policies.packs import PackError, pack_import, pack_load
 
 DEMO_USERS = [("demo-agent", "agent"), ("demo-manager", "manager"), ("demo-analyst", "analyst")]
