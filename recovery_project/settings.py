@@ -99,6 +99,9 @@ STORAGES = {
     # No manifest: a process started before collectstatic still renders pages.
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Also serve straight from the apps' static folders, so the API docs and the admin
+# keep their assets even where `collectstatic` was not run (collected files win).
+WHITENOISE_USE_FINDERS = True
 
 # --- Security -----------------------------------------------------------------
 SECURE_SSL_REDIRECT = env.boolean("SECURE_SSL_REDIRECT", False)
@@ -112,6 +115,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.integer("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 
 # --- Domain -------------------------------------------------------------------
 DEFAULT_CURRENCY = env.currency("DEFAULT_CURRENCY", "USD")
 AGENT_APPROVAL_LIMIT = env.decimal("AGENT_APPROVAL_LIMIT", "100.00", minimum=Decimal("0"))
+INCIDENT_REPEAT_WINDOW_DAYS = env.integer("INCIDENT_REPEAT_WINDOW_DAYS", 90, minimum=1)
+OFFER_SET_TTL_MINUTES = env.integer("OFFER_SET_TTL_MINUTES", 60, minimum=1)
+ESCALATION_SLA_HOURS = env.integer("ESCALATION_SLA_HOURS", 4, minimum=1)
 
 # --- Redis: broker and cache --------------------------------------------------
 REDIS_URL = env.redis_url("REDIS_URL")
