@@ -78,6 +78,14 @@ class OfferSet(models.Model):
     created_at = models.DateTimeField(db_index=True)
     expires_at = models.DateTimeField()
     not_offered = models.JSONField("policies that gave no option", default=list, blank=True)
+    escalation = models.ForeignKey(
+        "Escalation",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The senior-manager escalation a policy opened (or reused) for this set.",
+    )
 
     class Meta:
         ordering = ["-created_at"]

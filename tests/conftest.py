@@ -52,6 +52,11 @@ def chromium_path() -> str:
 def _clear_cache() -> None:
     from django.core.cache import cache
 
+    from policies.index import policy_index_clear
+
+    # Revision numbers repeat after a test's rollback, so the process's index must go too.
+    policy_index_clear()
+
     # A missing Redis is reported by the tests that need it, not here.
     with contextlib.suppress(Exception):
         cache.clear()

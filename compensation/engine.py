@@ -1,0 +1,373 @@
+"""The engine: which options a customer can be offered for an incident, and what each costs.
+
+Plain Python over the compiled policy index and a few facts read per request;
+no database access and no HTTP, so it is tested (and benchmarked) directly.
+Ranking (``compensation.ranking``) orders the candidates; texts are rendered
+only for the options that are shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+
+from compensation import ranking
+from policies.choices import AMOUNT_KINDS, OfferKind
+from policies.index import CompiledOffer, CompiledPerk, CompiledPolicy, PolicyIndex
+
+CENT = Decimal("0.01")
+HUNDRED = Decimal("100")
+ZERO = Decimal("0")
+ONE = Decimal("1")
+THOUSAND = Decimal("1000")
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerFacts:
+    external_id: str
+    name: str
+    tier: str
+    lifetime_value: Decimal
+    interests: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentFacts:
+    category_id: int
+    category_name: str
+    severity: int
+    fault: str
+    correctable: bool
+    order_value: Decimal
+    repeat_count: int
+    same_category_repeat_count: int
+    occurred_on: date
+    window_days: int = 90
+
+
+@dataclass(frozen=True, slots=True)
+class Spending:
+    """What budgets have left, read per request (see ``selectors.spending_for``)."""
+
+    month_spent: Mapping[int, Decimal] = field(default_factory=dict)  # policy id -> spent this month
+    customer_spent_30d: Mapping[int, Decimal] = field(default_factory=dict)  # policy id -> to this customer
+    recent_perk_ids: frozenset[int] = frozenset()  # perks the customer got in the last 90 days
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An offer the customer could get, before ranking."""
+
+    policy: CompiledPolicy
+    offer: CompiledOffer
+    kind: str
+    value: Decimal | None
+    unit: str | None
+    amount: Decimal  # the option's money value to the customer
+    estimated_cost: Decimal
+    perk: CompiledPerk | None
+    perk_overlap: tuple[str, ...]
+    multiplier: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """A ranked, rendered option: what the agent reads out."""
+
+    label: str
+    candidate: Candidate
+    title: str
+    message: str
+    requires_approval: bool
+    score: float
+    score_breakdown: dict[str, float]
+    reasons: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class NotOffered:
+    policy: CompiledPolicy
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class EngineResult:
+    options: list[Option]
+    escalating_policies: list[CompiledPolicy]
+    not_offered: list[NotOffered]
+
+
+def _money(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _plain(value: Decimal | None) -> str:
+    """``30`` for 30.00, ``12.5`` for 12.50: a value without trailing zeros."""
+    if value is None:
+        return ""
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+# --- Conditions ------------------------------------------------------------------------
+
+
+def first_failed_condition(policy: CompiledPolicy, customer: CustomerFacts, incident: IncidentFacts) -> str | None:
+    """The first condition of the policy this incident fails, in words; None when all hold."""
+    day = incident.occurred_on
+    if policy.valid_from is not None and day < policy.valid_from:
+        return f"not valid until {policy.valid_from.isoformat()}"
+    if policy.valid_until is not None and day >= policy.valid_until:
+        return f"expired on {policy.valid_until.isoformat()}"
+    if policy.category_ids and incident.category_id not in policy.category_ids:
+        return f"category {incident.category_name!r} is not covered"
+    if policy.severity_min is not None and incident.severity < policy.severity_min:
+        return f"severity {incident.severity} is below severity_min {policy.severity_min}"
+    if policy.severity_max is not None and incident.severity > policy.severity_max:
+        return f"severity {incident.severity} is above severity_max {policy.severity_max}"
+    if policy.faults and incident.fault not in policy.faults:
+        return f"fault {incident.fault} is not one of {', '.join(sorted(policy.faults))}"
+    if policy.tiers and customer.tier not in policy.tiers:
+        return f"tier {customer.tier} is not one of {', '.join(sorted(policy.tiers))}"
+    if policy.correctable is not None and incident.correctable != policy.correctable:
+        return "the incident is correctable" if incident.correctable else "the incident is not correctable"
+    if policy.min_repeat_count is not None and incident.repeat_count < policy.min_repeat_count:
+        return f"repeat_count {incident.repeat_count} is below min_repeat_count {policy.min_repeat_count}"
+    if (
+        policy.min_same_category_repeat_count is not None
+        and incident.same_category_repeat_count < policy.min_same_category_repeat_count
+    ):
+        return (
+            f"same_category_repeat_count {incident.same_category_repeat_count} is below "
+            f"min_same_category_repeat_count {policy.min_same_category_repeat_count}"
+        )
+    if policy.min_lifetime_value is not None and customer.lifetime_value < policy.min_lifetime_value:
+        return f"lifetime value {customer.lifetime_value:.2f} is below min_lifetime_value {policy.min_lifetime_value}"
+    if policy.min_order_value is not None and incident.order_value < policy.min_order_value:
+        return f"order value {incident.order_value:.2f} is below min_order_value {policy.min_order_value}"
+    return None
+
+
+# --- Amounts ---------------------------------------------------------------------------
+
+
+def generosity_multiplier(policy: CompiledPolicy, customer: CustomerFacts, incident: IncidentFacts) -> Decimal:
+    """1 plus what the policy adds per severity step, per repeat and per 1,000 of lifetime value, capped."""
+    if not (
+        policy.generosity_per_severity or policy.generosity_per_repeat or policy.generosity_per_1000_lifetime_value
+    ):
+        return ONE
+    multiplier = (
+        ONE
+        + policy.generosity_per_severity * (incident.severity - 1)
+        + policy.generosity_per_repeat * (incident.same_category_repeat_count - 1)
+        + policy.generosity_per_1000_lifetime_value
+        * (customer.lifetime_value / THOUSAND).to_integral_value("ROUND_FLOOR")
+    )
+    return max(ONE, min(multiplier, policy.generosity_max_multiplier))
+
+
+def best_perk(
+    perks: Iterable[CompiledPerk], interests: frozenset[str], recent: frozenset[int]
+) -> tuple[CompiledPerk, tuple[str, ...]] | None:
+    """The perk sharing most interests with the customer, not given recently; ties: cheaper, then older."""
+    if not interests:
+        return None
+    best: tuple[int, Decimal, int, CompiledPerk] | None = None
+    for perk in perks:
+        if perk.id in recent:
+            continue
+        overlap = len(perk.tags & interests)
+        if overlap and (best is None or (-overlap, perk.cost, perk.id) < (-best[0], best[1], best[2])):
+            best = (overlap, perk.cost, perk.id, perk)
+    if best is None:
+        return None
+    perk = best[3]
+    return perk, tuple(sorted(perk.tags & interests))
+
+
+def candidate_for(
+    policy: CompiledPolicy,
+    offer: CompiledOffer,
+    customer: CustomerFacts,
+    incident: IncidentFacts,
+    multiplier: Decimal,
+    perk_choice: tuple[CompiledPerk, tuple[str, ...]] | None,
+) -> Candidate | None:
+    """Value, money amount and estimated cost of one offer (see API.md, "Offer kinds")."""
+    kind = offer.kind
+    order_value = incident.order_value
+    if kind == OfferKind.PERCENT_DISCOUNT:
+        percent = min(HUNDRED, offer.value * multiplier)
+        cap = offer.max_amount if offer.max_amount is not None else ZERO
+        amount = cap if order_value == 0 else min(order_value * percent / HUNDRED, cap)
+        amount = _money(amount)
+        return Candidate(policy, offer, kind, _money(percent), "percent", amount, amount, None, (), multiplier)
+    if kind == OfferKind.REFUND:
+        percent = min(HUNDRED, offer.value * multiplier)
+        amount = order_value * percent / HUNDRED
+        if offer.max_amount is not None:
+            amount = min(amount, offer.max_amount)
+        amount = _money(amount)
+        return Candidate(policy, offer, kind, _money(percent), "percent", amount, amount, None, (), multiplier)
+    if kind in AMOUNT_KINDS:
+        amount = _money(offer.value * multiplier)
+        cost = amount if offer.cost is None else _money(offer.cost * multiplier)
+        return Candidate(policy, offer, kind, amount, "amount", amount, cost, None, (), multiplier)
+    if kind == OfferKind.PERSONALIZED_PERK:
+        if perk_choice is None:
+            return None
+        perk, overlap = perk_choice
+        return Candidate(policy, offer, kind, perk.cost, "amount", perk.cost, perk.cost, perk, overlap, ONE)
+    if kind == OfferKind.ESCALATION:
+        cost = offer.cost if offer.cost is not None else ZERO
+        return Candidate(policy, offer, kind, None, None, ZERO, cost, None, (), ONE)
+    return None
+
+
+# --- Texts -------------------------------------------------------------------------------
+
+
+class _Values(dict):
+    def __missing__(self, key: str) -> str:  # validation forbids unknown placeholders; never crash anyway
+        return "{" + key + "}"
+
+
+DEFAULT_MESSAGES = {
+    OfferKind.ESCALATION: "{customer_name}, I'm sorry about the {incident}. {title}.",
+}
+
+
+def render(template: str, candidate: Candidate, customer: CustomerFacts, incident: IncidentFacts, currency: str) -> str:
+    values = _Values(
+        customer_name=customer.name or "there",
+        incident=incident.category_name,
+        value=_plain(candidate.value),
+        amount=f"{candidate.amount:.2f}",
+        currency=currency,
+        perk_name=candidate.perk.name if candidate.perk else "",
+    )
+    try:
+        return template.format_map(values)
+    except (ValueError, IndexError, KeyError, AttributeError):
+        return template
+
+
+def render_texts(
+    candidate: Candidate, customer: CustomerFacts, incident: IncidentFacts, currency: str
+) -> tuple[str, str]:
+    title = render(candidate.offer.title, candidate, customer, incident, currency)
+    message_template = candidate.offer.message or "{customer_name}, I'm sorry about the {incident}: " + title
+    message = render(message_template, candidate, customer, incident, currency)
+    return title, message
+
+
+# --- The whole computation ---------------------------------------------------------------
+
+
+def compute_options(
+    *,
+    index: PolicyIndex,
+    customer: CustomerFacts,
+    incident: IncidentFacts,
+    spending: Spending,
+    stats: Mapping[int, tuple[int, int]],
+    currency: str,
+    approval_limit: Decimal | None,
+    explain: bool = False,
+    limit: int = 3,
+) -> EngineResult:
+    """Match policies, price their offers, drop what budgets cannot cover, rank, and render the top three.
+
+    ``stats`` maps offer-template ids to ``(offered, chosen)`` counts for this
+    incident's category; ``approval_limit`` is None when the requester never
+    needs approval (managers).
+    """
+    candidates: list[Candidate] = []
+    not_offered: list[NotOffered] = []
+    escalating: list[CompiledPolicy] = []
+    perk_choice: tuple[CompiledPerk, tuple[str, ...]] | bool | None = False  # False: not looked up yet
+    allowance = ranking.cost_allowance(customer=customer, incident=incident)
+
+    for policy in index.policies_for(incident.category_id):
+        failed = first_failed_condition(policy, customer, incident)
+        if failed is not None:
+            if explain:
+                not_offered.append(NotOffered(policy, failed))
+            continue
+        if policy.escalate:
+            escalating.append(policy)
+        multiplier = generosity_multiplier(policy, customer, incident)
+        month_left = (
+            None if policy.monthly_cap is None else policy.monthly_cap - spending.month_spent.get(policy.id, ZERO)
+        )
+        customer_left = (
+            None
+            if policy.per_customer_cap_30d is None
+            else policy.per_customer_cap_30d - spending.customer_spent_30d.get(policy.id, ZERO)
+        )
+        produced = 0
+        excluded: str | None = None
+        for offer in policy.offers:
+            if offer.kind == OfferKind.PERSONALIZED_PERK and perk_choice is False:
+                perk_choice = best_perk(index.perks, customer.interests, spending.recent_perk_ids)
+            candidate = candidate_for(
+                policy, offer, customer, incident, multiplier, perk_choice if perk_choice is not False else None
+            )
+            if candidate is None:
+                excluded = excluded or (
+                    "no active perk matches the customer's interests"
+                    if customer.interests
+                    else "the customer has no interests to match a perk"
+                )
+                continue
+            if month_left is not None and candidate.estimated_cost > month_left:
+                excluded = excluded or (
+                    f"monthly budget has {max(month_left, ZERO):.2f} left, "
+                    f"{candidate.kind} costs {candidate.estimated_cost:.2f}"
+                )
+                continue
+            if customer_left is not None and candidate.estimated_cost > customer_left:
+                excluded = excluded or (
+                    f"per-customer cap has {max(customer_left, ZERO):.2f} left for this customer, "
+                    f"{candidate.kind} costs {candidate.estimated_cost:.2f}"
+                )
+                continue
+            candidates.append(candidate)
+            produced += 1
+        if not produced and explain:
+            not_offered.append(NotOffered(policy, excluded or "the policy has no offers"))
+
+    scored = [
+        ranking.score(candidate, customer=customer, incident=incident, stats=stats, allowance=allowance)
+        for candidate in candidates
+    ]
+    chosen = ranking.select(scored, limit=limit)
+    options = []
+    for position, item in enumerate(chosen):
+        title, message = render_texts(item.candidate, customer, incident, currency)
+        needs_approval = item.candidate.offer.requires_approval or (
+            approval_limit is not None and item.candidate.estimated_cost > approval_limit
+        )
+        options.append(
+            Option(
+                label="abc"[position],
+                candidate=item.candidate,
+                title=title,
+                message=message,
+                requires_approval=needs_approval,
+                score=item.score,
+                score_breakdown=item.breakdown,
+                reasons=ranking.reasons(item, position=position, chosen=chosen, customer=customer, incident=incident),
+            )
+        )
+    if explain:
+        shown = {o.candidate.policy.id for o in options}
+        dropped = [
+            NotOffered(c.policy, "ranked below the options shown")
+            for c in {c.policy.id: c for c in candidates if c.policy.id not in shown}.values()
+        ]
+        not_offered.extend(dropped)
+    return EngineResult(options=options, escalating_policies=escalating, not_offered=not_offered)

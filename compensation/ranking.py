@@ -1,0 +1,186 @@
+"""Ranking: score = propensity × priority_weight × value, each factor explainable.
+
+- ``propensity``: expected acceptance of this offer for this incident category,
+  learned from recorded outcomes and smoothed toward a prior, so a new offer
+  competes fairly with proven ones (a Beta prior: ``(chosen + k·p0) / (offered + k)``).
+- ``priority_weight``: the policy's priority (0–100) as a weight from 0.5 to 2.0.
+- ``value``: what the option is worth to this customer against what it costs.
+  Every incident warrants a cost allowance that grows with severity, repeats,
+  tier and lifetime value ("short-term pain for long-term gain"); options near
+  the allowance score best, far cheaper ones a little lower, dearer ones fall
+  off. Perks matched to the customer's interests and options worth more to
+  the customer than they cost us score higher.
+
+The top three become a, b, c, distinct in kind where possible; ties break by
+policy priority, then policy id, then the offer's order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from policies.choices import OfferKind
+
+if TYPE_CHECKING:
+    from compensation.engine import Candidate, CustomerFacts, IncidentFacts
+
+PRIOR_ACCEPTANCE = 1 / 3  # one of three options is chosen when nothing is known
+PRIOR_STRENGTH = 6.0  # how many outcomes the prior is worth
+BASE_ALLOWANCE_PER_SEVERITY = 8.0  # currency units a severity-1 incident warrants
+TIER_FACTOR = {"standard": 1.0, "silver": 1.1, "gold": 1.25, "platinum": 1.5}
+PERK_MATCH_BONUS = 0.3  # per shared interest
+PERK_PERCEIVED_WORTH = 1.5  # a perk chosen for the customer is worth more to them than it costs us
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    candidate: Candidate
+    score: float
+    breakdown: dict[str, float]
+    propensity_counts: tuple[int, int]
+    allowance: float
+
+    @property
+    def sort_key(self) -> tuple:
+        c = self.candidate
+        return (-self.score, -c.policy.priority, c.policy.id, c.offer.order, c.offer.id)
+
+
+def cost_allowance(*, customer: CustomerFacts, incident: IncidentFacts) -> float:
+    """How much this incident, for this customer, warrants spending."""
+    base = BASE_ALLOWANCE_PER_SEVERITY * incident.severity
+    repeats = 1.0 + 0.5 * max(0, incident.same_category_repeat_count - 1) + 0.2 * max(0, incident.repeat_count - 1)
+    lifetime = 1.0 + min(float(customer.lifetime_value), 20000.0) / 5000.0
+    return base * repeats * lifetime * TIER_FACTOR.get(customer.tier, 1.0)
+
+
+def propensity(offered: int, chosen: int) -> float:
+    return (chosen + PRIOR_STRENGTH * PRIOR_ACCEPTANCE) / (offered + PRIOR_STRENGTH)
+
+
+def priority_weight(priority: int) -> float:
+    return 0.5 + 1.5 * priority / 100
+
+
+def value_factor(candidate: Candidate, allowance: float) -> float:
+    cost = float(candidate.estimated_cost)
+    if candidate.kind == OfferKind.ESCALATION:
+        # A senior person's call is worth most when the incident is severe and cannot be fixed.
+        fit = 1.0
+        worth = 1.0
+    else:
+        ratio = max(cost, 1.0) / allowance
+        fit = ratio**0.25 if ratio <= 1 else ratio**-0.75
+        amount = float(candidate.amount)
+        if candidate.perk is not None:
+            worth = PERK_PERCEIVED_WORTH
+        else:
+            worth = min(2.0, max(0.5, amount / cost)) if cost > 0 and amount > 0 else 1.0
+    personal = 1.0 + PERK_MATCH_BONUS * len(candidate.perk_overlap)
+    return fit * worth * personal
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.4g}")
+
+
+def score(
+    candidate: Candidate,
+    *,
+    customer: CustomerFacts,
+    incident: IncidentFacts,
+    stats: Mapping[int, tuple[int, int]],
+    allowance: float,
+) -> Scored:
+    offered, chosen = stats.get(candidate.offer.id, (0, 0))
+    breakdown = {
+        "propensity": _round(propensity(offered, chosen)),
+        "priority_weight": _round(priority_weight(candidate.policy.priority)),
+        "value": _round(value_factor(candidate, allowance)),
+    }
+    total = round(math.prod(breakdown.values()), 6)
+    return Scored(candidate, total, breakdown, (offered, chosen), allowance)
+
+
+def select(scored: Sequence[Scored], *, limit: int = 3) -> list[Scored]:
+    """The best ``limit`` candidates, as many distinct kinds as there are, in score order.
+
+    With at least ``limit`` kinds the options have ``limit`` kinds; with fewer,
+    every kind appears and the rest are the best remaining candidates.
+    """
+    ordered = sorted(scored, key=lambda s: s.sort_key)
+    best_per_kind: dict[str, Scored] = {}
+    for item in ordered:
+        best_per_kind.setdefault(item.candidate.kind, item)
+    chosen = list(best_per_kind.values())[:limit]
+    if len(chosen) < limit:
+        taken = {id(item) for item in chosen}
+        chosen.extend([item for item in ordered if id(item) not in taken][: limit - len(chosen)])
+    return sorted(chosen, key=lambda s: s.sort_key)
+
+
+_ORDINAL = ["first", "second", "third"]
+
+
+def reasons(
+    item: Scored, *, position: int, chosen: Sequence[Scored], customer: CustomerFacts, incident: IncidentFacts
+) -> list[str]:
+    """Plain words for why the option is there and why it ranks where it does."""
+    c = item.candidate
+    policy = c.policy
+    out = [f"policy {policy.name!r} applies"]
+    if incident.same_category_repeat_count >= 2:
+        out.append(f"same mistake {_times(incident.same_category_repeat_count)} in {incident.window_days} days")
+    elif incident.repeat_count >= 2:
+        out.append(f"problem number {incident.repeat_count} for this customer in {incident.window_days} days")
+    if customer.tier in {"gold", "platinum"}:
+        out.append(f"{customer.tier} tier")
+    if customer.lifetime_value >= Decimal("1000"):
+        out.append(f"lifetime value {customer.lifetime_value:.2f}")
+    if c.multiplier > 1:
+        out.append(f"policy scales generosity ×{_plain_float(float(c.multiplier))} for this case")
+    if c.perk is not None:
+        out.append(f"matches the customer's interest in {', '.join(c.perk_overlap)}")
+    if c.kind == OfferKind.ESCALATION:
+        out.append("a senior person takes it on personally")
+    offered, chosen_count = item.propensity_counts
+    if offered:
+        out.append(f"chosen {chosen_count} of {offered} times it was offered for this category")
+    else:
+        out.append("new option: no outcomes yet, so it starts from the average acceptance")
+    cost = float(c.estimated_cost)
+    if c.kind != OfferKind.ESCALATION:
+        if cost > item.allowance:
+            out.append(f"costs more than this incident usually warrants ({item.allowance:.2f})")
+        elif cost >= 0.5 * item.allowance:
+            out.append("generous for this incident while within what it warrants")
+    if position == 0:
+        out.append(f"ranked first: highest score ({item.score:.3g}), priority {policy.priority}")
+    else:
+        above = chosen[position - 1]
+        factor = _weakest_factor(item, above)
+        out.append(f"ranked {_ORDINAL[position]}: {factor}")
+    return out
+
+
+def _weakest_factor(item: Scored, above: Scored) -> str:
+    names = {"propensity": "expected acceptance", "priority_weight": "policy priority", "value": "value for its cost"}
+    ratios = {k: item.breakdown[k] / above.breakdown[k] for k in item.breakdown if above.breakdown[k]}
+    if not ratios:
+        return "lower score"
+    weakest = min(ratios, key=ratios.get)
+    if ratios[weakest] >= 1:
+        return "equal score, ordered by policy priority"
+    return f"lower {names[weakest]} than the option above"
+
+
+def _times(n: int) -> str:
+    return {2: "twice", 3: "three times"}.get(n, f"{n} times")
+
+
+def _plain_float(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".")

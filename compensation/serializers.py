@@ -1,0 +1,246 @@
+"""Input validation and the documented shapes of the offer-set API.
+
+Responses on the hot path are built by plain functions (``offer_set_payload``)
+rather than nested serializers, for speed; the output serializers here describe
+the same shapes for the OpenAPI schema, and a test checks that they agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+from rest_framework import serializers
+
+from compensation.models import Escalation, Incident, Offer, OfferSet
+from policies.choices import Fault, OfferKind, Tier
+from policies.index import PolicyIndex
+
+CLOCK_SKEW = timedelta(minutes=1)
+
+
+# --- Input ---------------------------------------------------------------------------
+
+
+class CustomerInputSerializer(serializers.Serializer):
+    external_id = serializers.CharField(min_length=1, max_length=64)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
+    tier = serializers.ChoiceField(choices=Tier.choices, required=False, help_text="default standard")
+    lifetime_value = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0"), required=False)
+    interests = serializers.ListField(
+        child=serializers.SlugField(max_length=50), max_length=20, required=False, help_text="up to 20 slugs"
+    )
+
+    def validate_interests(self, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(item.lower() for item in value))
+
+
+class IncidentInputSerializer(serializers.Serializer):
+    external_ref = serializers.CharField(max_length=128, required=False, allow_null=True)
+    category = serializers.CharField(max_length=64, help_text="slug of an active category")
+    severity = serializers.IntegerField(min_value=1, max_value=5)
+    fault = serializers.ChoiceField(choices=Fault.choices, default=Fault.COMPANY)
+    correctable = serializers.BooleanField(default=True)
+    order_value = serializers.DecimalField(
+        max_digits=12, decimal_places=2, min_value=Decimal("0"), default=Decimal("0.00")
+    )
+    currency = serializers.CharField(max_length=3, required=False, help_text="must be DEFAULT_CURRENCY if given")
+    description = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    occurred_at = serializers.DateTimeField(required=False, help_text="default now; not in the future")
+
+    def validate_category(self, value: str) -> Any:
+        index: PolicyIndex = self.context["index"]
+        category = index.categories.get(value)
+        if category is None:
+            valid = ", ".join(sorted(index.categories)) or "(none: load a policy pack)"
+            raise serializers.ValidationError(f"unknown or inactive category {value!r}; valid categories: {valid}")
+        return category
+
+    def validate_currency(self, value: str) -> str:
+        if value.upper() != settings.DEFAULT_CURRENCY:
+            raise serializers.ValidationError(
+                f"must be {settings.DEFAULT_CURRENCY}, the currency of this deployment (got {value!r})"
+            )
+        return settings.DEFAULT_CURRENCY
+
+    def validate_occurred_at(self, value: datetime) -> datetime:
+        if value > timezone.now() + CLOCK_SKEW:
+            raise serializers.ValidationError("must not be in the future")
+        return value
+
+    def validate_external_ref(self, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs.setdefault("currency", settings.DEFAULT_CURRENCY)
+        return attrs
+
+
+class OfferSetInputSerializer(serializers.Serializer):
+    customer = CustomerInputSerializer()
+    incident = IncidentInputSerializer()
+
+
+# --- Output (for the schema; payload functions below build the same shapes) ---------------
+
+
+class PolicyRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+
+
+class OptionSerializer(serializers.Serializer):
+    label = serializers.ChoiceField(choices=["a", "b", "c"])
+    kind = serializers.ChoiceField(choices=OfferKind.choices)
+    title = serializers.CharField()
+    message = serializers.CharField()
+    value = serializers.CharField(allow_null=True, help_text="decimal string; null for escalations")
+    unit = serializers.ChoiceField(choices=["percent", "amount"], allow_null=True)
+    estimated_cost = serializers.CharField(help_text="decimal string")
+    currency = serializers.CharField()
+    requires_approval = serializers.BooleanField()
+    policy = PolicyRefSerializer()
+    score = serializers.FloatField()
+    score_breakdown = serializers.DictField(child=serializers.FloatField())
+    reasons = serializers.ListField(child=serializers.CharField())
+    perk = serializers.DictField(child=serializers.CharField(), allow_null=True, required=False)
+    expires_in_days = serializers.IntegerField(allow_null=True, required=False)
+
+
+class CustomerOutputSerializer(serializers.Serializer):
+    external_id = serializers.CharField()
+    name = serializers.CharField()
+    tier = serializers.CharField()
+    lifetime_value = serializers.CharField()
+    interests = serializers.ListField(child=serializers.CharField())
+
+
+class IncidentOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    external_ref = serializers.CharField(allow_null=True)
+    category = serializers.CharField()
+    severity = serializers.IntegerField()
+    fault = serializers.CharField()
+    correctable = serializers.BooleanField()
+    order_value = serializers.CharField()
+    currency = serializers.CharField()
+    repeat_count = serializers.IntegerField()
+    same_category_repeat_count = serializers.IntegerField()
+
+
+class EscalationRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    reason = serializers.CharField()
+    due_at = serializers.DateTimeField()
+
+
+class NotOfferedSerializer(serializers.Serializer):
+    policy = serializers.DictField()
+    reason = serializers.CharField()
+
+
+class OfferSetOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    customer = CustomerOutputSerializer()
+    incident = IncidentOutputSerializer()
+    options = OptionSerializer(many=True)
+    escalation = EscalationRefSerializer(allow_null=True)
+    outcome = serializers.DictField(allow_null=True)
+    not_offered = NotOfferedSerializer(many=True, required=False, help_text="only with ?explain=true")
+
+
+# --- Payloads ---------------------------------------------------------------------------
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def money(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value:.2f}"
+
+
+def option_payload(offer: Offer) -> dict[str, Any]:
+    return {
+        "label": offer.label,
+        "kind": offer.kind,
+        "title": offer.title,
+        "message": offer.message,
+        "value": money(offer.value),
+        "unit": offer.unit,
+        "estimated_cost": money(offer.estimated_cost),
+        "currency": offer.currency,
+        "requires_approval": offer.requires_approval,
+        "policy": {"id": offer.policy_id, "name": offer.policy_name, "version": offer.policy_version},
+        "score": offer.score,
+        "score_breakdown": offer.score_breakdown,
+        "reasons": offer.reasons,
+        "expires_in_days": offer.expires_in_days,
+    }
+
+
+def escalation_ref_payload(escalation: Escalation | None) -> dict[str, Any] | None:
+    if escalation is None:
+        return None
+    return {
+        "id": escalation.pk,
+        "kind": escalation.kind,
+        "status": escalation.status,
+        "reason": escalation.reason,
+        "due_at": iso(escalation.due_at),
+    }
+
+
+def incident_payload(incident: Incident) -> dict[str, Any]:
+    return {
+        "id": incident.pk,
+        "external_ref": incident.external_ref,
+        "category": incident.category.slug,
+        "severity": incident.severity,
+        "fault": incident.fault,
+        "correctable": incident.correctable,
+        "order_value": money(incident.order_value),
+        "currency": incident.currency,
+        "repeat_count": incident.repeat_count,
+        "same_category_repeat_count": incident.same_category_repeat_count,
+    }
+
+
+def offer_set_payload(
+    offer_set: OfferSet,
+    offers: list[Offer],
+    escalation: Escalation | None,
+    *,
+    not_offered: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    customer = offer_set.customer
+    payload: dict[str, Any] = {
+        "id": str(offer_set.id),
+        "created_at": iso(offer_set.created_at),
+        "expires_at": iso(offer_set.expires_at),
+        "customer": {
+            "external_id": customer.external_id,
+            "name": customer.name,
+            "tier": customer.tier,
+            "lifetime_value": money(customer.lifetime_value),
+            "interests": list(customer.interests or []),
+        },
+        "incident": incident_payload(offer_set.incident),
+        "options": [option_payload(offer) for offer in offers],
+        "escalation": escalation_ref_payload(escalation),
+        "outcome": None,
+    }
+    if not_offered is not None:
+        payload["not_offered"] = not_offered
+    return payload

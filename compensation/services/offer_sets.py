@@ -1,0 +1,309 @@
+"""Creating an offer set: the request path of DESIGN.md, in one transaction.
+
+Customer upsert (one statement), incident create-or-reuse with repeat counts,
+the engine over the in-memory policy index, and the snapshot written in two
+statements. The number of queries does not depend on how many policies exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from compensation.engine import CustomerFacts, EngineResult, IncidentFacts, compute_options
+from compensation.models import Customer, Escalation, Incident, Offer, OfferSet
+from compensation.roles import Role, user_has_role
+from compensation.selectors import acceptance_stats_for, spending_for
+from policies.choices import OfferKind
+from policies.index import CompiledCategory, PolicyIndex
+from policies.models import Category
+
+CUSTOMER_FIELDS = ("name", "email", "tier", "lifetime_value", "interests")
+
+
+@dataclass(frozen=True)
+class OfferSetCreated:
+    offer_set: OfferSet
+    offers: list[Offer]
+    escalation: Escalation | None
+    not_offered: list[dict[str, Any]] | None
+
+
+def customer_upsert(*, external_id: str, fields: dict[str, Any], now: datetime) -> tuple[Customer, bool]:
+    """Create or update the customer in one statement; fields left out keep their stored values.
+
+    ``INSERT … ON CONFLICT … DO UPDATE … RETURNING`` (PostgreSQL and SQLite),
+    so two concurrent requests for the same new customer both succeed.
+    Returns the customer and whether it is new.
+    """
+    meta = Customer._meta
+    values: dict[str, Any] = {
+        "external_id": external_id,
+        "name": "",
+        "email": "",
+        "tier": "standard",
+        "lifetime_value": Decimal("0"),
+        "interests": [],
+        **fields,
+        "created_at": now,
+        "updated_at": now,
+    }
+    columns = list(values)
+    params = [meta.get_field(name).get_db_prep_save(values[name], connection) for name in columns]
+    updates = [name for name in columns if name in fields] + ["updated_at"]
+    quote = connection.ops.quote_name
+    # Only model metadata is interpolated (quoted names); every value is a parameter.
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT ({quote('external_id')}) DO UPDATE SET "
+        + ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in updates)
+        + " RETURNING "
+        + ", ".join(quote(f.column) for f in meta.concrete_fields)
+    )
+    customer = next(iter(Customer.objects.raw(sql, params)))
+    return customer, customer.created_at == now
+
+
+def _repeat_counts(*, customer: Customer, category_id: int, occurred_at: datetime, window_days: int) -> tuple[int, int]:
+    counts = Incident.objects.filter(
+        customer=customer,
+        occurred_at__gt=occurred_at - timedelta(days=window_days),
+        occurred_at__lte=occurred_at,
+    ).aggregate(total=Count("id"), same=Count("id", filter=Q(category_id=category_id)))
+    return counts["total"] + 1, counts["same"] + 1
+
+
+def incident_create_or_reuse(
+    *, customer: Customer, customer_is_new: bool, category: CompiledCategory, data: dict[str, Any], now: datetime
+) -> Incident:
+    """A new incident with its repeat counts, or the stored one for the same customer and ticket.
+
+    A reused incident takes the newly posted details but keeps its repeat
+    counts: the same ticket posted twice is not a repeat.
+    """
+    external_ref = data.get("external_ref")
+    details = {
+        "category_id": category.id,
+        "severity": data["severity"],
+        "fault": data["fault"],
+        "correctable": data["correctable"],
+        "order_value": data["order_value"],
+        "currency": data["currency"],
+        "description": data["description"],
+        "occurred_at": data.get("occurred_at") or now,
+    }
+    if external_ref and not customer_is_new:
+        existing = Incident.objects.filter(customer=customer, external_ref=external_ref).first()
+        if existing is not None:
+            changed = [name for name, value in details.items() if getattr(existing, name) != value]
+            if changed:
+                for name in changed:
+                    setattr(existing, name, details[name])
+                existing.save(update_fields=changed)
+            return existing
+
+    window = settings.INCIDENT_REPEAT_WINDOW_DAYS
+    if customer_is_new:
+        repeat, same = 1, 1
+    else:
+        repeat, same = _repeat_counts(
+            customer=customer, category_id=category.id, occurred_at=details["occurred_at"], window_days=window
+        )
+    incident = Incident(
+        customer=customer, external_ref=external_ref, repeat_count=repeat, same_category_repeat_count=same, **details
+    )
+    if external_ref:
+        try:
+            with transaction.atomic():
+                incident.save(force_insert=True)
+        except IntegrityError:  # the same ticket posted concurrently: use the one that won
+            return Incident.objects.get(customer=customer, external_ref=external_ref)
+    else:
+        incident.save(force_insert=True)
+    return incident
+
+
+def escalation_open_for_incident(
+    *, incident: Incident, customer: Customer, reason: str, policy_id: int | None, now: datetime
+) -> Escalation:
+    """The open senior-manager escalation for this incident, or a new one due within the SLA."""
+    existing = (
+        Escalation.objects.filter(
+            incident=incident,
+            kind=Escalation.Kind.SENIOR_MANAGER,
+            status__in=[Escalation.Status.OPEN, Escalation.Status.ACKNOWLEDGED],
+        )
+        .order_by("pk")
+        .first()
+    )
+    if existing is not None:
+        return existing
+    return Escalation.objects.create(
+        kind=Escalation.Kind.SENIOR_MANAGER,
+        status=Escalation.Status.OPEN,
+        reason=reason,
+        due_at=now + timedelta(hours=settings.ESCALATION_SLA_HOURS),
+        incident=incident,
+        customer=customer,
+        policy_id=policy_id,
+    )
+
+
+def customer_facts(customer: Customer) -> CustomerFacts:
+    return CustomerFacts(
+        external_id=customer.external_id,
+        name=customer.name,
+        tier=customer.tier,
+        lifetime_value=customer.lifetime_value,
+        interests=frozenset(customer.interests or ()),
+    )
+
+
+def incident_facts(incident: Incident, category: CompiledCategory) -> IncidentFacts:
+    return IncidentFacts(
+        category_id=category.id,
+        category_name=category.name,
+        severity=incident.severity,
+        fault=incident.fault,
+        correctable=incident.correctable,
+        order_value=incident.order_value,
+        repeat_count=incident.repeat_count,
+        same_category_repeat_count=incident.same_category_repeat_count,
+        occurred_on=timezone.localtime(incident.occurred_at).date(),
+        window_days=settings.INCIDENT_REPEAT_WINDOW_DAYS,
+    )
+
+
+def engine_run(
+    *,
+    index: PolicyIndex,
+    customer: CustomerFacts,
+    incident: IncidentFacts,
+    customer_id: int | None,
+    customer_is_new: bool,
+    approval_limit: Decimal | None,
+    explain: bool,
+    now: datetime,
+) -> EngineResult:
+    """Read what budgets and outcomes say (a few queries), then run the engine."""
+    candidates = index.policies_for(incident.category_id)
+    spending = spending_for(
+        customer_id=customer_id or 0,
+        customer_is_new=customer_is_new or customer_id is None,
+        monthly_capped=[p.id for p in candidates if p.monthly_cap is not None],
+        customer_capped=[p.id for p in candidates if p.per_customer_cap_30d is not None],
+        wants_perks=any(o.kind == OfferKind.PERSONALIZED_PERK for p in candidates for o in p.offers),
+        now=now,
+    )
+    return compute_options(
+        index=index,
+        customer=customer,
+        incident=incident,
+        spending=spending,
+        stats=acceptance_stats_for(category_id=incident.category_id),
+        currency=settings.DEFAULT_CURRENCY,
+        approval_limit=approval_limit,
+        explain=explain,
+    )
+
+
+def offer_set_create(
+    *,
+    user: Any,
+    index: PolicyIndex,
+    customer: dict[str, Any],
+    incident: dict[str, Any],
+    explain: bool = False,
+    now: datetime | None = None,
+) -> OfferSetCreated:
+    """Upsert the customer, create or reuse the incident, compute and store the ranked options.
+
+    ``customer`` and ``incident`` are validated input (see the serializers);
+    ``incident["category"]`` is the compiled category.
+    """
+    now = now or timezone.now()
+    category: CompiledCategory = incident["category"]
+    manager = user_has_role(user, Role.MANAGER)
+    with transaction.atomic():
+        fields = {name: customer[name] for name in CUSTOMER_FIELDS if name in customer}
+        stored_customer, is_new = customer_upsert(external_id=customer["external_id"], fields=fields, now=now)
+        stored_incident = incident_create_or_reuse(
+            customer=stored_customer, customer_is_new=is_new, category=category, data=incident, now=now
+        )
+        result = engine_run(
+            index=index,
+            customer=customer_facts(stored_customer),
+            incident=incident_facts(stored_incident, category),
+            customer_id=stored_customer.pk,
+            customer_is_new=is_new,
+            approval_limit=None if manager else settings.AGENT_APPROVAL_LIMIT,
+            explain=explain,
+            now=now,
+        )
+        not_offered = (
+            [{"policy": {"id": n.policy.id, "name": n.policy.name}, "reason": n.reason} for n in result.not_offered]
+            if explain
+            else None
+        )
+        escalation = None
+        if result.escalating_policies:
+            policy = result.escalating_policies[0]
+            escalation = escalation_open_for_incident(
+                incident=stored_incident,
+                customer=stored_customer,
+                reason=f"Policy {policy.name!r} escalates automatically: severity {stored_incident.severity}, "
+                f"{'correctable' if stored_incident.correctable else 'not correctable'}, {category.name}",
+                policy_id=policy.id,
+                now=now,
+            )
+        offer_set = OfferSet.objects.create(
+            created_by=user,
+            customer=stored_customer,
+            incident=stored_incident,
+            policy_revision=index.revision,
+            created_at=now,
+            expires_at=now + timedelta(minutes=settings.OFFER_SET_TTL_MINUTES),
+            not_offered=not_offered or [],
+            escalation=escalation,
+        )
+        if escalation is not None and escalation.offer_set_id is None:
+            escalation.offer_set = offer_set
+            escalation.save(update_fields=["offer_set"])
+        offers = Offer.objects.bulk_create(
+            [
+                Offer(
+                    offer_set=offer_set,
+                    label=option.label,
+                    rank=position,
+                    kind=option.candidate.kind,
+                    title=option.title,
+                    message=option.message,
+                    value=option.candidate.value,
+                    unit=option.candidate.unit,
+                    estimated_cost=option.candidate.estimated_cost,
+                    currency=settings.DEFAULT_CURRENCY,
+                    requires_approval=option.requires_approval,
+                    policy_id=option.candidate.policy.id,
+                    policy_name=option.candidate.policy.name,
+                    policy_version=option.candidate.policy.version,
+                    offer_template_id=option.candidate.offer.id,
+                    perk_id=option.candidate.perk.id if option.candidate.perk else None,
+                    expires_in_days=option.candidate.offer.expires_in_days,
+                    score=option.score,
+                    score_breakdown=option.score_breakdown,
+                    reasons=option.reasons,
+                )
+                for position, option in enumerate(result.options)
+            ]
+        )
+    # The response names the category; the index already knows it, so no query for it.
+    stored_incident.category = Category(pk=category.id, slug=category.slug, name=category.name)
+    return OfferSetCreated(offer_set=offer_set, offers=offers, escalation=escalation, not_offered=not_offered)

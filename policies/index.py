@@ -1,0 +1,200 @@
+"""The compiled policy index the engine reads, held in process memory.
+
+Built from the database in a few queries and kept until the global policy
+revision moves, so a request costs one revision read, not a scan of policy
+tables. Policies are grouped by category (with the any-category policies
+merged into every group), so the engine only looks at policies that can match.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from policies.models import Category, OfferTemplate, Perk, Policy
+from policies.selectors import policy_revision_current
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledOffer:
+    id: int
+    kind: str
+    title: str
+    message: str
+    value: Decimal | None
+    max_amount: Decimal | None
+    cost: Decimal | None
+    expires_in_days: int | None
+    requires_approval: bool
+    order: int
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    id: int
+    slug: str
+    name: str
+    version: int
+    priority: int
+    valid_from: date | None
+    valid_until: date | None
+    category_ids: frozenset[int]
+    severity_min: int | None
+    severity_max: int | None
+    faults: frozenset[str]
+    tiers: frozenset[str]
+    correctable: bool | None
+    min_repeat_count: int | None
+    min_same_category_repeat_count: int | None
+    min_lifetime_value: Decimal | None
+    min_order_value: Decimal | None
+    escalate: bool
+    monthly_cap: Decimal | None
+    per_customer_cap_30d: Decimal | None
+    generosity_per_severity: Decimal
+    generosity_per_repeat: Decimal
+    generosity_per_1000_lifetime_value: Decimal
+    generosity_max_multiplier: Decimal
+    offers: tuple[CompiledOffer, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPerk:
+    id: int
+    slug: str
+    name: str
+    tags: frozenset[str]
+    cost: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledCategory:
+    id: int
+    slug: str
+    name: str
+
+
+@dataclass(frozen=True)
+class PolicyIndex:
+    revision: int
+    categories: dict[str, CompiledCategory]  # active categories by slug
+    policies: dict[int, CompiledPolicy]
+    by_category: dict[int, tuple[CompiledPolicy, ...]]  # category-specific and any-category, by priority
+    any_category: tuple[CompiledPolicy, ...]
+    perks: tuple[CompiledPerk, ...]
+
+    def policies_for(self, category_id: int) -> tuple[CompiledPolicy, ...]:
+        return self.by_category.get(category_id, self.any_category)
+
+
+def _order(policy: CompiledPolicy) -> tuple[int, int]:
+    return (-policy.priority, policy.id)
+
+
+def policy_index_build(revision: int) -> PolicyIndex:
+    """Read every active policy with its offers, the active categories and perks."""
+    categories = {
+        c.slug: CompiledCategory(id=c.id, slug=c.slug, name=c.name)
+        for c in Category.objects.filter(active=True).only("id", "slug", "name")
+    }
+    offers: dict[int, list[CompiledOffer]] = {}
+    for o in OfferTemplate.objects.filter(policy__active=True).order_by("policy_id", "order", "pk"):
+        offers.setdefault(o.policy_id, []).append(
+            CompiledOffer(
+                id=o.id,
+                kind=o.kind,
+                title=o.title,
+                message=o.message,
+                value=o.value,
+                max_amount=o.max_amount,
+                cost=o.cost,
+                expires_in_days=o.expires_in_days,
+                requires_approval=o.requires_approval,
+                order=o.order,
+            )
+        )
+    policy_categories: dict[int, set[int]] = {}
+    for policy_id, category_id in Policy.categories.through.objects.filter(policy__active=True).values_list(
+        "policy_id", "category_id"
+    ):
+        policy_categories.setdefault(policy_id, set()).add(category_id)
+
+    policies: dict[int, CompiledPolicy] = {}
+    for p in Policy.objects.filter(active=True):
+        policies[p.id] = CompiledPolicy(
+            id=p.id,
+            slug=p.slug,
+            name=p.name,
+            version=p.version,
+            priority=p.priority,
+            valid_from=p.valid_from,
+            valid_until=p.valid_until,
+            category_ids=frozenset(policy_categories.get(p.id, ())),
+            severity_min=p.severity_min,
+            severity_max=p.severity_max,
+            faults=frozenset(p.faults or ()),
+            tiers=frozenset(p.tiers or ()),
+            correctable=p.correctable,
+            min_repeat_count=p.min_repeat_count,
+            min_same_category_repeat_count=p.min_same_category_repeat_count,
+            min_lifetime_value=p.min_lifetime_value,
+            min_order_value=p.min_order_value,
+            escalate=p.escalate,
+            monthly_cap=p.monthly_cap,
+            per_customer_cap_30d=p.per_customer_cap_30d,
+            generosity_per_severity=p.generosity_per_severity,
+            generosity_per_repeat=p.generosity_per_repeat,
+            generosity_per_1000_lifetime_value=p.generosity_per_1000_lifetime_value,
+            generosity_max_multiplier=p.generosity_max_multiplier,
+            offers=tuple(offers.get(p.id, ())),
+        )
+
+    any_category = tuple(sorted((p for p in policies.values() if not p.category_ids), key=_order))
+    grouped: dict[int, list[CompiledPolicy]] = {}
+    for p in policies.values():
+        for category_id in p.category_ids:
+            grouped.setdefault(category_id, []).append(p)
+    by_category = {
+        category.id: tuple(sorted([*grouped.get(category.id, ()), *any_category], key=_order))
+        for category in categories.values()
+    }
+    perks = tuple(
+        CompiledPerk(id=k.id, slug=k.slug, name=k.name, tags=frozenset(k.tags), cost=k.cost)
+        for k in Perk.objects.filter(active=True).order_by("pk")
+    )
+    return PolicyIndex(
+        revision=revision,
+        categories=categories,
+        policies=policies,
+        by_category=by_category,
+        any_category=any_category,
+        perks=perks,
+    )
+
+
+_lock = threading.Lock()
+_current: PolicyIndex | None = None
+
+
+def policy_index_get() -> PolicyIndex:
+    """The index for the current revision: one revision read, a rebuild only when it moved."""
+    global _current
+    revision = policy_revision_current()
+    index = _current
+    if index is not None and index.revision == revision:
+        return index
+    with _lock:
+        index = _current
+        if index is None or index.revision != revision:
+            index = policy_index_build(revision)
+            _current = index
+    return index
+
+
+def policy_index_clear() -> None:
+    """Forget the process's index (tests that roll back the database use this)."""
+    global _current
+    with _lock:
+        _current = None
