@@ -1,0 +1,168 @@
+"""Admin for run-time records (read-only) and the "Try it" preview of the engine."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
+
+from compensation.engine import CustomerFacts, IncidentFacts
+from compensation.models import Customer, Escalation, Incident, Offer, OfferSet
+from compensation.services.offer_sets import engine_run
+from policies.choices import Fault, Tier
+from policies.index import policy_index_get
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records of what happened are never edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class PreviewForm(forms.Form):
+    """A sample customer and incident, as an agent's tool would post them."""
+
+    customer_name = forms.CharField(label="Customer name", initial="Linda Park", max_length=200)
+    external_id = forms.CharField(
+        label="Customer external id",
+        required=False,
+        max_length=64,
+        help_text="Optional: an existing customer's id, to take their recent perks and caps into account.",
+    )
+    tier = forms.ChoiceField(label="Tier", choices=Tier.choices, initial=Tier.STANDARD)
+    lifetime_value = forms.DecimalField(label="Lifetime value", min_value=0, decimal_places=2, initial=Decimal("0"))
+    interests = forms.CharField(
+        label="Interests", required=False, help_text="Comma-separated, e.g. sports, cooking.", max_length=400
+    )
+    category = forms.ChoiceField(label="Incident category")
+    severity = forms.IntegerField(label="Severity", min_value=1, max_value=5, initial=3)
+    fault = forms.ChoiceField(label="Fault", choices=Fault.choices, initial=Fault.COMPANY)
+    correctable = forms.BooleanField(label="Correctable", required=False, initial=True)
+    order_value = forms.DecimalField(label="Order value", min_value=0, decimal_places=2, initial=Decimal("50.00"))
+    repeat_count = forms.IntegerField(
+        label="Incidents in the repeat window", min_value=1, initial=1, help_text="This one included."
+    )
+    same_category_repeat_count = forms.IntegerField(
+        label="Same-category incidents in the window", min_value=1, initial=1
+    )
+
+    def __init__(self, *args: Any, categories: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["category"].choices = categories
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("same_category_repeat_count", 1) > data.get("repeat_count", 1):
+            self.add_error("same_category_repeat_count", "cannot exceed the incidents in the window")
+        return data
+
+
+@admin.register(OfferSet)
+class OfferSetAdmin(ReadOnlyAdmin):
+    list_display = ["id", "created_at", "created_by", "customer", "incident", "expires_at"]
+    list_filter = ["incident__category"]
+    search_fields = ["id", "customer__external_id", "incident__external_ref"]
+    date_hierarchy = "created_at"
+
+    def get_urls(self) -> list:
+        preview = path("try/", self.admin_site.admin_view(self.try_view), name="compensation_try")
+        return [preview, *super().get_urls()]
+
+    def try_view(self, request: HttpRequest) -> HttpResponse:
+        """What the engine would offer now for a sample incident; creates nothing."""
+        index = policy_index_get()
+        categories = [(c.slug, f"{c.name} ({c.slug})") for c in sorted(index.categories.values(), key=lambda c: c.slug)]
+        form = PreviewForm(request.POST or None, categories=categories)
+        result = None
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            category = index.categories[data["category"]]
+            existing = Customer.objects.filter(external_id=data["external_id"]).first() if data["external_id"] else None
+            customer = CustomerFacts(
+                external_id=data["external_id"] or "preview",
+                name=data["customer_name"],
+                tier=data["tier"],
+                lifetime_value=data["lifetime_value"],
+                interests=frozenset(t.strip().lower() for t in data["interests"].split(",") if t.strip()),
+            )
+            incident = IncidentFacts(
+                category_id=category.id,
+                category_name=category.name,
+                severity=data["severity"],
+                fault=data["fault"],
+                correctable=data["correctable"],
+                order_value=data["order_value"],
+                repeat_count=data["repeat_count"],
+                same_category_repeat_count=data["same_category_repeat_count"],
+                occurred_on=timezone.localdate(),
+                window_days=settings.INCIDENT_REPEAT_WINDOW_DAYS,
+            )
+            result = engine_run(
+                index=index,
+                customer=customer,
+                incident=incident,
+                customer_id=existing.pk if existing else None,
+                customer_is_new=existing is None,
+                approval_limit=settings.AGENT_APPROVAL_LIMIT,
+                explain=True,
+                now=timezone.now(),
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Try the policies",
+            "form": form,
+            "result": result,
+            "currency": settings.DEFAULT_CURRENCY,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/compensation/try.html", context)
+
+
+class OfferInline(admin.TabularInline):
+    model = Offer
+    extra = 0
+    can_delete = False
+    fields = ["label", "kind", "title", "value", "unit", "estimated_cost", "policy_name", "policy_version", "score"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+OfferSetAdmin.inlines = [OfferInline]
+
+
+@admin.register(Customer)
+class CustomerAdmin(ReadOnlyAdmin):
+    list_display = ["external_id", "name", "tier", "lifetime_value", "updated_at"]
+    list_filter = ["tier"]
+    search_fields = ["external_id", "name", "email"]
+
+
+@admin.register(Incident)
+class IncidentAdmin(ReadOnlyAdmin):
+    list_display = ["id", "customer", "category", "severity", "fault", "repeat_count", "created_at"]
+    list_filter = ["category", "severity", "fault"]
+    search_fields = ["external_ref", "customer__external_id"]
+    list_select_related = ["customer", "category"]
+
+
+@admin.register(Escalation)
+class EscalationAdmin(ReadOnlyAdmin):
+    list_display = ["id", "kind", "status", "due_at", "customer", "incident", "created_at"]
+    list_filter = ["kind", "status"]
+    list_select_related = ["customer", "incident"]
