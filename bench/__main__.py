@@ -1,30 +1,49 @@
-"""Benchmarks: ``make bench`` (or ``python -m bench [--policies N]``).
+"""Benchmarks: ``make bench`` (or ``python -m bench [offer-sets|packs] ...``).
 
 Figures are printed, never asserted: speed is measured here, not in the tests.
-Uses a database of its own (see bench/setup.py); set DATABASE_URL to measure
-on PostgreSQL and REDIS_URL to read the revision through Redis.
+Each run uses a database of its own (``<name>_bench``, see bench/setup.py).
+
+- ``offer-sets`` (PostgreSQL; DATABASE_URL, default the local server): seeds
+  1,000 policies, 100,000 customers and 300,000 incidents, serves with
+  gunicorn and drives it with wrk; then the engine alone and the index memory.
+- ``packs``: pack import/export and policy revision reads.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
 from bench.setup import django_setup
+
+LOCAL_POSTGRES = "postgres://postgres@127.0.0.1:5432/recovery"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--policies", type=int, default=1000, help="policies in the synthetic pack (default 1000)")
+    parser.add_argument("suite", nargs="?", choices=["all", "offer-sets", "packs"], default="all")
+    parser.add_argument("--policies", type=int, default=1000, help="policies in the packs benchmark (default 1000)")
+    parser.add_argument("--seconds", type=int, default=15, help="load duration per endpoint (default 15)")
+    parser.add_argument("--connections", type=int, default=16, help="concurrent connections (default 16)")
     args = parser.parse_args()
 
+    if args.suite in {"all", "offer-sets"}:
+        os.environ.setdefault("DATABASE_URL", LOCAL_POSTGRES)
     url = django_setup()
     from django.conf import settings
 
-    from bench import policies_bench
-
     print(f"database: {url.split('@')[-1]}   cache: {settings.CACHES['default']['BACKEND'].rsplit('.', 1)[-1]}")
-    for line in policies_bench.run(policies=args.policies):
-        print(line)
+    if args.suite in {"all", "offer-sets"}:
+        from bench import offer_sets_bench
+
+        offer_sets_bench.run(seconds=args.seconds, connections=args.connections)
+    if args.suite in {"all", "packs"}:
+        if args.suite == "all":
+            url = django_setup()  # a fresh database for the pack import figures
+        from bench import policies_bench
+
+        for line in policies_bench.run(policies=args.policies):
+            print(line)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from compensation.engine import CustomerFacts, IncidentFacts
 from compensation.models import Customer, Escalation, Incident, Offer, OfferSet
-from compensation.services.offer_sets import engine_run
+from compensation.services.offer_sets import engine_run, facts_read
 from policies.choices import Fault, Tier
 from policies.index import policy_index_get
 
@@ -111,15 +111,22 @@ class OfferSetAdmin(ReadOnlyAdmin):
                 occurred_on=timezone.localdate(),
                 window_days=settings.INCIDENT_REPEAT_WINDOW_DAYS,
             )
+            facts = facts_read(
+                index=index,
+                category_id=category.id,
+                customer_id=existing.pk if existing else None,
+                customer_is_new=existing is None,
+                occurred_at=timezone.now(),
+                count_repeats=False,
+                now=timezone.now(),
+            )
             result = engine_run(
                 index=index,
                 customer=customer,
                 incident=incident,
-                customer_id=existing.pk if existing else None,
-                customer_is_new=existing is None,
+                facts=facts,
                 approval_limit=settings.AGENT_APPROVAL_LIMIT,
                 explain=True,
-                now=timezone.now(),
             )
         context = {
             **self.admin_site.each_context(request),

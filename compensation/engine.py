@@ -56,7 +56,7 @@ class Spending:
     recent_perk_ids: frozenset[int] = frozenset()  # perks the customer got in the last 90 days
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Candidate:
     """An offer the customer could get, before ranking."""
 
@@ -364,6 +364,12 @@ def compute_options(
             )
         )
     if explain:
+        considered = {p.id for p in index.policies_for(incident.category_id)}
+        not_offered.extend(
+            NotOffered(policy, f"category {incident.category_name!r} is not covered")
+            for policy in sorted(index.policies.values(), key=lambda p: (-p.priority, p.id))
+            if policy.id not in considered
+        )
         shown = {o.candidate.policy.id for o in options}
         dropped = [
             NotOffered(c.policy, "ranked below the options shown")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.http import HttpRequest, JsonResponse
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -19,6 +21,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return None
     data = response.data
     if isinstance(data, dict) and "detail" in data and "code" not in data:
+        # DRF answers Django's Http404 and PermissionDenied as NotFound and PermissionDenied.
+        if isinstance(exc, Http404):
+            exc = exceptions.NotFound()
+        elif isinstance(exc, DjangoPermissionDenied):
+            exc = exceptions.PermissionDenied()
         code = exc.get_codes() if isinstance(exc, APIException) else None
         data["code"] = code if isinstance(code, str) else getattr(exc, "default_code", "error")
     return response

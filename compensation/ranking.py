@@ -36,13 +36,18 @@ PERK_MATCH_BONUS = 0.3  # per shared interest
 PERK_PERCEIVED_WORTH = 1.5  # a perk chosen for the customer is worth more to them than it costs us
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Scored:
+    """A candidate with its factors; ``breakdown`` is filled in for the options shown."""
+
     candidate: Candidate
+    propensity: float
+    priority_weight: float
+    value: float
     score: float
-    breakdown: dict[str, float]
     propensity_counts: tuple[int, int]
     allowance: float
+    breakdown: dict[str, float] | None = None
 
     @property
     def sort_key(self) -> tuple:
@@ -96,14 +101,23 @@ def score(
     stats: Mapping[int, tuple[int, int]],
     allowance: float,
 ) -> Scored:
-    offered, chosen = stats.get(candidate.offer.id, (0, 0))
-    breakdown = {
-        "propensity": _round(propensity(offered, chosen)),
-        "priority_weight": _round(priority_weight(candidate.policy.priority)),
-        "value": _round(value_factor(candidate, allowance)),
+    """The raw factors and their product; cheap, since every candidate is scored."""
+    counts = stats.get(candidate.offer.id, (0, 0))
+    p = propensity(counts[0], counts[1])
+    w = priority_weight(candidate.policy.priority)
+    v = value_factor(candidate, allowance)
+    return Scored(candidate, p, w, v, p * w * v, counts, allowance)
+
+
+def _finalize(item: Scored) -> Scored:
+    """Round the factors as they are shown; the score is exactly their product."""
+    item.breakdown = {
+        "propensity": _round(item.propensity),
+        "priority_weight": _round(item.priority_weight),
+        "value": _round(item.value),
     }
-    total = round(math.prod(breakdown.values()), 6)
-    return Scored(candidate, total, breakdown, (offered, chosen), allowance)
+    item.score = round(math.prod(item.breakdown.values()), 6)
+    return item
 
 
 def select(scored: Sequence[Scored], *, limit: int = 3) -> list[Scored]:
@@ -120,7 +134,8 @@ def select(scored: Sequence[Scored], *, limit: int = 3) -> list[Scored]:
     if len(chosen) < limit:
         taken = {id(item) for item in chosen}
         chosen.extend([item for item in ordered if id(item) not in taken][: limit - len(chosen)])
-    return sorted(chosen, key=lambda s: s.sort_key)
+    # Rounding may tie or swap near-equal scores: order again on the shown figures.
+    return sorted((_finalize(item) for item in chosen), key=lambda s: s.sort_key)
 
 
 _ORDINAL = ["first", "second", "third"]
@@ -169,7 +184,8 @@ def reasons(
 
 def _weakest_factor(item: Scored, above: Scored) -> str:
     names = {"propensity": "expected acceptance", "priority_weight": "policy priority", "value": "value for its cost"}
-    ratios = {k: item.breakdown[k] / above.breakdown[k] for k in item.breakdown if above.breakdown[k]}
+    mine, theirs = item.breakdown or {}, above.breakdown or {}
+    ratios = {k: mine[k] / theirs[k] for k in mine if theirs.get(k)}
     if not ratios:
         return "lower score"
     weakest = min(ratios, key=ratios.get)

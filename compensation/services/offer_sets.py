@@ -14,13 +14,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Q
 from django.utils import timezone
 
 from compensation.engine import CustomerFacts, EngineResult, IncidentFacts, compute_options
 from compensation.models import Customer, Escalation, Incident, Offer, OfferSet
 from compensation.roles import Role, user_has_role
-from compensation.selectors import acceptance_stats_for, spending_for
+from compensation.selectors import RequestFacts, request_facts
 from policies.choices import OfferKind
 from policies.index import CompiledCategory, PolicyIndex
 from policies.models import Category
@@ -72,25 +71,8 @@ def customer_upsert(*, external_id: str, fields: dict[str, Any], now: datetime) 
     return customer, customer.created_at == now
 
 
-def _repeat_counts(*, customer: Customer, category_id: int, occurred_at: datetime, window_days: int) -> tuple[int, int]:
-    counts = Incident.objects.filter(
-        customer=customer,
-        occurred_at__gt=occurred_at - timedelta(days=window_days),
-        occurred_at__lte=occurred_at,
-    ).aggregate(total=Count("id"), same=Count("id", filter=Q(category_id=category_id)))
-    return counts["total"] + 1, counts["same"] + 1
-
-
-def incident_create_or_reuse(
-    *, customer: Customer, customer_is_new: bool, category: CompiledCategory, data: dict[str, Any], now: datetime
-) -> Incident:
-    """A new incident with its repeat counts, or the stored one for the same customer and ticket.
-
-    A reused incident takes the newly posted details but keeps its repeat
-    counts: the same ticket posted twice is not a repeat.
-    """
-    external_ref = data.get("external_ref")
-    details = {
+def incident_details(*, category: CompiledCategory, data: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
         "category_id": category.id,
         "severity": data["severity"],
         "fault": data["fault"],
@@ -100,34 +82,47 @@ def incident_create_or_reuse(
         "description": data["description"],
         "occurred_at": data.get("occurred_at") or now,
     }
-    if external_ref and not customer_is_new:
-        existing = Incident.objects.filter(customer=customer, external_ref=external_ref).first()
-        if existing is not None:
-            changed = [name for name, value in details.items() if getattr(existing, name) != value]
-            if changed:
-                for name in changed:
-                    setattr(existing, name, details[name])
-                existing.save(update_fields=changed)
-            return existing
 
-    window = settings.INCIDENT_REPEAT_WINDOW_DAYS
-    if customer_is_new:
-        repeat, same = 1, 1
-    else:
-        repeat, same = _repeat_counts(
-            customer=customer, category_id=category.id, occurred_at=details["occurred_at"], window_days=window
-        )
+
+def _posted_details(details: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """The details the client actually sent: a re-post without occurred_at keeps the stored time."""
+    return details if data.get("occurred_at") else {k: v for k, v in details.items() if k != "occurred_at"}
+
+
+def incident_reuse(*, customer: Customer, external_ref: str, details: dict[str, Any]) -> Incident | None:
+    """The stored incident for this customer's ticket, updated with the newly posted details.
+
+    It keeps its repeat counts: the same ticket posted twice is not a repeat.
+    """
+    existing = Incident.objects.filter(customer=customer, external_ref=external_ref).first()
+    if existing is not None:
+        changed = [name for name, value in details.items() if getattr(existing, name) != value]
+        if changed:
+            for name in changed:
+                setattr(existing, name, details[name])
+            existing.save(update_fields=changed)
+    return existing
+
+
+def incident_create(
+    *, customer: Customer, external_ref: str | None, details: dict[str, Any], repeat_count: int, same_count: int
+) -> Incident:
+    """A new incident; ``repeat_count`` and ``same_count`` include it."""
     incident = Incident(
-        customer=customer, external_ref=external_ref, repeat_count=repeat, same_category_repeat_count=same, **details
+        customer=customer,
+        external_ref=external_ref,
+        repeat_count=repeat_count,
+        same_category_repeat_count=same_count,
+        **details,
     )
-    if external_ref:
-        try:
-            with transaction.atomic():
-                incident.save(force_insert=True)
-        except IntegrityError:  # the same ticket posted concurrently: use the one that won
-            return Incident.objects.get(customer=customer, external_ref=external_ref)
-    else:
+    if not external_ref:
         incident.save(force_insert=True)
+        return incident
+    try:
+        with transaction.atomic():
+            incident.save(force_insert=True)
+    except IntegrityError:  # the same ticket posted concurrently: use the one that won
+        return Incident.objects.get(customer=customer, external_ref=external_ref)
     return incident
 
 
@@ -182,33 +177,47 @@ def incident_facts(incident: Incident, category: CompiledCategory) -> IncidentFa
     )
 
 
-def engine_run(
+def facts_read(
     *,
     index: PolicyIndex,
-    customer: CustomerFacts,
-    incident: IncidentFacts,
+    category_id: int,
     customer_id: int | None,
     customer_is_new: bool,
-    approval_limit: Decimal | None,
-    explain: bool,
+    occurred_at: datetime,
+    count_repeats: bool,
     now: datetime,
-) -> EngineResult:
-    """Read what budgets and outcomes say (a few queries), then run the engine."""
-    candidates = index.policies_for(incident.category_id)
-    spending = spending_for(
+) -> RequestFacts:
+    """One query for repeat counts, budgets, recent perks and acceptance statistics."""
+    candidates = index.policies_for(category_id)
+    return request_facts(
         customer_id=customer_id or 0,
         customer_is_new=customer_is_new or customer_id is None,
+        count_repeats=count_repeats,
+        category_id=category_id,
+        occurred_at=occurred_at,
+        window_days=settings.INCIDENT_REPEAT_WINDOW_DAYS,
         monthly_capped=[p.id for p in candidates if p.monthly_cap is not None],
         customer_capped=[p.id for p in candidates if p.per_customer_cap_30d is not None],
         wants_perks=any(o.kind == OfferKind.PERSONALIZED_PERK for p in candidates for o in p.offers),
         now=now,
     )
+
+
+def engine_run(
+    *,
+    index: PolicyIndex,
+    customer: CustomerFacts,
+    incident: IncidentFacts,
+    facts: RequestFacts,
+    approval_limit: Decimal | None,
+    explain: bool,
+) -> EngineResult:
     return compute_options(
         index=index,
         customer=customer,
         incident=incident,
-        spending=spending,
-        stats=acceptance_stats_for(category_id=incident.category_id),
+        spending=facts.spending,
+        stats=facts.stats,
         currency=settings.DEFAULT_CURRENCY,
         approval_limit=approval_limit,
         explain=explain,
@@ -235,18 +244,37 @@ def offer_set_create(
     with transaction.atomic():
         fields = {name: customer[name] for name in CUSTOMER_FIELDS if name in customer}
         stored_customer, is_new = customer_upsert(external_id=customer["external_id"], fields=fields, now=now)
-        stored_incident = incident_create_or_reuse(
-            customer=stored_customer, customer_is_new=is_new, category=category, data=incident, now=now
+        details = incident_details(category=category, data=incident, now=now)
+        external_ref = incident.get("external_ref")
+        stored_incident = None
+        if external_ref and not is_new:
+            stored_incident = incident_reuse(
+                customer=stored_customer, external_ref=external_ref, details=_posted_details(details, incident)
+            )
+        facts = facts_read(
+            index=index,
+            category_id=category.id,
+            customer_id=stored_customer.pk,
+            customer_is_new=is_new,
+            occurred_at=details["occurred_at"],
+            count_repeats=stored_incident is None,
+            now=now,
         )
+        if stored_incident is None:
+            stored_incident = incident_create(
+                customer=stored_customer,
+                external_ref=external_ref,
+                details=details,
+                repeat_count=facts.repeat_count + 1,
+                same_count=facts.same_category_repeat_count + 1,
+            )
         result = engine_run(
             index=index,
             customer=customer_facts(stored_customer),
             incident=incident_facts(stored_incident, category),
-            customer_id=stored_customer.pk,
-            customer_is_new=is_new,
+            facts=facts,
             approval_limit=None if manager else settings.AGENT_APPROVAL_LIMIT,
             explain=explain,
-            now=now,
         )
         not_offered = (
             [{"policy": {"id": n.policy.id, "name": n.policy.name}, "reason": n.reason} for n in result.not_offered]
