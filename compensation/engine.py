@@ -235,12 +235,18 @@ class _Values(dict):
         return "{" + key + "}"
 
 
-DEFAULT_MESSAGES = {
-    OfferKind.ESCALATION: "{customer_name}, I'm sorry about the {incident}. {title}.",
-}
+DEFAULT_MESSAGE = "{customer_name}, I'm sorry about the {incident}: {title}"
 
 
-def render(template: str, candidate: Candidate, customer: CustomerFacts, incident: IncidentFacts, currency: str) -> str:
+def render(
+    template: str,
+    candidate: Candidate,
+    customer: CustomerFacts,
+    incident: IncidentFacts,
+    currency: str,
+    title: str = "",
+) -> str:
+    """Fill in the placeholders once; values (names, titles) are inserted as they are, never re-read."""
     values = _Values(
         customer_name=customer.name or "there",
         incident=incident.category_name,
@@ -248,6 +254,7 @@ def render(template: str, candidate: Candidate, customer: CustomerFacts, inciden
         amount=f"{candidate.amount:.2f}",
         currency=currency,
         perk_name=candidate.perk.name if candidate.perk else "",
+        title=title,
     )
     try:
         return template.format_map(values)
@@ -259,8 +266,7 @@ def render_texts(
     candidate: Candidate, customer: CustomerFacts, incident: IncidentFacts, currency: str
 ) -> tuple[str, str]:
     title = render(candidate.offer.title, candidate, customer, incident, currency)
-    message_template = candidate.offer.message or "{customer_name}, I'm sorry about the {incident}: " + title
-    message = render(message_template, candidate, customer, incident, currency)
+    message = render(candidate.offer.message or DEFAULT_MESSAGE, candidate, customer, incident, currency, title)
     return title, message
 
 

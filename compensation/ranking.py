@@ -116,7 +116,7 @@ def _finalize(item: Scored) -> Scored:
         "priority_weight": _round(item.priority_weight),
         "value": _round(item.value),
     }
-    item.score = round(math.prod(item.breakdown.values()), 6)
+    item.score = float(f"{math.prod(item.breakdown.values()):.6g}")
     return item
 
 

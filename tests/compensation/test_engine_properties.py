@@ -1,0 +1,316 @@
+"""Property tests: whatever the incident, customer, policies and spending, the engine's output keeps its promises.
+
+Built from compiled objects directly (no database) so a few hundred examples run in seconds;
+``derandomize=True`` keeps CI stable.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from compensation import ranking
+from compensation.engine import CustomerFacts, IncidentFacts, Spending, candidate_for, first_failed_condition
+from policies.index import CompiledOffer, CompiledPolicy
+from tests.compensation.test_engine import (
+    CATEGORIES,
+    DAY,
+    PLACEHOLDER_RE,
+    make_customer,
+    make_incident,
+    make_offer,
+    make_perk,
+    make_policy,
+    run,
+)
+
+D = Decimal
+PROPERTY = settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+INTERESTS = ["sports", "cooking", "gaming", "travel", "music"]
+TIERS = ["standard", "silver", "gold", "platinum"]
+FAULTS = ["company", "customer", "third_party", "unknown"]
+KINDS = [
+    "percent_discount",
+    "refund",
+    "fixed_credit",
+    "free_shipping",
+    "expedited_replacement",
+    "gift",
+    "personalized_perk",
+    "escalation",
+]
+TITLES = [
+    "{value}% off your next order",
+    "{amount} {currency} credit",
+    "{perk_name} on us",
+    "{customer_name}, for the {incident}",
+    "A senior manager will call you today",
+    "{value} / {amount} / {currency} / {perk_name} / {customer_name} / {incident}",
+]
+MESSAGES = [
+    "",
+    "",
+    "{customer_name}, we are sorry about the {incident}.",
+    "Here is {amount} {currency}, {customer_name}.",
+    "{perk_name} for {customer_name}: {value}",
+]
+ODD_NAMES = ["Linda Park", "%s", "%(name)s", "", "Zoë 李", "😀", "O'Brien", "<b>x</b>", "\\n", " "]
+BRACE_NAMES = ["{x}", "{0}", "a{b", "}", "{x.y}", "{{", "}{", "{}"]
+
+
+def money(max_value: int) -> st.SearchStrategy[Decimal]:
+    return st.decimals(min_value=0, max_value=max_value, places=2, allow_nan=False, allow_infinity=False)
+
+
+# Strategies are built once here: building them inside the composites costs more than drawing from them.
+plain_names = st.one_of(st.sampled_from(ODD_NAMES), st.text(alphabet="ab %s.é李'\\0", max_size=12))
+brace_names = st.one_of(st.sampled_from(BRACE_NAMES), st.text(alphabet="ab{}%s.0", max_size=12))
+any_names = st.one_of(plain_names, brace_names)
+optional_bool = st.sampled_from([None, True, False])
+category_ids = st.sampled_from(sorted(CATEGORIES))
+severities = st.integers(1, 5)
+optional_severity = st.none() | severities
+optional_step = st.none() | st.integers(0, 4)
+day_offsets = st.integers(-30, 30)
+optional_day_offset = st.none() | st.integers(-60, 30)
+optional_length = st.none() | st.integers(1, 90)
+repeats = st.integers(0, 5)
+percents = st.decimals(min_value=0, max_value=100, places=2)
+money_10000, money_2000, money_1200, money_1000 = money(10_000), money(2_000), money(1_200), money(1_000)
+money_500, money_400, money_300, money_200, money_60 = money(500), money(400), money(300), money(200), money(60)
+optional_money_500, optional_money_300 = st.none() | money_500, st.none() | money_300
+optional_min_lifetime, optional_min_order = st.none() | money(20_000), st.none() | money_2000
+optional_caps = st.none() | money_1000, st.none() | money_300
+kinds = st.sampled_from(KINDS)
+tiers = st.sampled_from(TIERS)
+money_50000 = money(50_000)
+titles, messages = st.sampled_from(TITLES), st.sampled_from(MESSAGES)
+offer_counts, policy_counts, perk_counts = st.integers(1, 4), st.integers(1, 15), st.integers(0, 5)
+priorities = st.integers(0, 100)
+fault_sets = st.frozensets(st.sampled_from(FAULTS), max_size=3)
+tier_sets = st.frozensets(st.sampled_from(TIERS), max_size=3)
+category_sets = st.frozensets(category_ids, max_size=2)
+interest_sets = st.frozensets(st.sampled_from(INTERESTS), max_size=3)
+perk_tag_sets = st.frozensets(st.sampled_from(INTERESTS), min_size=1, max_size=3)
+optional_repeat_min, optional_same_min = st.none() | st.integers(1, 4), st.none() | st.integers(1, 3)
+per_severity = st.sampled_from([D("0"), D("0.10"), D("0.25")])
+per_repeat = st.sampled_from([D("0"), D("0.25"), D("0.50")])
+per_1000 = st.sampled_from([D("0"), D("0.05")])
+max_multipliers = st.sampled_from([D("1.00"), D("1.50"), D("2.00"), D("3.00")])
+counts = st.integers(0, 200)
+shares = st.floats(0, 1)
+optional_approval_limit = st.none() | money_200
+
+
+@st.composite
+def incidents(draw: st.DrawFn) -> IncidentFacts:
+    same_category = 1 + draw(repeats)
+    return make_incident(
+        category_id=draw(category_ids),
+        severity=draw(severities),
+        fault=draw(st.sampled_from(FAULTS)),
+        correctable=draw(st.booleans()),
+        order_value=draw(money_10000),
+        repeat_count=same_category + draw(repeats),
+        same_category_repeat_count=same_category,
+        occurred_on=DAY + timedelta(days=draw(day_offsets)),
+    )
+
+
+@st.composite
+def customers(draw: st.DrawFn, names: st.SearchStrategy[str]) -> CustomerFacts:
+    return make_customer(
+        name=draw(names), tier=draw(tiers), lifetime_value=draw(money_50000), interests=draw(interest_sets)
+    )
+
+
+def draw_offer(draw: st.DrawFn, offer_id: int, order: int) -> CompiledOffer:
+    kind = draw(kinds)
+    value = max_amount = cost = None
+    if kind in {"percent_discount", "refund"}:
+        value = draw(percents)
+        max_amount = draw(money_500) if kind == "percent_discount" else draw(optional_money_500)
+    elif kind in {"fixed_credit", "free_shipping", "expedited_replacement", "gift"}:
+        value = draw(money_300)
+        cost = draw(optional_money_300)
+    elif kind == "escalation":
+        cost = draw(money_200)
+    return make_offer(
+        kind,
+        id=offer_id,
+        value=value,
+        max_amount=max_amount,
+        cost=cost,
+        title=draw(titles),
+        message=draw(messages),
+        requires_approval=draw(st.booleans()),
+        order=order,
+    )
+
+
+def draw_policy(draw: st.DrawFn, policy_id: int) -> CompiledPolicy:
+    severity_min = draw(optional_severity)
+    step = draw(optional_step)
+    severity_max = None if step is None else min(5, (severity_min or 1) + step)
+    start = draw(optional_day_offset)
+    valid_from = None if start is None else DAY + timedelta(days=start)
+    length = draw(optional_length)
+    valid_until = None if length is None else (valid_from or DAY - timedelta(days=30)) + timedelta(days=length)
+    return make_policy(
+        *[draw_offer(draw, policy_id * 10 + i, i) for i in range(draw(offer_counts))],
+        id=policy_id,
+        priority=draw(priorities),
+        valid_from=valid_from,
+        valid_until=valid_until,
+        category_ids=draw(category_sets),
+        severity_min=severity_min,
+        severity_max=severity_max,
+        faults=draw(fault_sets),
+        tiers=draw(tier_sets),
+        correctable=draw(optional_bool),
+        min_repeat_count=draw(optional_repeat_min),
+        min_same_category_repeat_count=draw(optional_same_min),
+        min_lifetime_value=draw(optional_min_lifetime),
+        min_order_value=draw(optional_min_order),
+        escalate=draw(st.booleans()),
+        monthly_cap=draw(optional_caps[0]),
+        per_customer_cap_30d=draw(optional_caps[1]),
+        generosity_per_severity=draw(per_severity),
+        generosity_per_repeat=draw(per_repeat),
+        generosity_per_1000_lifetime_value=draw(per_1000),
+        generosity_max_multiplier=draw(max_multipliers),
+    )
+
+
+@st.composite
+def worlds(draw: st.DrawFn, names: st.SearchStrategy[str] = plain_names) -> dict:
+    """A policy set with perks, spending and outcome stats, and the customer and incident to run it for."""
+    policy_list = [draw_policy(draw, pid) for pid in range(1, draw(policy_counts) + 1)]
+    perks = [make_perk(pid, draw(perk_tag_sets), str(draw(money_60))) for pid in range(1, draw(perk_counts) + 1)]
+    month_spent, customer_spent, stats = {}, {}, {}
+    for p in policy_list:
+        # Spending near or past the caps is where budgets bite, so draw it for most policies.
+        if draw(st.booleans()):
+            month_spent[p.id] = draw(money_1200)
+        if draw(st.booleans()):
+            customer_spent[p.id] = draw(money_400)
+        for o in p.offers:
+            if draw(st.booleans()):
+                offered = draw(counts)
+                stats[o.id] = (offered, int(offered * draw(shares)))
+    recent = frozenset(k.id for k in perks if draw(st.booleans()))
+    return {
+        "policies": policy_list,
+        "perks": perks,
+        "spending": Spending(month_spent=month_spent, customer_spent_30d=customer_spent, recent_perk_ids=recent),
+        "stats": stats,
+        "customer": draw(customers(names)),
+        "incident": draw(incidents()),
+        "approval_limit": draw(optional_approval_limit),
+        "explain": draw(st.booleans()),
+    }
+
+
+def run_world(world: dict):
+    return run(
+        *world["policies"],
+        perks=world["perks"],
+        customer=world["customer"],
+        incident=world["incident"],
+        spending=world["spending"],
+        stats=world["stats"],
+        approval_limit=world["approval_limit"],
+        explain=world["explain"],
+    )
+
+
+@PROPERTY
+@given(world=worlds(names=any_names))
+def test_options_keep_their_promises(world):
+    result = run_world(world)
+
+    # At most three, labelled a, b, c in order, scores never increasing.
+    labels = [o.label for o in result.options]
+    assert labels == ["a", "b", "c"][: len(labels)]
+    scores = [o.score for o in result.options]
+    assert scores == sorted(scores, reverse=True)
+    assert all(o.score > 0 for o in result.options)
+
+    # Budgets: nothing costs more than its policy's month or this customer's cap has left.
+    spending = world["spending"]
+    for option in result.options:
+        policy, cost = option.candidate.policy, option.candidate.estimated_cost
+        assert cost >= 0
+        if policy.monthly_cap is not None:
+            assert cost <= policy.monthly_cap - spending.month_spent.get(policy.id, D("0"))
+        if policy.per_customer_cap_30d is not None:
+            assert cost <= policy.per_customer_cap_30d - spending.customer_spent_30d.get(policy.id, D("0"))
+        if option.candidate.unit == "percent":
+            assert 0 <= option.candidate.value <= 100
+        assert option.candidate.offer in policy.offers
+        assert first_failed_condition(policy, world["customer"], world["incident"]) is None
+
+    # Explain: one entry per active policy without an option, and never one that has an option.
+    if world["explain"]:
+        shown = {o.candidate.policy.id for o in result.options}
+        explained = [n.policy.id for n in result.not_offered]
+        assert len(explained) == len(set(explained))
+        assert shown.isdisjoint(explained)
+        assert shown | set(explained) == {p.id for p in world["policies"]}
+        assert all(n.reason for n in result.not_offered)
+
+
+@PROPERTY
+@given(world=worlds(names=plain_names))
+def test_no_placeholder_is_left_unrendered(world):
+    result = run_world(world)
+    for option in result.options:
+        assert not PLACEHOLDER_RE.search(option.title), option.title
+        assert not PLACEHOLDER_RE.search(option.message), option.message
+
+
+@PROPERTY
+@given(world=worlds(names=brace_names))
+def test_no_placeholder_is_left_unrendered_with_braces_in_the_name(world):
+    result = run_world(world)
+    for option in result.options:
+        assert not PLACEHOLDER_RE.search(option.title + option.message), option.message
+
+
+# --- select on its own ---------------------------------------------------------------------------
+
+
+@st.composite
+def scored_lists(draw: st.DrawFn) -> list[ranking.Scored]:
+    customer, incident = make_customer(), make_incident()
+    items = []
+    for i in range(draw(st.integers(0, 12))):
+        kind = draw(st.sampled_from(["fixed_credit", "gift", "free_shipping", "expedited_replacement"]))
+        policy = make_policy(make_offer(kind, id=i, value=D("10")), id=draw(st.integers(1, 5)), priority=i % 3)
+        candidate = candidate_for(policy, policy.offers[0], customer, incident, D("1"), None)
+        score = draw(st.sampled_from([0.1, 0.2, 0.2, 0.5, 0.9]))
+        items.append(ranking.Scored(candidate, score, 1.0, 1.0, score, (0, 0), 10.0))
+    return items
+
+
+@PROPERTY
+@given(items=scored_lists(), limit=st.integers(1, 3))
+def test_select_keeps_as_many_kinds_as_it_can_in_score_order(items, limit):
+    chosen = ranking.select(items, limit=limit)
+    assert len(chosen) == min(limit, len(items))
+    assert len({s.candidate.kind for s in chosen}) == min(limit, len({s.candidate.kind for s in items}))
+    assert [s.sort_key for s in chosen] == sorted(s.sort_key for s in chosen)
+    # The first option is always the best candidate overall.
+    if items:
+        assert chosen[0].sort_key == min(s.sort_key for s in items)
+    assert ranking.select(list(reversed(items)), limit=limit) == chosen
