@@ -78,9 +78,11 @@ def request_facts(
         parts.append(
             f"SELECT 'r', COUNT(*), CAST(SUM(CASE WHEN {q('category_id')} = %s THEN 1 ELSE 0 END) AS NUMERIC), "
             f"{NO_INT} FROM {incident} "
-            f"WHERE {q('customer_id')} = %s AND {q('occurred_at')} > %s AND {q('occurred_at')} <= %s"
+            f"WHERE {q('customer_id')} = %s AND {q('occurred_at')} > %s"
         )
-        params += [category_id, customer_id, occurred_at - timedelta(days=window_days), occurred_at]
+        # No upper bound: a concurrent request for this customer may have read the clock a moment
+        # later and committed first; its incident still belongs in this one's window.
+        params += [category_id, customer_id, occurred_at - timedelta(days=window_days)]
     if not customer_is_new:
         if customer_capped:
             marks = ", ".join(["%s"] * len(customer_capped))

@@ -40,7 +40,7 @@ def customer_upsert(*, external_id: str, fields: dict[str, Any], now: datetime) 
 
     ``INSERT … ON CONFLICT … DO UPDATE … RETURNING`` (PostgreSQL and SQLite),
     so two concurrent requests for the same new customer both succeed.
-    Returns the customer and whether it is new.
+    Returns the customer and whether this call created it.
     """
     meta = Customer._meta
     values: dict[str, Any] = {
@@ -67,8 +67,14 @@ def customer_upsert(*, external_id: str, fields: dict[str, Any], now: datetime) 
         + " RETURNING "
         + ", ".join(quote(f.column) for f in meta.concrete_fields)
     )
+    if connection.vendor == "postgresql":
+        # xmax is 0 for a row this statement inserted, and set for one it updated.
+        sql += ", (xmax = 0) AS inserted"
+        customer = next(iter(Customer.objects.raw(sql, params)))
+        return customer, customer.inserted
+    existed = Customer.objects.filter(external_id=external_id).exists()  # SQLite: one writer at a time
     customer = next(iter(Customer.objects.raw(sql, params)))
-    return customer, customer.created_at == now
+    return customer, not existed
 
 
 def incident_details(*, category: CompiledCategory, data: dict[str, Any], now: datetime) -> dict[str, Any]:
