@@ -467,7 +467,7 @@ def _post_concurrently(clients: list[Any], bodies: list[dict[str, Any]]) -> list
     return results
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("same_ticket", [False, True], ids=["different-tickets", "same-ticket"])
 def test_concurrent_posts_for_the_same_new_customer_both_succeed(client_for: Any, same_ticket: bool) -> None:
     if connection.vendor != "postgresql":
