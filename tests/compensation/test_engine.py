@@ -137,7 +137,7 @@ def make_customer(**overrides: Any) -> CustomerFacts:
 def make_incident(**overrides: Any) -> IncidentFacts:
     fields: dict[str, Any] = {
         "category_id": 1,
-        "category_name": CATEGORIES[overrides.get("category_id", 1)],
+        "category_name": CATEGORIES.get(overrides.get("category_id", 1), "category"),
         "severity": 3,
         "fault": "company",
         "correctable": True,
