@@ -25,6 +25,9 @@ def main() -> None:
     parser.add_argument("--policies", type=int, default=1000, help="policies in the packs benchmark (default 1000)")
     parser.add_argument("--seconds", type=int, default=15, help="load duration per endpoint (default 15)")
     parser.add_argument("--connections", type=int, default=16, help="concurrent connections (default 16)")
+    parser.add_argument(
+        "--workers", type=int, help="gunicorn workers (default: gunicorn.conf.py, WEB_CONCURRENCY or 2 per core + 1)"
+    )
     args = parser.parse_args()
 
     if args.suite in {"all", "offer-sets"}:
@@ -36,7 +39,7 @@ def main() -> None:
     if args.suite in {"all", "offer-sets"}:
         from bench import offer_sets_bench
 
-        offer_sets_bench.run(seconds=args.seconds, connections=args.connections)
+        offer_sets_bench.run(seconds=args.seconds, connections=args.connections, workers=args.workers)
     if args.suite in {"all", "packs"}:
         if args.suite == "all":
             url = django_setup()  # a fresh database for the pack import figures

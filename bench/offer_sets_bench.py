@@ -195,18 +195,13 @@ def wrk(url: str, script: str, *, seconds: int, connections: int) -> dict[str, f
     }
 
 
-def start_gunicorn(port: int, env: dict[str, str]) -> subprocess.Popen:
+def start_gunicorn(port: int, env: dict[str, str], workers: int | None) -> subprocess.Popen:
+    """gunicorn with the project's gunicorn.conf.py (as production starts it), on a port of our own."""
+    command = [str(Path(sys.executable).parent / "gunicorn"), "recovery_project.wsgi", "--bind", f"127.0.0.1:{port}"]
+    if workers:
+        command += ["--workers", str(workers)]
     process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "recovery_project.wsgi",
-            "--workers",
-            "2",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-        ],
+        [*command, "--log-level", "warning"],
         cwd=ROOT,
         env=env,
         start_new_session=True,
@@ -290,7 +285,14 @@ def index_memory(out, *, policies: int = 10_000) -> None:
     print(f"compiled index for {len(index.policies):,} policies: {size / 1024 / 1024:.1f} MB", file=out)
 
 
-def run(*, seconds: int, connections: int, out=sys.stdout) -> None:
+def _configured_workers() -> int:
+    """What the project's gunicorn.conf.py gives when --workers does not say otherwise."""
+    namespace: dict = {}
+    exec((ROOT / "gunicorn.conf.py").read_text(), namespace)  # noqa: S102 - our own config file
+    return int(namespace.get("workers", 1))
+
+
+def run(*, seconds: int, connections: int, workers: int | None = None, out=sys.stdout) -> None:
     from django.conf import settings
     from django.db import connections as db_connections
 
@@ -311,7 +313,7 @@ def run(*, seconds: int, connections: int, out=sys.stdout) -> None:
         "LOG_LEVEL": "WARNING",
     }
     port = 8900 + os.getpid() % 90
-    server = start_gunicorn(port, env)
+    server = start_gunicorn(port, env, workers)
     try:
         base = f"http://127.0.0.1:{port}"
         values = {"token": token.key, "customers": CUSTOMERS, "categories": CATEGORIES}
@@ -324,7 +326,9 @@ def run(*, seconds: int, connections: int, out=sys.stdout) -> None:
 
     cache = settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
     print(
-        f"gunicorn, 2 sync workers, DEBUG off, cache {cache}; wrk {connections} connections, {seconds} s each", file=out
+        f"gunicorn, {workers or _configured_workers()} sync workers, DEBUG off, cache {cache}; "
+        f"wrk {connections} connections, {seconds} s each",
+        file=out,
     )
     print(f"{'endpoint':<32}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}", file=out)
     for name, figures in (("GET /api/v1/me/ (floor)", trivial), ("POST /api/v1/offer-sets/", offers)):

@@ -74,6 +74,12 @@ DATABASES = {"default": env.database("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db
 DATABASES["default"]["CONN_MAX_AGE"] = env.integer("CONN_MAX_AGE", 60, minimum=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Server-side parameters let psycopg prepare statements the hot path repeats,
+    # so PostgreSQL stops re-planning them (not for PgBouncer in transaction mode).
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env.boolean(
+        "DATABASE_SERVER_SIDE_BINDING", True
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file database shared by the dev server and an eager worker: wait on locks.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}

@@ -35,6 +35,57 @@ class OfferSetCreated:
     not_offered: list[dict[str, Any]] | None
 
 
+def _insert_sql(instances: list[Any]) -> tuple[str, list[Any]]:
+    """One multi-row INSERT for unsaved instances of one model (every concrete field given)."""
+    meta = instances[0]._meta
+    fields = [f for f in meta.concrete_fields if f is not meta.auto_field]  # the database numbers those
+    quote = connection.ops.quote_name
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+        f"VALUES {', '.join([row] * len(instances))}"
+    )
+    params = [f.get_db_prep_save(getattr(obj, f.attname), connection) for obj in instances for f in fields]
+    return sql, params
+
+
+def offer_set_insert(*, offer_set: OfferSet, offers: list[Offer]) -> None:
+    """Write the snapshot: on PostgreSQL the set and its options in one statement, else two.
+
+    The set's id is made here (a UUID), so the options need nothing back from
+    the database; the foreign keys are checked at commit.
+    """
+    set_sql, set_params = _insert_sql([offer_set])
+    with connection.cursor() as cursor:
+        if not offers:
+            cursor.execute(set_sql, set_params)
+            return
+        offers_sql, offers_params = _insert_sql(offers)
+        offers_sql += f" RETURNING {connection.ops.quote_name(Offer._meta.pk.column)}"
+        if connection.vendor == "postgresql":
+            cursor.execute(f"WITH offer_set AS ({set_sql}) {offers_sql}", set_params + offers_params)
+        else:
+            cursor.execute(set_sql, set_params)
+            cursor.execute(offers_sql, offers_params)
+        ids = [row[0] for row in cursor.fetchall()]  # in the order of VALUES, as bulk_create assumes
+    offer_set._state.adding = False
+    for offer, pk in zip(offers, ids, strict=True):
+        offer.pk = pk
+        offer._state.adding = False
+
+
+def relax_commit_durability() -> None:
+    """Let this transaction's commit return before its WAL reaches the disk (PostgreSQL).
+
+    An offer set is a snapshot an agent can always ask for again; should the
+    database crash in the few hundred milliseconds after the commit, the worst
+    case is a lost snapshot, never a broken one. Outcomes keep full durability.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
 def customer_upsert(*, external_id: str, fields: dict[str, Any], now: datetime) -> tuple[Customer, bool]:
     """Create or update the customer in one statement; fields left out keep their stored values.
 
@@ -58,23 +109,34 @@ def customer_upsert(*, external_id: str, fields: dict[str, Any], now: datetime) 
     params = [meta.get_field(name).get_db_prep_save(values[name], connection) for name in columns]
     updates = [name for name in columns if name in fields] + ["updated_at"]
     quote = connection.ops.quote_name
-    # Only model metadata is interpolated (quoted names); every value is a parameter.
+    returned = ["id", "name", "email", "tier", "lifetime_value", "interests"]
+    postgres = connection.vendor == "postgresql"
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
         f"VALUES ({', '.join(['%s'] * len(columns))}) "
         f"ON CONFLICT ({quote('external_id')}) DO UPDATE SET "
         + ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in updates)
         + " RETURNING "
-        + ", ".join(quote(f.column) for f in meta.concrete_fields)
-    )
-    if connection.vendor == "postgresql":
+        + ", ".join(quote(c) for c in returned)
         # xmax is 0 for a row this statement inserted, and set for one it updated.
-        sql += ", (xmax = 0) AS inserted"
-        customer = next(iter(Customer.objects.raw(sql, params)))
-        return customer, customer.inserted
-    existed = Customer.objects.filter(external_id=external_id).exists()  # SQLite: one writer at a time
-    customer = next(iter(Customer.objects.raw(sql, params)))
-    return customer, not existed
+        + (", (xmax = 0)" if postgres else "")
+    )
+    existed = None if postgres else Customer.objects.filter(external_id=external_id).exists()  # SQLite: one writer
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    interests = meta.get_field("interests").from_db_value(row[5], None, connection)
+    customer = Customer(
+        id=row[0],
+        external_id=external_id,
+        name=row[1],
+        email=row[2],
+        tier=row[3],
+        lifetime_value=Decimal(str(row[4])).quantize(Decimal("0.01")),
+        interests=interests if isinstance(interests, list) else [],
+    )
+    customer._state.adding = False
+    return customer, bool(row[6]) if postgres else not existed
 
 
 def incident_details(*, category: CompiledCategory, data: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -248,6 +310,7 @@ def offer_set_create(
     category: CompiledCategory = incident["category"]
     manager = user_has_role(user, Role.MANAGER)
     with transaction.atomic():
+        relax_commit_durability()
         fields = {name: customer[name] for name in CUSTOMER_FIELDS if name in customer}
         stored_customer, is_new = customer_upsert(external_id=customer["external_id"], fields=fields, now=now)
         details = incident_details(category=category, data=incident, now=now)
@@ -298,7 +361,7 @@ def offer_set_create(
                 policy_id=policy.id,
                 now=now,
             )
-        offer_set = OfferSet.objects.create(
+        offer_set = OfferSet(
             created_by=user,
             customer=stored_customer,
             incident=stored_incident,
@@ -308,36 +371,35 @@ def offer_set_create(
             not_offered=not_offered or [],
             escalation=escalation,
         )
+        offers = [
+            Offer(
+                offer_set=offer_set,
+                label=option.label,
+                rank=position,
+                kind=option.candidate.kind,
+                title=option.title,
+                message=option.message,
+                value=option.candidate.value,
+                unit=option.candidate.unit,
+                estimated_cost=option.candidate.estimated_cost,
+                currency=settings.DEFAULT_CURRENCY,
+                requires_approval=option.requires_approval,
+                policy_id=option.candidate.policy.id,
+                policy_name=option.candidate.policy.name,
+                policy_version=option.candidate.policy.version,
+                offer_template_id=option.candidate.offer.id,
+                perk_id=option.candidate.perk.id if option.candidate.perk else None,
+                expires_in_days=option.candidate.offer.expires_in_days,
+                score=option.score,
+                score_breakdown=option.score_breakdown,
+                reasons=option.reasons,
+            )
+            for position, option in enumerate(result.options)
+        ]
+        offer_set_insert(offer_set=offer_set, offers=offers)
         if escalation is not None and escalation.offer_set_id is None:
             escalation.offer_set = offer_set
             escalation.save(update_fields=["offer_set"])
-        offers = Offer.objects.bulk_create(
-            [
-                Offer(
-                    offer_set=offer_set,
-                    label=option.label,
-                    rank=position,
-                    kind=option.candidate.kind,
-                    title=option.title,
-                    message=option.message,
-                    value=option.candidate.value,
-                    unit=option.candidate.unit,
-                    estimated_cost=option.candidate.estimated_cost,
-                    currency=settings.DEFAULT_CURRENCY,
-                    requires_approval=option.requires_approval,
-                    policy_id=option.candidate.policy.id,
-                    policy_name=option.candidate.policy.name,
-                    policy_version=option.candidate.policy.version,
-                    offer_template_id=option.candidate.offer.id,
-                    perk_id=option.candidate.perk.id if option.candidate.perk else None,
-                    expires_in_days=option.candidate.offer.expires_in_days,
-                    score=option.score,
-                    score_breakdown=option.score_breakdown,
-                    reasons=option.reasons,
-                )
-                for position, option in enumerate(result.options)
-            ]
-        )
     # The response names the category; the index already knows it, so no query for it.
     stored_incident.category = Category(pk=category.id, slug=category.slug, name=category.name)
     return OfferSetCreated(offer_set=offer_set, offers=offers, escalation=escalation, not_offered=not_offered)
