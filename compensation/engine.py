@@ -14,7 +14,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from compensation import ranking
-from policies.choices import AMOUNT_KINDS, OfferKind
+from policies.choices import AMOUNT_KINDS, PERCENT_KINDS, OfferKind
 from policies.index import CompiledOffer, CompiledPerk, CompiledPolicy, PolicyIndex
 
 CENT = Decimal("0.01")
@@ -199,20 +199,21 @@ def candidate_for(
     """Value, money amount and estimated cost of one offer (see API.md, "Offer kinds")."""
     kind = offer.kind
     order_value = incident.order_value
-    if kind == OfferKind.PERCENT_DISCOUNT:
-        percent = min(HUNDRED, offer.value * multiplier)
-        cap = offer.max_amount if offer.max_amount is not None else ZERO
-        amount = cap if order_value == 0 else min(order_value * percent / HUNDRED, cap)
-        amount = _money(amount)
-        return Candidate(policy, offer, kind, _money(percent), "percent", amount, amount, None, (), multiplier)
-    if kind == OfferKind.REFUND:
-        percent = min(HUNDRED, offer.value * multiplier)
+    scaled = multiplier is not ONE  # generosity_multiplier returns ONE itself when nothing scales
+    if kind in PERCENT_KINDS:
+        percent = min(HUNDRED, offer.value * multiplier) if scaled else offer.value
         amount = order_value * percent / HUNDRED
-        if offer.max_amount is not None:
+        if kind == OfferKind.PERCENT_DISCOUNT:
+            cap = offer.max_amount if offer.max_amount is not None else ZERO
+            amount = cap if order_value == 0 else min(amount, cap)
+        elif offer.max_amount is not None:
             amount = min(amount, offer.max_amount)
         amount = _money(amount)
         return Candidate(policy, offer, kind, _money(percent), "percent", amount, amount, None, (), multiplier)
     if kind in AMOUNT_KINDS:
+        if not scaled:  # stored with two decimals already
+            cost = offer.value if offer.cost is None else offer.cost
+            return Candidate(policy, offer, kind, offer.value, "amount", offer.value, cost, None, (), multiplier)
         amount = _money(offer.value * multiplier)
         cost = amount if offer.cost is None else _money(offer.cost * multiplier)
         return Candidate(policy, offer, kind, amount, "amount", amount, cost, None, (), multiplier)
