@@ -98,3 +98,13 @@ def test_docs_ui_is_served_from_this_server_not_a_cdn(client):
     assert "cdn" not in html.lower()
     bundle = client.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
     assert bundle.status_code == 200
+
+
+def test_schema_generates_and_validates_without_warnings(tmp_path):
+    from django.core.management import call_command
+
+    target = tmp_path / "schema.yaml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
+    text = target.read_text()
+    assert "/api/v1/offer-sets/" in text
+    assert "/api/v1/offer-sets/{offer_set_id}/" in text
