@@ -18,7 +18,12 @@ from compensation.models import OfferSet
 from compensation.permissions import IsAgentOrManager
 from compensation.roles import user_role
 from compensation.selectors import offer_set_visible_to
-from compensation.serializers import OfferSetInputSerializer, OfferSetOutputSerializer, offer_set_payload
+from compensation.serializers import (
+    OfferSetInputSerializer,
+    OfferSetOutputSerializer,
+    offer_set_input_validate,
+    offer_set_payload,
+)
 from compensation.services.offer_sets import offer_set_create
 from policies.index import policy_index_get
 
@@ -75,13 +80,12 @@ class OfferSetListCreateApi(GenericAPIView):
 
         def create() -> Response:
             index = policy_index_get()
-            data = OfferSetInputSerializer(data=request.data, context={"index": index})
-            data.is_valid(raise_exception=True)
+            data = offer_set_input_validate(request.data, index=index)
             created = offer_set_create(
                 user=request.user,
                 index=index,
-                customer=data.validated_data["customer"],
-                incident=data.validated_data["incident"],
+                customer=data["customer"],
+                incident=data["incident"],
                 explain=explain,
             )
             payload = offer_set_payload(

@@ -1045,3 +1045,14 @@ def test_a_pack_import_applies_to_the_next_request(
     assert Perk.objects.get(slug="sports-pass-1m").cost == Decimal("14.00")
     after = options_by(created(agent, body("C-2", customer={"interests": ["sports"]})), policy="Personalized perk")
     assert (after[0]["estimated_cost"], after[0]["title"]) == ("14.00", "Sports Pass on us")
+
+
+@pytest.mark.parametrize("category", [5, 5.5, True, ["late_delivery"], {"slug": "late_delivery"}])
+def test_a_category_that_is_not_a_slug_string_is_a_400_not_a_crash(client_for: Any, category: Any) -> None:
+    from policies.models import Category
+
+    Category.objects.create(slug="late_delivery", name="late delivery")
+    body = {"customer": {"external_id": "C-odd"}, "incident": {"category": category, "severity": 3}}
+    response = client_for("agent").post("/api/v1/offer-sets/", body, format="json")
+    assert response.status_code == 400
+    assert "category" in response.json()["incident"]
