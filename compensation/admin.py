@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -84,6 +85,8 @@ class OfferSetAdmin(ReadOnlyAdmin):
 
     def try_view(self, request: HttpRequest) -> HttpResponse:
         """What the engine would offer now for a sample incident; creates nothing."""
+        if not request.user.has_perm("policies.view_policy"):
+            raise PermissionDenied
         index = policy_index_get()
         categories = [(c.slug, f"{c.name} ({c.slug})") for c in sorted(index.categories.values(), key=lambda c: c.slug)]
         form = PreviewForm(request.POST or None, categories=categories)

@@ -7,6 +7,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -45,8 +46,14 @@ class MeApi(APIView):
         return Response({"username": request.user.get_username(), "role": user_role(request.user)})
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").lower() in {"1", "true", "yes", "on"}
+def _explain_flag(request: Request) -> bool:
+    value = request.query_params.get("explain")
+    if value is None:
+        return False
+    lowered = value.lower()
+    if lowered not in {"1", "true", "yes", "on", "0", "false", "no", "off", ""}:
+        raise ValidationError({"explain": ["must be true or false"]})
+    return lowered in {"1", "true", "yes", "on"}
 
 
 class OfferSetListCreateApi(GenericAPIView):
@@ -76,7 +83,7 @@ class OfferSetListCreateApi(GenericAPIView):
         responses={201: OfferSetOutputSerializer, 400: VALIDATION_ERROR, 403: ERROR, 409: ERROR},
     )
     def post(self, request: Request) -> Response:
-        explain = _truthy(request.query_params.get("explain"))
+        explain = _explain_flag(request)
 
         def create() -> Response:
             index = policy_index_get()
@@ -93,7 +100,7 @@ class OfferSetListCreateApi(GenericAPIView):
             )
             return Response(payload, status=status.HTTP_201_CREATED)
 
-        return idempotent(request, f"offer-sets:create:explain={explain}", create)
+        return idempotent(request, "offer-sets:create", create, extra={"explain": explain})
 
     @extend_schema(responses={200: OfferSetOutputSerializer(many=True), 400: VALIDATION_ERROR, 403: ERROR})
     def get(self, request: Request) -> Response:

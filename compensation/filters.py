@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
+
 import django_filters
 from django.db.models import QuerySet
 
@@ -24,8 +26,15 @@ class OfferSetFilter(django_filters.FilterSet):
         model = OfferSet
         fields = ["customer", "category", "since", "until"]
 
-    def filter_since(self, queryset: QuerySet, name: str, value) -> QuerySet:
-        return queryset.filter(created_at__date__gte=value)
+    def filter_since(self, queryset: QuerySet, name: str, value: date) -> QuerySet:
+        return queryset.filter(created_at__gte=utc_midnight(value))
 
-    def filter_until(self, queryset: QuerySet, name: str, value) -> QuerySet:
-        return queryset.filter(created_at__date__lte=value)
+    def filter_until(self, queryset: QuerySet, name: str, value: date) -> QuerySet:
+        if value >= date.max:
+            return queryset
+        return queryset.filter(created_at__lt=utc_midnight(value + timedelta(days=1)))
+
+
+def utc_midnight(day: date) -> datetime:
+    """The start of ``day`` in UTC, as API.md's dates mean (an index-friendly range, not __date)."""
+    return datetime.combine(day, time.min, tzinfo=UTC)

@@ -43,15 +43,19 @@ def _replay(record: IdempotencyRecord, fingerprint: str) -> Response:
     return Response(record.body, status=record.status_code, headers={"Idempotent-Replayed": "true"})
 
 
-def idempotent(request: Request, scope: str, handle: Callable[[], Response]) -> Response:
-    """Run ``handle`` once per (user, scope, key); without the header, just run it."""
+def idempotent(request: Request, scope: str, handle: Callable[[], Response], *, extra: dict | None = None) -> Response:
+    """Run ``handle`` once per (user, scope, key); without the header, just run it.
+
+    ``extra`` holds what besides the body makes the request what it is (query
+    flags): the same key with different ``extra`` is a different request, 409.
+    """
     key = request.headers.get(HEADER)
     if key is None:
         return handle()
     key = key.strip()
     if not key or len(key) > MAX_LENGTH:
         raise ValidationError({HEADER: [f"must be 1 to {MAX_LENGTH} characters"]}, code="invalid")
-    fingerprint = _fingerprint(request.data)
+    fingerprint = _fingerprint({"body": request.data, **({"extra": extra} if extra else {})})
     now = timezone.now()
     record = IdempotencyRecord.objects.filter(user=request.user, scope=scope, key=key).first()
     if record is not None:

@@ -102,7 +102,7 @@ class Offer(models.Model):
     label = models.CharField(max_length=1)
     rank = models.PositiveSmallIntegerField()
     kind = models.CharField(max_length=32, choices=OfferKind.choices)
-    title = models.CharField(max_length=400)
+    title = models.TextField()  # rendered: names and perks can make it longer than its template
     message = models.TextField(blank=True)
     value = models.DecimalField(**MONEY, null=True)
     unit = models.CharField(max_length=16, null=True)  # noqa: DJ001 - the API shows null for escalations

@@ -25,6 +25,7 @@ from compensation.models import (
 from compensation.roles import Role, user_has_role
 
 CUSTOMER_CAP_DAYS = 30
+REPEAT_SLACK = timedelta(minutes=1)
 # Typed NULLs, so PostgreSQL can match the columns of the UNION ALL below.
 NO_INT = "CAST(NULL AS BIGINT)"
 NO_NUMBER = "CAST(NULL AS NUMERIC)"
@@ -78,11 +79,11 @@ def request_facts(
         parts.append(
             f"SELECT 'r', COUNT(*), CAST(SUM(CASE WHEN {q('category_id')} = %s THEN 1 ELSE 0 END) AS NUMERIC), "
             f"{NO_INT} FROM {incident} "
-            f"WHERE {q('customer_id')} = %s AND {q('occurred_at')} > %s"
+            f"WHERE {q('customer_id')} = %s AND {q('occurred_at')} > %s AND {q('occurred_at')} <= %s"
         )
-        # No upper bound: a concurrent request for this customer may have read the clock a moment
-        # later and committed first; its incident still belongs in this one's window.
-        params += [category_id, customer_id, occurred_at - timedelta(days=window_days)]
+        # The upper bound has a minute's slack: a concurrent request for this customer may have
+        # read the clock a moment later and committed first; its incident still counts.
+        params += [category_id, customer_id, occurred_at - timedelta(days=window_days), occurred_at + REPEAT_SLACK]
     if not customer_is_new:
         if customer_capped:
             marks = ", ".join(["%s"] * len(customer_capped))

@@ -38,9 +38,12 @@ class CustomerInputSerializer(serializers.Serializer):
     def validate_interests(self, value: list[str]) -> list[str]:
         return list(dict.fromkeys(item.lower() for item in value))
 
+    def validate_lifetime_value(self, value: Decimal) -> Decimal:
+        return value + 0  # "-0" becomes 0
+
 
 class IncidentInputSerializer(serializers.Serializer):
-    external_ref = serializers.CharField(max_length=128, required=False, allow_null=True)
+    external_ref = serializers.CharField(max_length=128, required=False, allow_null=True, allow_blank=True)
     category = serializers.CharField(max_length=64, help_text="slug of an active category")
     severity = serializers.IntegerField(min_value=1, max_value=5)
     fault = serializers.ChoiceField(choices=Fault.choices, default=Fault.COMPANY)
@@ -60,12 +63,20 @@ class IncidentInputSerializer(serializers.Serializer):
         return settings.DEFAULT_CURRENCY
 
     def validate_occurred_at(self, value: datetime) -> datetime:
-        if value > timezone.now() + CLOCK_SKEW:
+        now = timezone.now()
+        if value > now + CLOCK_SKEW:
             raise serializers.ValidationError("must not be in the future")
+        if value < now - timedelta(days=settings.INCIDENT_MAX_AGE_DAYS):
+            raise serializers.ValidationError(
+                f"must be within the last {settings.INCIDENT_MAX_AGE_DAYS} days (INCIDENT_MAX_AGE_DAYS)"
+            )
         return value
 
     def validate_external_ref(self, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+    def validate_order_value(self, value: Decimal) -> Decimal:
+        return value + 0  # "-0" becomes 0
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs.setdefault("currency", settings.DEFAULT_CURRENCY)

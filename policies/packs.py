@@ -120,6 +120,9 @@ class _Reader:
         if not isinstance(value, str):
             self.error(f"{path}.{key}", f"must be text, got {type(value).__name__}")
             return default
+        if "\x00" in value:
+            self.error(f"{path}.{key}", "must not contain NUL characters")
+            return default
         return value
 
     def boolean(self, data: dict, key: str, path: str, *, default: bool | None) -> bool | None:
@@ -177,7 +180,7 @@ class _Reader:
         value = data.get(key)
         if value is None:
             return []
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        if not isinstance(value, list) or not all(isinstance(item, str) and "\x00" not in item for item in value):
             self.error(f"{path}.{key}", f"must be a list of text values, got {value!r}")
             return []
         return list(value)

@@ -12,6 +12,9 @@ from policies.models import Category, PolicyRevision
 logger = logging.getLogger("policies")
 
 REVISION_CACHE_KEY = "policies:revision"
+# The mirror expires quickly, so a lost or out-of-order cache write can leave a process
+# on an old index for a few seconds at most, never until the next edit.
+REVISION_CACHE_SECONDS = 5
 
 
 def cache_is_shared() -> bool:
@@ -36,7 +39,7 @@ def policy_revision_current() -> int:
         number = _revision_from_database()
         try:
             # add, not set: never overwrite a newer number a writer mirrored meanwhile
-            cache.add(REVISION_CACHE_KEY, number, timeout=None)
+            cache.add(REVISION_CACHE_KEY, number, timeout=REVISION_CACHE_SECONDS)
         except Exception:
             logger.warning("could not mirror policy revision to the cache", exc_info=True)
         return number

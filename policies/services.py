@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import F
 
 from policies.models import OfferTemplate, Policy, PolicyRevision, PolicyVersion
-from policies.selectors import REVISION_CACHE_KEY, cache_is_shared
+from policies.selectors import REVISION_CACHE_KEY, REVISION_CACHE_SECONDS, cache_is_shared
 from policies.serialization import policy_to_pack, snapshot_changes
 
 logger = logging.getLogger("policies")
@@ -48,7 +48,9 @@ def _revision_mirror_to_cache() -> None:
         return
     number = PolicyRevision.objects.filter(pk=1).values_list("number", flat=True).first() or 0
     try:
-        cache.set(REVISION_CACHE_KEY, number, timeout=None)
+        current = cache.get(REVISION_CACHE_KEY)
+        if current is None or int(current) < number:  # never move the mirror backwards
+            cache.set(REVISION_CACHE_KEY, number, timeout=REVISION_CACHE_SECONDS)
     except Exception:  # the cache is a mirror: readers fall back to the database
         logger.warning("could not mirror policy revision %s to the cache", number, exc_info=True)
 

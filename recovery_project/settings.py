@@ -81,8 +81,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "DATABASE_SERVER_SIDE_BINDING", True
     )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # A file database shared by the dev server and an eager worker: wait on locks.
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+    # A file database shared by the dev server and an eager worker: take the write lock when a
+    # transaction starts and wait for it, so concurrent requests queue instead of failing.
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -111,7 +112,8 @@ WHITENOISE_USE_FINDERS = True
 
 # --- Security -----------------------------------------------------------------
 SECURE_SSL_REDIRECT = env.boolean("SECURE_SSL_REDIRECT", False)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if env.boolean("TRUST_X_FORWARDED_PROTO", False):  # only behind a proxy that sets it
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = SECURE_SSL_REDIRECT
 CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -124,6 +126,7 @@ AGENT_APPROVAL_LIMIT = env.decimal("AGENT_APPROVAL_LIMIT", "100.00", minimum=Dec
 INCIDENT_REPEAT_WINDOW_DAYS = env.integer("INCIDENT_REPEAT_WINDOW_DAYS", 90, minimum=1)
 OFFER_SET_TTL_MINUTES = env.integer("OFFER_SET_TTL_MINUTES", 60, minimum=1)
 ESCALATION_SLA_HOURS = env.integer("ESCALATION_SLA_HOURS", 4, minimum=1)
+INCIDENT_MAX_AGE_DAYS = env.integer("INCIDENT_MAX_AGE_DAYS", 365, minimum=1)
 
 # --- Redis: broker and cache --------------------------------------------------
 REDIS_URL = env.redis_url("REDIS_URL")
@@ -188,11 +191,16 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 25,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": [
+        "compensation.http.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["compensation.http.ResilientUserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"user": THROTTLE_USER_RATE},
     "EXCEPTION_HANDLER": "compensation.exceptions.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",

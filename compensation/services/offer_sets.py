@@ -152,24 +152,14 @@ def incident_details(*, category: CompiledCategory, data: dict[str, Any], now: d
     }
 
 
-def _posted_details(details: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    """The details the client actually sent: a re-post without occurred_at keeps the stored time."""
-    return details if data.get("occurred_at") else {k: v for k, v in details.items() if k != "occurred_at"}
+def incident_reuse(*, customer: Customer, external_ref: str) -> Incident | None:
+    """The stored incident of this customer's ticket, as it is.
 
-
-def incident_reuse(*, customer: Customer, external_ref: str, details: dict[str, Any]) -> Incident | None:
-    """The stored incident for this customer's ticket, updated with the newly posted details.
-
-    It keeps its repeat counts: the same ticket posted twice is not a repeat.
+    Reusing means the ticket's first post stands: its facts, time and repeat
+    counts (the same ticket posted twice is not a repeat), so earlier offer
+    sets keep showing what they were computed from.
     """
-    existing = Incident.objects.filter(customer=customer, external_ref=external_ref).first()
-    if existing is not None:
-        changed = [name for name, value in details.items() if getattr(existing, name) != value]
-        if changed:
-            for name in changed:
-                setattr(existing, name, details[name])
-            existing.save(update_fields=changed)
-    return existing
+    return Incident.objects.filter(customer=customer, external_ref=external_ref).first()
 
 
 def incident_create(
@@ -317,9 +307,10 @@ def offer_set_create(
         external_ref = incident.get("external_ref")
         stored_incident = None
         if external_ref and not is_new:
-            stored_incident = incident_reuse(
-                customer=stored_customer, external_ref=external_ref, details=_posted_details(details, incident)
-            )
+            stored_incident = incident_reuse(customer=stored_customer, external_ref=external_ref)
+            if stored_incident is not None and stored_incident.category_id != category.id:
+                # The ticket keeps the category it was first posted with (if that is still active).
+                category = next((c for c in index.categories.values() if c.id == stored_incident.category_id), category)
         facts = facts_read(
             index=index,
             category_id=category.id,

@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 
 from compensation.models import Customer, Incident, Offer, OfferSet
-from compensation.serializers import OfferSetInputSerializer
+from compensation.serializers import offer_set_input_validate
 from compensation.services.offer_sets import customer_upsert, offer_set_create
 from policies.choices import OfferKind
 from policies.index import policy_index_get
@@ -43,13 +43,12 @@ def create(user: Any, *, now: datetime = NOW, external_id: str = "C-1", **incide
         "customer": {"external_id": external_id},
         "incident": {"category": "late_delivery", "severity": 3, "occurred_at": now.isoformat(), **incident},
     }
-    serializer = OfferSetInputSerializer(data=data, context={"index": index})
-    serializer.is_valid(raise_exception=True)
+    validated = offer_set_input_validate(data, index=index)
     return offer_set_create(
         user=user,
         index=index,
-        customer=serializer.validated_data["customer"],
-        incident=serializer.validated_data["incident"],
+        customer=validated["customer"],
+        incident=validated["incident"],
         now=now,
     )
 
@@ -119,7 +118,8 @@ def test_offer_set_create_reuses_the_incident_of_the_same_ticket(late_delivery: 
 
     assert second.offer_set.incident.pk == first.offer_set.incident.pk
     stored = Incident.objects.get()
-    assert stored.severity == 4  # the newly posted details
+    assert stored.severity == 2  # the ticket's first post stands, so earlier sets keep their facts
+    assert second.offer_set.incident.severity == 2
     assert (stored.repeat_count, stored.same_category_repeat_count) == (1, 1)
 
 

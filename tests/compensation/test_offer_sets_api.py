@@ -1056,3 +1056,37 @@ def test_a_category_that_is_not_a_slug_string_is_a_400_not_a_crash(client_for: A
     response = client_for("agent").post("/api/v1/offer-sets/", body, format="json")
     assert response.status_code == 400
     assert "category" in response.json()["incident"]
+
+
+def test_a_reposted_ticket_does_not_rewrite_what_an_earlier_set_shows(demo_pack: None, agent: Any) -> None:
+    first = created(agent, body(external_ref="T-9", severity=2, order_value="50.00", fault="customer"))
+    created(agent, body(external_ref="T-9", severity=5))  # defaults for fault and order_value left out
+
+    again = agent.get(f"/api/v1/offer-sets/{first['id']}/").json()["incident"]
+    assert (again["severity"], again["order_value"], again["fault"]) == (2, "50.00", "customer")
+
+
+@pytest.mark.parametrize("value", ["maybe", "2"])
+def test_explain_must_be_a_boolean(demo_pack: None, agent: Any, value: str) -> None:
+    response = agent.post(f"/api/v1/offer-sets/?explain={value}", body(), format="json")
+    assert response.status_code == 400
+    assert "explain" in response.json()
+
+
+def test_the_same_idempotency_key_with_and_without_explain_is_a_conflict(demo_pack: None, agent: Any) -> None:
+    headers = {"HTTP_IDEMPOTENCY_KEY": "explain-or-not"}
+    assert agent.post("/api/v1/offer-sets/", body(), format="json", **headers).status_code == 201
+    response = agent.post("/api/v1/offer-sets/?explain=true", body(), format="json", **headers)
+    assert response.status_code == 409
+
+
+def test_deeply_nested_json_is_a_400(agent: Any) -> None:
+    payload = '{"customer": ' + "[" * 5000 + "]" * 5000 + "}"
+    response = agent.post("/api/v1/offer-sets/", payload, content_type="application/json")
+    assert response.status_code == 400
+
+
+def test_an_incident_older_than_the_allowed_age_is_a_400(demo_pack: None, agent: Any) -> None:
+    response = agent.post("/api/v1/offer-sets/", body(occurred_at="0001-01-01T00:00:00Z"), format="json")
+    assert response.status_code == 400
+    assert "occurred_at" in response.json()["incident"]

@@ -86,3 +86,16 @@ def test_unknown_api_path_is_json_404(client_for):
     response = client_for("agent").get("/api/v1/no-such-thing/")
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
+
+
+def test_api_keeps_answering_when_the_throttle_cache_is_down(client_for, settings):
+    client = client_for("agent")
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+    response = client.get("/api/v1/me/")
+    assert response.status_code == 200

@@ -755,3 +755,13 @@ def test_export_keeps_money_as_decimal_strings(tmp_path):
 def test_export_to_an_unwritable_path_is_a_command_error(tmp_path):
     with pytest.raises(CommandError, match="cannot write"):
         export_policies(str(tmp_path / "missing-dir" / "out.yaml"))
+
+
+def test_a_nul_character_in_a_pack_is_reported_with_its_path_and_nothing_is_written():
+    from policies.packs import PackError, pack_import
+
+    document = {"categories": [{"slug": "late_delivery", "name": "late\x00delivery"}]}
+    with pytest.raises(PackError) as excinfo:
+        pack_import(document=document)
+    assert "categories[0].name: must not contain NUL characters" in excinfo.value.errors
+    assert not Category.objects.exists()
