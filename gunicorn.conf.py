@@ -1,15 +1,16 @@
 """gunicorn settings, read when `gunicorn recovery_project.wsgi` starts in this folder.
 
-Command-line flags win over these. WEB_CONCURRENCY sets the worker count
-(default: two per core plus one, gunicorn's own advice for sync workers that
-spend part of each request waiting on PostgreSQL and Redis).
+Command-line flags win over these. WEB_CONCURRENCY sets the worker count,
+default one sync worker per core: requests here spend most of their time on
+the CPU (the benchmark in bench/ measured 2 workers ahead of 5 on two cores),
+so more workers only add switching.
 """
 
 import multiprocessing
 import os
 
 bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
+workers = int(os.environ.get("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count())))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 30
 keepalive = 5

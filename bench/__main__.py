@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=15, help="load duration per endpoint (default 15)")
     parser.add_argument("--connections", type=int, default=16, help="concurrent connections (default 16)")
     parser.add_argument(
-        "--workers", type=int, help="gunicorn workers (default: gunicorn.conf.py, WEB_CONCURRENCY or 2 per core + 1)"
+        "--workers", type=int, help="gunicorn workers (default: gunicorn.conf.py, WEB_CONCURRENCY or one per core)"
     )
     args = parser.parse_args()
 
