@@ -141,16 +141,6 @@ def request_facts(
     )
 
 
-def acceptance_stats_for(*, category_id: int) -> dict[int, tuple[int, int]]:
-    """``{offer template id: (offered, chosen)}`` for one incident category."""
-    return {
-        template_id: (offered, chosen)
-        for template_id, offered, chosen in AcceptanceStat.objects.filter(category_id=category_id).values_list(
-            "offer_template_id", "offered", "chosen"
-        )
-    }
-
-
 def offer_set_queryset() -> QuerySet[OfferSet]:
     return OfferSet.objects.select_related("customer", "incident__category", "escalation").prefetch_related(
         Prefetch("offers", queryset=Offer.objects.order_by("rank"))

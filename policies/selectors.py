@@ -7,7 +7,7 @@ import logging
 from django.conf import settings
 from django.core.cache import cache
 
-from policies.models import Category, PolicyRevision
+from policies.models import PolicyRevision
 
 logger = logging.getLogger("policies")
 
@@ -48,7 +48,3 @@ def policy_revision_current() -> int:
 
 def _revision_from_database() -> int:
     return PolicyRevision.objects.filter(pk=1).values_list("number", flat=True).first() or 0
-
-
-def category_active_slugs() -> list[str]:
-    return list(Category.objects.filter(active=True).order_by("slug").values_list("slug", flat=True))
