@@ -77,3 +77,10 @@ def test_settings_module_does_not_need_django_configured_to_import_celery_app():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "recovery_project"
+
+
+@pytest.mark.django_db
+def test_models_and_migrations_agree():
+    from django.core.management import call_command
+
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)
