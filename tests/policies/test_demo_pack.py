@@ -76,6 +76,7 @@ def test_late_delivery_gets_a_discount_on_the_next_delivery(demo):
 def test_repeat_mistake_is_more_generous_than_the_first_time(demo):
     repeat = Policy.objects.get(slug="repeat-mistake")
     assert repeat.min_same_category_repeat_count == 2
+    assert repeat.generosity_per_repeat > 0  # and a third time more still
     first_time = Policy.objects.get(slug="late-delivery-next-discount")
     assert repeat.priority > first_time.priority
     best = lambda p, kind: max(o.value for o in p.offers.filter(kind=kind))  # noqa: E731
