@@ -72,8 +72,20 @@ class PreviewForm(forms.Form):
         return data
 
 
+class OfferInline(admin.TabularInline):
+    model = Offer
+    extra = 0
+    can_delete = False
+    fields = ["label", "kind", "title", "value", "unit", "estimated_cost", "policy_name", "policy_version", "score"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(OfferSet)
 class OfferSetAdmin(ReadOnlyAdmin):
+    inlines = [OfferInline]
     list_display = ["id", "created_at", "created_by", "customer", "incident", "expires_at"]
     list_filter = ["incident__category"]
     search_fields = ["id", "customer__external_id", "incident__external_ref"]
@@ -140,20 +152,6 @@ class OfferSetAdmin(ReadOnlyAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/compensation/try.html", context)
-
-
-class OfferInline(admin.TabularInline):
-    model = Offer
-    extra = 0
-    can_delete = False
-    fields = ["label", "kind", "title", "value", "unit", "estimated_cost", "policy_name", "policy_version", "score"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-OfferSetAdmin.inlines = [OfferInline]
 
 
 @admin.register(Customer)

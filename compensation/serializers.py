@@ -18,6 +18,7 @@ from rest_framework import serializers
 from compensation.models import Escalation, Incident, Offer, OfferSet
 from policies.choices import Fault, OfferKind, Tier
 from policies.index import PolicyIndex
+from policies.serialization import money
 
 CLOCK_SKEW = timedelta(minutes=1)
 
@@ -206,10 +207,6 @@ def iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def money(value: Decimal | None) -> str | None:
-    return None if value is None else f"{value:.2f}"
 
 
 def option_payload(offer: Offer) -> dict[str, Any]:

@@ -9,10 +9,11 @@ merged into every group), so the engine only looks at policies that can match.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from policies.choices import OfferKind
 from policies.models import Category, OfferTemplate, Perk, Policy
 from policies.selectors import policy_revision_current
 
@@ -76,6 +77,23 @@ class CompiledCategory:
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetScope:
+    """What a request for one category must read about budgets and perks."""
+
+    monthly_capped: tuple[int, ...]  # policies with a monthly cap
+    customer_capped: tuple[int, ...]  # policies with a per-customer cap
+    wants_perks: bool  # some policy offers a personalized perk
+
+
+def budget_scope_of(policies: tuple[CompiledPolicy, ...]) -> BudgetScope:
+    return BudgetScope(
+        monthly_capped=tuple(p.id for p in policies if p.monthly_cap is not None),
+        customer_capped=tuple(p.id for p in policies if p.per_customer_cap_30d is not None),
+        wants_perks=any(o.kind == OfferKind.PERSONALIZED_PERK for p in policies for o in p.offers),
+    )
+
+
 @dataclass(frozen=True)
 class PolicyIndex:
     revision: int
@@ -84,9 +102,14 @@ class PolicyIndex:
     by_category: dict[int, tuple[CompiledPolicy, ...]]  # category-specific and any-category, by priority
     any_category: tuple[CompiledPolicy, ...]
     perks: tuple[CompiledPerk, ...]
+    budget_scopes: dict[int, BudgetScope] = field(default_factory=dict)  # by category id, built once
 
     def policies_for(self, category_id: int) -> tuple[CompiledPolicy, ...]:
         return self.by_category.get(category_id, self.any_category)
+
+    def budget_scope(self, category_id: int) -> BudgetScope:
+        scope = self.budget_scopes.get(category_id)
+        return scope if scope is not None else budget_scope_of(self.policies_for(category_id))
 
 
 def _order(policy: CompiledPolicy) -> tuple[int, int]:
@@ -171,6 +194,7 @@ def policy_index_build(revision: int) -> PolicyIndex:
         by_category=by_category,
         any_category=any_category,
         perks=perks,
+        budget_scopes={category_id: budget_scope_of(group) for category_id, group in by_category.items()},
     )
 
 

@@ -124,22 +124,9 @@ def policy_duplicate(*, policy: Policy, actor: AbstractBaseUser | None = None) -
     copy.version = 0
     copy.save()
     copy.categories.set(categories)
-    OfferTemplate.objects.bulk_create(
-        [
-            OfferTemplate(
-                policy=copy,
-                kind=o.kind,
-                title=o.title,
-                message=o.message,
-                value=o.value,
-                max_amount=o.max_amount,
-                cost=o.cost,
-                expires_in_days=o.expires_in_days,
-                requires_approval=o.requires_approval,
-                order=o.order,
-            )
-            for o in offers
-        ]
-    )
+    for offer in offers:  # the same rows under the copy
+        offer.pk = None
+        offer.policy = copy
+    OfferTemplate.objects.bulk_create(offers)
     policy_version_record(policy=copy, actor=actor, reason=f"duplicated from {policy.slug} v{policy.version}")
     return copy

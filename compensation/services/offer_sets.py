@@ -20,7 +20,6 @@ from compensation.engine import CustomerFacts, EngineResult, IncidentFacts, comp
 from compensation.models import Customer, Escalation, Incident, Offer, OfferSet
 from compensation.roles import Role, user_has_role
 from compensation.selectors import RequestFacts, request_facts
-from policies.choices import OfferKind
 from policies.index import CompiledCategory, PolicyIndex
 from policies.models import Category
 
@@ -246,7 +245,7 @@ def facts_read(
     now: datetime,
 ) -> RequestFacts:
     """One query for repeat counts, budgets, recent perks and acceptance statistics."""
-    candidates = index.policies_for(category_id)
+    scope = index.budget_scope(category_id)
     return request_facts(
         customer_id=customer_id or 0,
         customer_is_new=customer_is_new or customer_id is None,
@@ -254,9 +253,9 @@ def facts_read(
         category_id=category_id,
         occurred_at=occurred_at,
         window_days=settings.INCIDENT_REPEAT_WINDOW_DAYS,
-        monthly_capped=[p.id for p in candidates if p.monthly_cap is not None],
-        customer_capped=[p.id for p in candidates if p.per_customer_cap_30d is not None],
-        wants_perks=any(o.kind == OfferKind.PERSONALIZED_PERK for p in candidates for o in p.offers),
+        monthly_capped=scope.monthly_capped,
+        customer_capped=scope.customer_capped,
+        wants_perks=scope.wants_perks,
         now=now,
     )
 

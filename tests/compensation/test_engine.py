@@ -1115,3 +1115,20 @@ def test_explain_names_policies_ranked_below_the_shown_options():
     result = run(*policies, explain=True)
     assert [o.candidate.policy.id for o in result.options] == [1, 2, 3]
     assert reasons_by_policy(result) == {4: "ranked below the options shown"}
+
+
+@pytest.mark.django_db
+def test_index_precomputes_what_a_category_must_read_about_budgets_and_perks():
+    from policies.index import budget_scope_of
+
+    late = CategoryFactory(slug="late_delivery", name="late delivery")
+    capped = PolicyFactory(monthly_cap=D("100.00"), categories=[late])
+    per_customer = PolicyFactory(per_customer_cap_30d=D("30.00"))
+    OfferTemplateFactory(policy=capped)
+    OfferTemplateFactory(policy=per_customer, kind="personalized_perk", title="{perk_name}", value=None)
+
+    index = policy_index_build(revision=1)
+    scope = index.budget_scope(late.id)
+
+    assert (scope.monthly_capped, scope.customer_capped, scope.wants_perks) == ((capped.id,), (per_customer.id,), True)
+    assert scope == budget_scope_of(index.policies_for(late.id))
