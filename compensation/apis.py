@@ -3,29 +3,58 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from compensation.filters import OfferSetFilter
+from compensation.filters import EscalationFilter, OfferSetFilter
+from compensation.http import ResilientAnonRateThrottle
 from compensation.idempotency import idempotent
 from compensation.models import OfferSet
-from compensation.permissions import IsAgentOrManager
+from compensation.permissions import IsAgentOrManager, IsManager
 from compensation.roles import user_role
-from compensation.selectors import offer_set_visible_to
+from compensation.selectors import (
+    escalation_list,
+    offer_set_for_outcome,
+    offer_set_submission,
+    offer_set_visible_to,
+)
 from compensation.serializers import (
+    EscalationOutputSerializer,
+    FeedbackInputSerializer,
     OfferSetInputSerializer,
     OfferSetOutputSerializer,
+    OutcomeAcceptedSerializer,
+    OutcomeInputSerializer,
+    RejectInputSerializer,
+    ResolveInputSerializer,
+    escalation_payload,
     offer_set_input_validate,
     offer_set_payload,
 )
+from compensation.services.escalations import (
+    escalation_acknowledge,
+    escalation_approve,
+    escalation_reject,
+    escalation_resolve,
+)
+from compensation.services.follow_ups import FeedbackLinkInvalid, feedback_submit
 from compensation.services.offer_sets import offer_set_create
+from compensation.services.outcomes import outcome_submit
 from policies.index import policy_index_get
 
 ERROR = inline_serializer("Error", {"detail": serializers.CharField(), "code": serializers.CharField()})
@@ -115,6 +144,7 @@ def _stored_payload(offer_set) -> dict:
         list(offer_set.offers.all()),
         offer_set.escalation,
         not_offered=offer_set.not_offered or None,
+        submission=offer_set_submission(offer_set),
     )
 
 
@@ -127,3 +157,154 @@ class OfferSetDetailApi(APIView):
     def get(self, request: Request, offer_set_id: str) -> Response:
         offer_set = get_object_or_404(offer_set_visible_to(request.user), pk=offer_set_id)
         return Response(_stored_payload(offer_set))
+
+
+# --- Outcomes ------------------------------------------------------------------------------
+
+
+class OutcomeSubmitApi(APIView):
+    """The customer's choice: 202 once accepted; a Celery worker records it."""
+
+    permission_classes = [IsAgentOrManager]
+
+    @extend_schema(
+        request=OutcomeInputSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="same key and body: the same answer again, nothing new; another body: 409",
+            )
+        ],
+        responses={202: OutcomeAcceptedSerializer, 400: VALIDATION_ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+    )
+    def post(self, request: Request, offer_set_id: str) -> Response:
+        def submit() -> Response:
+            try:
+                offer_set = offer_set_for_outcome(user=request.user, offer_set_id=offer_set_id)
+            except OfferSet.DoesNotExist:
+                raise NotFound() from None
+            serializer = OutcomeInputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            submitted = outcome_submit(user=request.user, offer_set=offer_set, **serializer.validated_data)
+            submission = submitted.submission
+            body = {
+                "status": "accepted",
+                "submission_id": str(submission.pk),
+                "choice": submission.choice,
+                "outcome_status": submission.status,
+            }
+            return Response(body, status=status.HTTP_202_ACCEPTED)
+
+        return idempotent(request, f"offer-sets:{offer_set_id}:outcome", submit)
+
+
+# --- Escalations ---------------------------------------------------------------------------
+
+
+class EscalationListApi(GenericAPIView):
+    """Escalations for managers, soonest due first; filter on status, kind and overdue."""
+
+    permission_classes = [IsManager]
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = EscalationFilter
+    serializer_class = EscalationOutputSerializer
+
+    def get_queryset(self):
+        return escalation_list()
+
+    @extend_schema(responses={200: EscalationOutputSerializer(many=True), 400: VALIDATION_ERROR, 403: ERROR})
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        now = timezone.now()
+        return self.get_paginated_response([escalation_payload(e, now=now) for e in page])
+
+
+class EscalationDetailApi(APIView):
+    permission_classes = [IsManager]
+
+    @extend_schema(responses={200: EscalationOutputSerializer, 403: ERROR, 404: ERROR})
+    def get(self, request: Request, escalation_id: int) -> Response:
+        return Response(escalation_payload(get_object_or_404(escalation_list(), pk=escalation_id)))
+
+
+class _EscalationActionApi(APIView):
+    """POST runs one service on the escalation and answers 200 with it."""
+
+    permission_classes = [IsManager]
+    input_serializer: type[serializers.Serializer] | None = None
+
+    def act(self, escalation_id: int, user, data: dict) -> None:
+        raise NotImplementedError
+
+    def post(self, request: Request, escalation_id: int) -> Response:
+        get_object_or_404(escalation_list(), pk=escalation_id)
+        data: dict = {}
+        if self.input_serializer is not None:
+            serializer = self.input_serializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            data = serializer.validated_data
+        self.act(escalation_id, request.user, data)
+        return Response(escalation_payload(escalation_list().get(pk=escalation_id)))
+
+
+ACTION_RESPONSES = {200: EscalationOutputSerializer, 400: VALIDATION_ERROR, 403: ERROR, 404: ERROR, 409: ERROR}
+
+
+@extend_schema_view(post=extend_schema(request=None, responses=ACTION_RESPONSES))
+class EscalationAcknowledgeApi(_EscalationActionApi):
+    def act(self, escalation_id: int, user, data: dict) -> None:
+        escalation_acknowledge(escalation_id=escalation_id, user=user)
+
+
+@extend_schema_view(post=extend_schema(request=ResolveInputSerializer, responses=ACTION_RESPONSES))
+class EscalationResolveApi(_EscalationActionApi):
+    input_serializer = ResolveInputSerializer
+
+    def act(self, escalation_id: int, user, data: dict) -> None:
+        escalation_resolve(escalation_id=escalation_id, user=user, resolution=data["resolution"])
+
+
+@extend_schema_view(post=extend_schema(request=None, responses=ACTION_RESPONSES))
+class EscalationApproveApi(_EscalationActionApi):
+    def act(self, escalation_id: int, user, data: dict) -> None:
+        escalation_approve(escalation_id=escalation_id, user=user)
+
+
+@extend_schema_view(post=extend_schema(request=RejectInputSerializer, responses=ACTION_RESPONSES))
+class EscalationRejectApi(_EscalationActionApi):
+    input_serializer = RejectInputSerializer
+
+    def act(self, escalation_id: int, user, data: dict) -> None:
+        escalation_reject(escalation_id=escalation_id, user=user, reason=data["reason"])
+
+
+# --- Customer feedback ---------------------------------------------------------------------
+
+
+class FeedbackSubmitApi(APIView):
+    """The customer's answer to the satisfaction check: no login, the signed link is the key."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ResilientAnonRateThrottle]
+
+    @extend_schema(
+        request=FeedbackInputSerializer,
+        responses={
+            200: inline_serializer("FeedbackThanks", {"status": serializers.CharField()}),
+            400: VALIDATION_ERROR,
+            404: ERROR,
+            409: ERROR,
+            410: ERROR,
+        },
+    )
+    def post(self, request: Request, token: str) -> Response:
+        serializer = FeedbackInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            feedback_submit(token=token, **serializer.validated_data)
+        except FeedbackLinkInvalid:
+            raise NotFound("This feedback link is not valid.") from None
+        return Response({"status": "thank you"})

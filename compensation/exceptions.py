@@ -57,3 +57,20 @@ def handler400(request: HttpRequest, exception: Exception | None = None) -> Json
     if _is_api(request):
         return JsonResponse({"detail": "Bad request.", "code": "bad_request"}, status=400)
     return bad_request(request, exception)
+
+
+class Conflict(APIException):
+    """409 with a machine-readable ``code`` (``outcome_exists``, ``expired``, ``budget_exhausted``, ...)."""
+
+    status_code = 409
+    default_detail = "The request conflicts with the current state."
+    default_code = "conflict"
+
+    def __init__(self, detail: str, code: str) -> None:
+        super().__init__(detail, code)
+
+
+class Gone(APIException):
+    status_code = 410
+    default_detail = "This link has expired."
+    default_code = "expired"

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 
 import django_filters
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
-from compensation.models import OfferSet
+from compensation.models import Escalation, OfferSet
 
 
 class OfferSetFilter(django_filters.FilterSet):
@@ -38,3 +39,19 @@ class OfferSetFilter(django_filters.FilterSet):
 def utc_midnight(day: date) -> datetime:
     """The start of ``day`` in UTC, as API.md's dates mean (an index-friendly range, not __date)."""
     return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+class EscalationFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=Escalation.Status.choices)
+    kind = django_filters.ChoiceFilter(choices=Escalation.Kind.choices)
+    overdue = django_filters.BooleanFilter(method="filter_overdue", help_text="past due_at and not closed")
+
+    class Meta:
+        model = Escalation
+        fields = ["status", "kind", "overdue"]
+
+    def filter_overdue(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
+        if value is None:
+            return queryset
+        late = Q(status__in=[Escalation.Status.OPEN, Escalation.Status.ACKNOWLEDGED], due_at__lt=timezone.now())
+        return queryset.filter(late) if value else queryset.exclude(late)

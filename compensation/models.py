@@ -4,6 +4,7 @@ escalations, budget spending and the acceptance statistics ranking learns from."
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -156,6 +157,12 @@ class Escalation(models.Model):
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolution = models.TextField(blank=True)
+    notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the managers were told by e-mail that it was opened."
+    )
+    overdue_notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the managers were told, once, that it passed its due time."
+    )
 
     class Meta:
         ordering = ["due_at", "pk"]
@@ -164,6 +171,13 @@ class Escalation(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk} ({self.status})"
 
+    @property
+    def is_closed(self) -> bool:
+        return self.status not in (self.Status.OPEN, self.Status.ACKNOWLEDGED)
+
+    def is_overdue(self, now: datetime) -> bool:
+        return not self.is_closed and self.due_at < now
+
 
 class PolicyMonthSpend(models.Model):
     """What a policy spent in one calendar month; charged with one conditional update."""
@@ -171,11 +185,18 @@ class PolicyMonthSpend(models.Model):
     policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="month_spends")
     month = models.DateField(help_text="First day of the month, in TIME_ZONE.")
     spent = models.DecimalField(**MONEY, default=0)
+    cap = models.DecimalField(
+        **MONEY, null=True, blank=True, help_text="The policy's monthly budget when it was last charged."
+    )
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["policy", "month"], name="policy_month_unique"),
             models.CheckConstraint(condition=Q(spent__gte=0), name="policy_month_spent_gte_0"),
+            # The backstop behind the conditional update: never more spent than the cap.
+            models.CheckConstraint(
+                condition=Q(cap__isnull=True) | Q(spent__lte=models.F("cap")), name="policy_month_spent_lte_cap"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -189,6 +210,7 @@ class BudgetCharge(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="budget_charges")
     amount = models.DecimalField(**MONEY)
     created_at = models.DateTimeField(db_index=True)
+    month = models.DateField(help_text="The budget month charged, as in PolicyMonthSpend.")
     released_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -245,3 +267,154 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key}"
+
+
+class OutcomeSubmission(models.Model):
+    """The outbox: a customer's choice as the API accepted it, budget already charged.
+
+    The recording task turns it into an :class:`Outcome`; a periodic task
+    re-enqueues any left pending, so nothing the API accepted is lost.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending (accepted, not yet recorded)"
+        AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+        RECORDED = "recorded", "Recorded"
+        REJECTED = "rejected", "Rejected (approval refused)"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    offer_set = models.ForeignKey(OfferSet, on_delete=models.PROTECT, related_name="submissions")
+    offer = models.ForeignKey(Offer, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    choice = models.CharField(max_length=16, help_text="The option's label, or 'declined'.")
+    satisfaction = models.PositiveSmallIntegerField(null=True, blank=True)
+    notes = models.TextField(blank=True)
+    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    submitted_at = models.DateTimeField(db_index=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    charge = models.OneToOneField(
+        BudgetCharge, null=True, blank=True, on_delete=models.SET_NULL, related_name="submission"
+    )
+    approval = models.ForeignKey(
+        Escalation, null=True, blank=True, on_delete=models.SET_NULL, related_name="submissions"
+    )
+    enqueued_at = models.DateTimeField(null=True, blank=True, help_text="Last time the recording task was sent.")
+    recorded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-submitted_at"]
+        constraints = [
+            # One live choice per offer set; a rejected one leaves room for the next.
+            models.UniqueConstraint(
+                fields=["offer_set"], condition=~Q(status="rejected"), name="submission_one_live_per_set"
+            ),
+            models.CheckConstraint(
+                condition=Q(satisfaction__isnull=True) | Q(satisfaction__gte=1, satisfaction__lte=5),
+                name="submission_satisfaction_1_5",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["enqueued_at"], condition=Q(status="pending"), name="submission_pending"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.offer_set_id}: {self.choice} ({self.status})"
+
+
+class Outcome(models.Model):
+    """A recorded customer choice, with the facts reports group by copied in."""
+
+    submission = models.OneToOneField(OutcomeSubmission, on_delete=models.PROTECT, related_name="outcome")
+    offer_set = models.OneToOneField(OfferSet, on_delete=models.PROTECT, related_name="outcome")
+    offer = models.ForeignKey(Offer, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    choice = models.CharField(max_length=16)
+    accepted = models.BooleanField(help_text="False when the customer declined every option.")
+    kind = models.CharField(max_length=32, choices=OfferKind.choices, blank=True)
+    policy = models.ForeignKey(Policy, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="+")
+    tier = models.CharField(max_length=16, choices=Tier.choices)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="outcomes")
+    agent = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    cost = models.DecimalField(**MONEY, default=0)
+    currency = models.CharField(max_length=3)
+    satisfaction = models.PositiveSmallIntegerField(null=True, blank=True)
+    notes = models.TextField(blank=True)
+    offer_set_created_at = models.DateTimeField()
+    submitted_at = models.DateTimeField()
+    recorded_at = models.DateTimeField(db_index=True)
+    follow_up_due_at = models.DateTimeField(help_text="When the explanation e-mail is due, at the latest.")
+
+    class Meta:
+        ordering = ["-recorded_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.offer_set_id}: {self.choice}"
+
+
+class Coupon(models.Model):
+    """A discount the customer redeems with a code: unguessable and unique."""
+
+    code = models.CharField(max_length=32, unique=True)
+    outcome = models.OneToOneField(Outcome, on_delete=models.CASCADE, related_name="coupon")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="coupons")
+    kind = models.CharField(max_length=32, choices=OfferKind.choices)
+    value = models.DecimalField(**MONEY, null=True)
+    unit = models.CharField(max_length=16, blank=True)
+    max_amount = models.DecimalField(**MONEY, null=True)
+    currency = models.CharField(max_length=3)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class CreditEntry(models.Model):
+    """Money put on the customer's account (a credit) or returned (a refund)."""
+
+    outcome = models.OneToOneField(Outcome, on_delete=models.CASCADE, related_name="credit")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="credits")
+    kind = models.CharField(max_length=32, choices=OfferKind.choices)
+    amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "credit entries"
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} {self.currency}"
+
+
+class FollowUp(models.Model):
+    """An e-mail owed to the customer after an outcome: the explanation, then the satisfaction check."""
+
+    class Kind(models.TextChoices):
+        EXPLANATION = "explanation", "Explanation"
+        SATISFACTION_CHECK = "satisfaction_check", "Satisfaction check"
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        SENT = "sent", "Sent"
+        SKIPPED = "skipped", "Skipped (no e-mail address)"
+
+    outcome = models.ForeignKey(Outcome, on_delete=models.CASCADE, related_name="follow_ups")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
+    send_after = models.DateTimeField()
+    due_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    responded_at = models.DateTimeField(null=True, blank=True)
+    feedback_satisfaction = models.PositiveSmallIntegerField(null=True, blank=True)
+    feedback_comment = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["due_at", "pk"]
+        constraints = [models.UniqueConstraint(fields=["outcome", "kind"], name="followup_outcome_kind")]
+        indexes = [
+            models.Index(fields=["send_after"], condition=Q(status="scheduled"), name="followup_scheduled"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.outcome_id} ({self.status})"

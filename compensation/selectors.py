@@ -16,9 +16,11 @@ from compensation.engine import Spending
 from compensation.models import (
     AcceptanceStat,
     BudgetCharge,
+    Escalation,
     Incident,
     Offer,
     OfferSet,
+    OutcomeSubmission,
     PerkGrant,
     PolicyMonthSpend,
 )
@@ -143,8 +145,19 @@ def request_facts(
 
 def offer_set_queryset() -> QuerySet[OfferSet]:
     return OfferSet.objects.select_related("customer", "incident__category", "escalation").prefetch_related(
-        Prefetch("offers", queryset=Offer.objects.order_by("rank"))
+        Prefetch("offers", queryset=Offer.objects.order_by("rank")),
+        Prefetch(
+            "submissions",
+            queryset=OutcomeSubmission.objects.select_related("outcome__coupon").order_by("-submitted_at"),
+        ),
     )
+
+
+def offer_set_submission(offer_set: OfferSet) -> OutcomeSubmission | None:
+    """The submission the set's ``outcome`` shows: the live one, else the last one rejected."""
+    submissions = list(offer_set.submissions.all())  # prefetched, newest first
+    live = next((s for s in submissions if s.status != OutcomeSubmission.Status.REJECTED), None)
+    return live or (submissions[0] if submissions else None)
 
 
 def offer_set_visible_to(user) -> QuerySet[OfferSet]:
@@ -153,3 +166,15 @@ def offer_set_visible_to(user) -> QuerySet[OfferSet]:
     if user_has_role(user, Role.MANAGER):
         return queryset
     return queryset.filter(created_by=user)
+
+
+def offer_set_for_outcome(*, user, offer_set_id) -> OfferSet:
+    """The set with its options, if ``user`` may post its outcome; ``OfferSet.DoesNotExist`` otherwise."""
+    queryset = OfferSet.objects.prefetch_related("offers")
+    if not user_has_role(user, Role.MANAGER):
+        queryset = queryset.filter(created_by=user)
+    return queryset.get(pk=offer_set_id)
+
+
+def escalation_list() -> QuerySet[Escalation]:
+    return Escalation.objects.select_related("customer", "assigned_to").order_by("due_at", "pk")

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework import serializers
 
-from compensation.models import Escalation, Incident, Offer, OfferSet
+from compensation.models import Escalation, Incident, Offer, OfferSet, OutcomeSubmission
 from policies.choices import Fault, OfferKind, Tier
 from policies.index import PolicyIndex
 from policies.serialization import money
@@ -127,6 +127,28 @@ def offer_set_input_validate(data: Any, *, index: PolicyIndex) -> dict[str, Any]
     return validated
 
 
+class OutcomeInputSerializer(serializers.Serializer):
+    choice = serializers.CharField(max_length=16, help_text="one of the set's labels (a, b, c) or 'declined'")
+    satisfaction = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True)
+    notes = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+    def validate_choice(self, value: str) -> str:
+        return value.strip().lower()
+
+
+class ResolveInputSerializer(serializers.Serializer):
+    resolution = serializers.CharField(max_length=4000, help_text="what was done")
+
+
+class RejectInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=4000, help_text="why the option is refused; the agent sees it")
+
+
+class FeedbackInputSerializer(serializers.Serializer):
+    satisfaction = serializers.IntegerField(min_value=1, max_value=5)
+    comment = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
+
+
 # --- Output (for the schema; payload functions below build the same shapes) ---------------
 
 
@@ -188,6 +210,42 @@ class NotOfferedSerializer(serializers.Serializer):
     reason = serializers.CharField()
 
 
+class OutcomeOutputSerializer(serializers.Serializer):
+    choice = serializers.CharField()
+    status = serializers.ChoiceField(choices=OutcomeSubmission.Status.choices)
+    submitted_at = serializers.DateTimeField()
+    recorded_at = serializers.DateTimeField(allow_null=True)
+    offer = OptionSerializer(allow_null=True, help_text="the chosen option as shown; null when declined")
+    coupon_code = serializers.CharField(allow_null=True)
+    satisfaction = serializers.IntegerField(allow_null=True)
+    follow_up_due_at = serializers.DateTimeField(allow_null=True)
+    approval = serializers.IntegerField(allow_null=True, required=False, help_text="the approval escalation's id")
+
+
+class OutcomeAcceptedSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["accepted"])
+    submission_id = serializers.UUIDField()
+    choice = serializers.CharField()
+    outcome_status = serializers.ChoiceField(choices=OutcomeSubmission.Status.choices, required=False)
+
+
+class EscalationOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=Escalation.Kind.choices)
+    status = serializers.ChoiceField(choices=Escalation.Status.choices)
+    reason = serializers.CharField()
+    due_at = serializers.DateTimeField()
+    overdue = serializers.BooleanField()
+    offer_set = serializers.UUIDField(allow_null=True)
+    incident = serializers.IntegerField()
+    customer = serializers.CharField(help_text="the customer's external_id")
+    assigned_to = serializers.CharField(allow_null=True, help_text="username")
+    acknowledged_at = serializers.DateTimeField(allow_null=True)
+    resolved_at = serializers.DateTimeField(allow_null=True)
+    resolution = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
 class OfferSetOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     created_at = serializers.DateTimeField()
@@ -196,7 +254,7 @@ class OfferSetOutputSerializer(serializers.Serializer):
     incident = IncidentOutputSerializer()
     options = OptionSerializer(many=True)
     escalation = EscalationRefSerializer(allow_null=True)
-    outcome = serializers.DictField(allow_null=True)
+    outcome = OutcomeOutputSerializer(allow_null=True)
     not_offered = NotOfferedSerializer(many=True, required=False, help_text="only with ?explain=true")
 
 
@@ -255,12 +313,53 @@ def incident_payload(incident: Incident) -> dict[str, Any]:
     }
 
 
+def outcome_payload(submission: OutcomeSubmission | None, offers: list[Offer]) -> dict[str, Any] | None:
+    """The set's outcome: its live submission (or the last one rejected), with what recording added."""
+    if submission is None:
+        return None
+    outcome = getattr(submission, "outcome", None) if submission.status == OutcomeSubmission.Status.RECORDED else None
+    offer = next((o for o in offers if o.pk == submission.offer_id), None)
+    coupon = getattr(outcome, "coupon", None) if outcome is not None else None
+    return {
+        "choice": submission.choice,
+        "status": submission.status,
+        "submitted_at": iso(submission.submitted_at),
+        "recorded_at": iso(submission.recorded_at),
+        "offer": option_payload(offer) if offer is not None else None,
+        "coupon_code": coupon.code if coupon is not None else None,
+        "satisfaction": outcome.satisfaction if outcome is not None else submission.satisfaction,
+        "follow_up_due_at": iso(outcome.follow_up_due_at) if outcome is not None else None,
+        "approval": submission.approval_id,
+    }
+
+
+def escalation_payload(escalation: Escalation, *, now: datetime | None = None) -> dict[str, Any]:
+    now = now or timezone.now()
+    return {
+        "id": escalation.pk,
+        "kind": escalation.kind,
+        "status": escalation.status,
+        "reason": escalation.reason,
+        "due_at": iso(escalation.due_at),
+        "overdue": escalation.is_overdue(now),
+        "offer_set": str(escalation.offer_set_id) if escalation.offer_set_id else None,
+        "incident": escalation.incident_id,
+        "customer": escalation.customer.external_id,
+        "assigned_to": escalation.assigned_to.get_username() if escalation.assigned_to_id else None,
+        "acknowledged_at": iso(escalation.acknowledged_at),
+        "resolved_at": iso(escalation.resolved_at),
+        "resolution": escalation.resolution,
+        "created_at": iso(escalation.created_at),
+    }
+
+
 def offer_set_payload(
     offer_set: OfferSet,
     offers: list[Offer],
     escalation: Escalation | None,
     *,
     not_offered: list[dict[str, Any]] | None = None,
+    submission: OutcomeSubmission | None = None,
 ) -> dict[str, Any]:
     customer = offer_set.customer
     payload: dict[str, Any] = {
@@ -277,7 +376,7 @@ def offer_set_payload(
         "incident": incident_payload(offer_set.incident),
         "options": [option_payload(offer) for offer in offers],
         "escalation": escalation_ref_payload(escalation),
-        "outcome": None,
+        "outcome": outcome_payload(submission, offers),
     }
     if not_offered is not None:
         payload["not_offered"] = not_offered

@@ -8,4 +8,16 @@ urlpatterns = [
     path("me/", apis.MeApi.as_view(), name="me"),
     path("offer-sets/", apis.OfferSetListCreateApi.as_view(), name="offer-set-list"),
     path("offer-sets/<uuid:offer_set_id>/", apis.OfferSetDetailApi.as_view(), name="offer-set-detail"),
+    path("offer-sets/<uuid:offer_set_id>/outcome/", apis.OutcomeSubmitApi.as_view(), name="offer-set-outcome"),
+    path("escalations/", apis.EscalationListApi.as_view(), name="escalation-list"),
+    path("escalations/<int:escalation_id>/", apis.EscalationDetailApi.as_view(), name="escalation-detail"),
+    path(
+        "escalations/<int:escalation_id>/acknowledge/",
+        apis.EscalationAcknowledgeApi.as_view(),
+        name="escalation-acknowledge",
+    ),
+    path("escalations/<int:escalation_id>/resolve/", apis.EscalationResolveApi.as_view(), name="escalation-resolve"),
+    path("escalations/<int:escalation_id>/approve/", apis.EscalationApproveApi.as_view(), name="escalation-approve"),
+    path("escalations/<int:escalation_id>/reject/", apis.EscalationRejectApi.as_view(), name="escalation-reject"),
+    path("feedback/<str:token>/", apis.FeedbackSubmitApi.as_view(), name="feedback"),
 ]

@@ -51,7 +51,7 @@ def boolean(name: str, default: bool) -> bool:
     raise ConfigError(name, f"{value!r} is not a boolean; use one of 1, 0, true, false, yes, no, on, off")
 
 
-def integer(name: str, default: int, *, minimum: int | None = None) -> int:
+def integer(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
     value = raw(name)
     if value is None:
         return default
@@ -61,6 +61,8 @@ def integer(name: str, default: int, *, minimum: int | None = None) -> int:
         raise ConfigError(name, f"{value!r} is not an integer") from None
     if minimum is not None and number < minimum:
         raise ConfigError(name, f"must be at least {minimum}, got {number}")
+    if maximum is not None and number > maximum:
+        raise ConfigError(name, f"must be at most {maximum}, got {number}")
     return number
 
 

@@ -127,6 +127,15 @@ INCIDENT_REPEAT_WINDOW_DAYS = env.integer("INCIDENT_REPEAT_WINDOW_DAYS", 90, min
 OFFER_SET_TTL_MINUTES = env.integer("OFFER_SET_TTL_MINUTES", 60, minimum=1)
 ESCALATION_SLA_HOURS = env.integer("ESCALATION_SLA_HOURS", 4, minimum=1)
 INCIDENT_MAX_AGE_DAYS = env.integer("INCIDENT_MAX_AGE_DAYS", 365, minimum=1)
+# Follow-ups: the explanation is sent this many minutes after recording and is due
+# within 24 hours; the satisfaction check goes out after it. Feedback links expire.
+FOLLOW_UP_EXPLANATION_DELAY_MINUTES = env.integer("FOLLOW_UP_EXPLANATION_DELAY_MINUTES", 60, minimum=0, maximum=1440)
+FOLLOW_UP_SATISFACTION_DELAY_HOURS = env.integer("FOLLOW_UP_SATISFACTION_DELAY_HOURS", 24, minimum=0)
+FEEDBACK_LINK_MAX_AGE_DAYS = env.integer("FEEDBACK_LINK_MAX_AGE_DAYS", 14, minimum=1)
+# Where the e-mails' feedback links point: the public base URL of this API.
+PUBLIC_BASE_URL = env.string("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Submissions the worker has not recorded after this many seconds are sent again.
+OUTCOME_REQUEUE_AFTER_SECONDS = env.integer("OUTCOME_REQUEUE_AFTER_SECONDS", 60, minimum=1)
 
 # --- Redis: broker and cache --------------------------------------------------
 REDIS_URL = env.redis_url("REDIS_URL")
@@ -148,7 +157,12 @@ else:
 # not counted: retried tasks are new messages), or Redis redelivers running work.
 CELERY_VISIBILITY_TIMEOUT = 3600
 CELERY_BROKER_URL = REDIS_URL or "memory://"
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # A request that enqueues must not hang on a dead broker: the outbox covers it.
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
@@ -163,7 +177,12 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    "outcome-submissions-requeue": {"task": "compensation.outcome_submissions_requeue", "schedule": 30.0},
+    "follow-ups-send": {"task": "compensation.follow_ups_send", "schedule": 60.0},
+    "escalations-flag-overdue": {"task": "compensation.escalations_flag_overdue", "schedule": 60.0},
+    "idempotency-records-purge": {"task": "compensation.idempotency_records_purge", "schedule": 3600.0},
+}
 
 # --- E-mail -------------------------------------------------------------------
 EMAIL_HOST = env.string("EMAIL_HOST")
@@ -180,6 +199,7 @@ DEFAULT_FROM_EMAIL = env.string("DEFAULT_FROM_EMAIL", "Recovery <recovery@localh
 
 # --- REST framework -----------------------------------------------------------
 THROTTLE_USER_RATE = env.throttle_rate("THROTTLE_USER_RATE", "1000/min")
+THROTTLE_ANON_RATE = env.throttle_rate("THROTTLE_ANON_RATE", "60/min")  # the feedback links
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -201,7 +221,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_THROTTLE_CLASSES": ["compensation.http.ResilientUserRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"user": THROTTLE_USER_RATE},
+    "DEFAULT_THROTTLE_RATES": {"user": THROTTLE_USER_RATE, "anon": THROTTLE_ANON_RATE},
     "EXCEPTION_HANDLER": "compensation.exceptions.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -218,6 +238,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "OutcomeStatusEnum": "compensation.models.OutcomeSubmission.Status",
+        "EscalationStatusEnum": "compensation.models.Escalation.Status",
+        "EscalationKindEnum": "compensation.models.Escalation.Kind",
+        "AcceptedStatusEnum": ["accepted"],
+    },
 }
 
 # --- Logging: to standard error, so command output stays clean ----------------

@@ -20,6 +20,7 @@ from compensation.engine import CustomerFacts, EngineResult, IncidentFacts, comp
 from compensation.models import Customer, Escalation, Incident, Offer, OfferSet
 from compensation.roles import Role, user_has_role
 from compensation.selectors import RequestFacts, request_facts
+from compensation.services.escalations import escalation_open_for_incident
 from policies.index import CompiledCategory, PolicyIndex
 from policies.models import Category
 
@@ -183,32 +184,6 @@ def incident_create(
     return incident
 
 
-def escalation_open_for_incident(
-    *, incident: Incident, customer: Customer, reason: str, policy_id: int | None, now: datetime
-) -> Escalation:
-    """The open senior-manager escalation for this incident, or a new one due within the SLA."""
-    existing = (
-        Escalation.objects.filter(
-            incident=incident,
-            kind=Escalation.Kind.SENIOR_MANAGER,
-            status__in=[Escalation.Status.OPEN, Escalation.Status.ACKNOWLEDGED],
-        )
-        .order_by("pk")
-        .first()
-    )
-    if existing is not None:
-        return existing
-    return Escalation.objects.create(
-        kind=Escalation.Kind.SENIOR_MANAGER,
-        status=Escalation.Status.OPEN,
-        reason=reason,
-        due_at=now + timedelta(hours=settings.ESCALATION_SLA_HOURS),
-        incident=incident,
-        customer=customer,
-        policy_id=policy_id,
-    )
-
-
 def customer_facts(customer: Customer) -> CustomerFacts:
     return CustomerFacts(
         external_id=customer.external_id,
@@ -343,7 +318,7 @@ def offer_set_create(
         escalation = None
         if result.escalating_policies:
             policy = result.escalating_policies[0]
-            escalation = escalation_open_for_incident(
+            escalation, _ = escalation_open_for_incident(
                 incident=stored_incident,
                 customer=stored_customer,
                 reason=f"Policy {policy.name!r} escalates automatically: severity {stored_incident.severity}, "

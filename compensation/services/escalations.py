@@ -1,0 +1,249 @@
+"""Escalations: a senior manager's queue and approvals above an agent's authority.
+
+Opened by a policy (``escalate``), by a customer choosing an escalation option,
+or by an option that needs approval. Managers are told by e-mail (through
+Celery); they acknowledge and resolve, or approve and reject; a periodic task
+flags the ones past their due time and tells the managers once more.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from compensation.exceptions import Conflict
+from compensation.models import Customer, Escalation, Incident, OutcomeSubmission
+from compensation.roles import Role
+from policies.serialization import money
+
+logger = logging.getLogger("compensation")
+
+OPEN_STATUSES = (Escalation.Status.OPEN, Escalation.Status.ACKNOWLEDGED)
+
+
+def escalation_due(now: datetime) -> datetime:
+    return now + timedelta(hours=settings.ESCALATION_SLA_HOURS)
+
+
+def escalation_notify_enqueue(escalation_id: int, *, overdue: bool = False) -> None:
+    """Tell the managers after commit, through Celery; a broker outage only delays the e-mail."""
+    from compensation.tasks import escalation_notify_task
+
+    def send() -> None:
+        try:
+            escalation_notify_task.apply_async((escalation_id,), {"overdue": overdue}, retry=False)
+        except Exception:
+            logger.warning("could not enqueue the notification for escalation %s", escalation_id)
+
+    transaction.on_commit(send)
+
+
+def escalation_open_for_incident(
+    *, incident: Incident, customer: Customer, reason: str, policy_id: int | None, now: datetime
+) -> tuple[Escalation, bool]:
+    """The open senior-manager escalation for this incident, or a new one due within the SLA.
+
+    Returns the escalation and whether it was created (and the managers notified).
+    """
+    existing = (
+        Escalation.objects.filter(incident=incident, kind=Escalation.Kind.SENIOR_MANAGER, status__in=OPEN_STATUSES)
+        .order_by("pk")
+        .first()
+    )
+    if existing is not None:
+        return existing, False
+    escalation = Escalation.objects.create(
+        kind=Escalation.Kind.SENIOR_MANAGER,
+        status=Escalation.Status.OPEN,
+        reason=reason,
+        due_at=escalation_due(now),
+        incident=incident,
+        customer=customer,
+        policy_id=policy_id,
+    )
+    escalation_notify_enqueue(escalation.pk)
+    return escalation, True
+
+
+def escalation_approval_open(*, submission: OutcomeSubmission, user: Any, now: datetime) -> Escalation:
+    """An approval request for a choice above the agent's authority; the outcome waits for it."""
+    offer = submission.offer
+    offer_set = submission.offer_set
+    assert offer is not None
+    limit = settings.AGENT_APPROVAL_LIMIT
+    why = (
+        f"costs {money(offer.estimated_cost)} {offer.currency}, above the agents' limit of {money(limit)}"
+        if offer.estimated_cost > limit
+        else "its policy asks for a manager's approval"
+    )
+    escalation = Escalation.objects.create(
+        kind=Escalation.Kind.APPROVAL,
+        status=Escalation.Status.OPEN,
+        reason=f"{user.get_username()} asks to give {offer.title!r} (option {offer.label}): {why}.",
+        due_at=escalation_due(now),
+        offer_set=offer_set,
+        incident_id=offer_set.incident_id,
+        customer_id=offer_set.customer_id,
+        policy_id=offer.policy_id,
+    )
+    escalation_notify_enqueue(escalation.pk)
+    return escalation
+
+
+def _locked(escalation_id: int) -> Escalation:
+    return Escalation.objects.select_for_update().get(pk=escalation_id)
+
+
+def _closed(escalation: Escalation, action: str) -> Conflict:
+    return Conflict(f"Escalation {escalation.pk} is {escalation.status}; it cannot be {action}.", "escalation_closed")
+
+
+def escalation_acknowledge(*, escalation_id: int, user: Any, now: datetime | None = None) -> Escalation:
+    """A manager takes it on; acknowledging again changes nothing."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        escalation = _locked(escalation_id)
+        if escalation.status == Escalation.Status.ACKNOWLEDGED:
+            return escalation
+        if escalation.status != Escalation.Status.OPEN:
+            raise _closed(escalation, "acknowledged")
+        escalation.status = Escalation.Status.ACKNOWLEDGED
+        escalation.acknowledged_at = now
+        escalation.assigned_to = escalation.assigned_to or user
+        escalation.save(update_fields=["status", "acknowledged_at", "assigned_to"])
+    return escalation
+
+
+def escalation_resolve(*, escalation_id: int, user: Any, resolution: str, now: datetime | None = None) -> Escalation:
+    now = now or timezone.now()
+    with transaction.atomic():
+        escalation = _locked(escalation_id)
+        if escalation.kind == Escalation.Kind.APPROVAL:
+            raise Conflict("An approval is closed by approving or rejecting it.", "approval_required")
+        if escalation.status not in OPEN_STATUSES:
+            raise _closed(escalation, "resolved")
+        escalation.status = Escalation.Status.RESOLVED
+        escalation.resolved_at = now
+        escalation.resolution = resolution
+        escalation.assigned_to = escalation.assigned_to or user
+        escalation.save(update_fields=["status", "resolved_at", "resolution", "assigned_to"])
+    return escalation
+
+
+def _approval_submission(escalation: Escalation) -> OutcomeSubmission:
+    submission = (
+        OutcomeSubmission.objects.select_for_update(of=("self",))
+        .filter(approval=escalation, status=OutcomeSubmission.Status.AWAITING_APPROVAL)
+        .select_related("charge")
+        .first()
+    )
+    if submission is None:
+        raise Conflict(f"Escalation {escalation.pk} has no outcome waiting for approval.", "escalation_closed")
+    return submission
+
+
+def escalation_approve(*, escalation_id: int, user: Any, now: datetime | None = None) -> Escalation:
+    """Let the waiting outcome be recorded; approving again changes nothing."""
+    from compensation.services.outcomes import outcome_enqueue
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        escalation = _locked(escalation_id)
+        if escalation.kind != Escalation.Kind.APPROVAL:
+            raise Conflict("Only approval escalations are approved; resolve this one.", "not_an_approval")
+        if escalation.status == Escalation.Status.APPROVED:
+            return escalation
+        if escalation.status not in OPEN_STATUSES:
+            raise _closed(escalation, "approved")
+        submission = _approval_submission(escalation)
+        submission.status = OutcomeSubmission.Status.PENDING
+        submission.enqueued_at = now
+        submission.save(update_fields=["status", "enqueued_at"])
+        escalation.status = Escalation.Status.APPROVED
+        escalation.resolved_at = now
+        escalation.resolution = "Approved."
+        escalation.assigned_to = escalation.assigned_to or user
+        escalation.save(update_fields=["status", "resolved_at", "resolution", "assigned_to"])
+        transaction.on_commit(lambda: outcome_enqueue(submission.pk))
+    return escalation
+
+
+def escalation_reject(*, escalation_id: int, user: Any, reason: str, now: datetime | None = None) -> Escalation:
+    """Refuse the waiting outcome: its budget is released and the agent may post a new choice."""
+    from compensation.services.budgets import budget_release
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        escalation = _locked(escalation_id)
+        if escalation.kind != Escalation.Kind.APPROVAL:
+            raise Conflict("Only approval escalations are rejected; resolve this one.", "not_an_approval")
+        if escalation.status == Escalation.Status.REJECTED:
+            return escalation
+        if escalation.status not in OPEN_STATUSES:
+            raise _closed(escalation, "rejected")
+        submission = _approval_submission(escalation)
+        if submission.charge is not None:
+            budget_release(charge=submission.charge, now=now)
+        submission.status = OutcomeSubmission.Status.REJECTED
+        submission.save(update_fields=["status"])
+        escalation.status = Escalation.Status.REJECTED
+        escalation.resolved_at = now
+        escalation.resolution = reason
+        escalation.assigned_to = escalation.assigned_to or user
+        escalation.save(update_fields=["status", "resolved_at", "resolution", "assigned_to"])
+    return escalation
+
+
+def manager_emails() -> list[str]:
+    users = get_user_model().objects.filter(groups__name=Role.MANAGER, is_active=True).exclude(email="")
+    return sorted(set(users.values_list("email", flat=True)))
+
+
+def escalation_notify(*, escalation_id: int, overdue: bool = False, now: datetime | None = None) -> bool:
+    """E-mail the managers' group about an escalation; False when there was nothing to send."""
+    now = now or timezone.now()
+    escalation = Escalation.objects.select_related("customer", "incident__category").filter(pk=escalation_id).first()
+    if escalation is None or (escalation.is_closed and not overdue):
+        return False
+    recipients = manager_emails()
+    if recipients:
+        context = {"escalation": escalation, "overdue": overdue, "base_url": settings.PUBLIC_BASE_URL}
+        subject = ("OVERDUE: " if overdue else "") + (
+            f"{escalation.get_kind_display()} escalation #{escalation.pk}: {escalation.incident.category.name}"
+        )
+        send_mail(
+            subject,
+            render_to_string("email/escalation.txt", context),
+            None,
+            recipients,
+        )
+    else:
+        logger.warning("escalation %s: no manager has an e-mail address to notify", escalation_id)
+    if not overdue:
+        Escalation.objects.filter(pk=escalation_id, notified_at=None).update(notified_at=now)
+    return bool(recipients)
+
+
+def escalations_flag_overdue(*, now: datetime | None = None) -> int:
+    """Tell the managers, once, about every open escalation past its due time."""
+    now = now or timezone.now()
+    ids = list(
+        Escalation.objects.filter(status__in=OPEN_STATUSES, due_at__lt=now, overdue_notified_at=None).values_list(
+            "pk", flat=True
+        )[:1000]
+    )
+    flagged = 0
+    for escalation_id in ids:
+        with transaction.atomic():
+            if Escalation.objects.filter(pk=escalation_id, overdue_notified_at=None).update(overdue_notified_at=now):
+                flagged += 1
+                escalation_notify_enqueue(escalation_id, overdue=True)
+    return flagged

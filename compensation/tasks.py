@@ -1,0 +1,63 @@
+"""Celery tasks: they take ids, call a service, and own the retries.
+
+Every task is safe to run twice (``acks_late`` redelivers after a crash): the
+services claim their row with a conditional update before acting.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import DatabaseError
+from django.utils import timezone
+
+from compensation.services import escalations, follow_ups, outcomes
+
+logger = logging.getLogger("compensation")
+
+RETRY = {
+    "autoretry_for": (DatabaseError,),
+    "retry_backoff": 2,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 12,
+}
+
+
+@shared_task(name="compensation.outcome_record", acks_late=True, **RETRY)
+def outcome_record_task(submission_id: str) -> str | None:
+    """Record one accepted outcome; a second delivery finds it claimed and does nothing."""
+    outcome = outcomes.outcome_record(submission_id=submission_id)
+    return None if outcome is None else str(outcome.pk)
+
+
+@shared_task(name="compensation.outcome_submissions_requeue", acks_late=True)
+def outcome_submissions_requeue() -> int:
+    return outcomes.outcome_submissions_requeue()
+
+
+@shared_task(name="compensation.follow_ups_send", acks_late=True)
+def follow_ups_send() -> int:
+    return follow_ups.follow_ups_send()
+
+
+@shared_task(
+    name="compensation.escalation_notify", acks_late=True, **{**RETRY, "autoretry_for": (DatabaseError, OSError)}
+)
+def escalation_notify_task(escalation_id: int, overdue: bool = False) -> bool:
+    return escalations.escalation_notify(escalation_id=escalation_id, overdue=overdue)
+
+
+@shared_task(name="compensation.escalations_flag_overdue", acks_late=True)
+def escalations_flag_overdue() -> int:
+    return escalations.escalations_flag_overdue()
+
+
+@shared_task(name="compensation.idempotency_records_purge", acks_late=True)
+def idempotency_records_purge() -> int:
+    from compensation.idempotency import KEEP
+    from compensation.models import IdempotencyRecord
+
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=timezone.now() - KEEP).delete()
+    return deleted
