@@ -6,6 +6,9 @@ Each run uses a database of its own (``<name>_bench``, see bench/setup.py).
 - ``offer-sets`` (PostgreSQL; DATABASE_URL, default the local server): seeds
   1,000 policies, 100,000 customers and 300,000 incidents, serves with
   gunicorn and drives it with wrk; then the engine alone and the index memory.
+- ``outcomes`` (PostgreSQL and Redis; REDIS_URL, default the local server's
+  db 14): the 202 submission endpoint beside the floor, then recording
+  throughput of one worker draining 10,000 queued outcomes.
 - ``packs``: pack import/export and policy revision reads.
 """
 
@@ -17,11 +20,12 @@ import os
 from bench.setup import django_setup
 
 LOCAL_POSTGRES = "postgres://postgres@127.0.0.1:5432/recovery"
+LOCAL_REDIS = "redis://127.0.0.1:6379/14"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("suite", nargs="?", choices=["all", "offer-sets", "packs"], default="all")
+    parser.add_argument("suite", nargs="?", choices=["all", "offer-sets", "outcomes", "packs"], default="all")
     parser.add_argument("--policies", type=int, default=1000, help="policies in the packs benchmark (default 1000)")
     parser.add_argument("--seconds", type=int, default=15, help="load duration per endpoint (default 15)")
     parser.add_argument("--connections", type=int, default=16, help="concurrent connections (default 16)")
@@ -30,8 +34,10 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    if args.suite in {"all", "offer-sets"}:
+    if args.suite in {"all", "offer-sets", "outcomes"}:
         os.environ.setdefault("DATABASE_URL", LOCAL_POSTGRES)
+    if args.suite in {"all", "outcomes"}:
+        os.environ.setdefault("REDIS_URL", LOCAL_REDIS)
     url = django_setup()
     from django.conf import settings
 
@@ -40,6 +46,10 @@ def main() -> None:
         from bench import offer_sets_bench
 
         offer_sets_bench.run(seconds=args.seconds, connections=args.connections, workers=args.workers)
+    if args.suite in {"all", "outcomes"}:
+        from bench import outcomes_bench
+
+        outcomes_bench.run(seconds=args.seconds, connections=args.connections, workers=args.workers)
     if args.suite in {"all", "packs"}:
         if args.suite == "all":
             url = django_setup()  # a fresh database for the pack import figures

@@ -2,20 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
+from rest_framework.exceptions import APIException
 
 from compensation.engine import CustomerFacts, IncidentFacts
-from compensation.models import Customer, Escalation, Incident, Offer, OfferSet
+from compensation.models import (
+    Coupon,
+    CreditEntry,
+    Customer,
+    Escalation,
+    FollowUp,
+    Incident,
+    Offer,
+    OfferSet,
+    Outcome,
+    OutcomeSubmission,
+)
+from compensation.roles import Role, user_has_role
+from compensation.services.escalations import (
+    escalation_acknowledge,
+    escalation_approve,
+    escalation_reject,
+    escalation_resolve,
+)
 from compensation.services.offer_sets import engine_run, facts_read
 from policies.choices import Fault, Tier
 from policies.index import policy_index_get
@@ -169,8 +189,99 @@ class IncidentAdmin(ReadOnlyAdmin):
     list_select_related = ["customer", "category"]
 
 
+class _EscalationAction:
+    """An admin action that runs an escalation service on each selected row, as the API does."""
+
+    def __init__(self, service: Callable[..., Any], verb: str, **extra: Any) -> None:
+        self.service = service
+        self.verb = verb
+        self.extra = extra
+
+    def __call__(self, modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Any) -> None:
+        if not user_has_role(request.user, Role.MANAGER):
+            modeladmin.message_user(request, "Only managers act on escalations.", messages.ERROR)
+            return
+        done = 0
+        note = f"{self.verb.capitalize()} in the admin by {request.user.get_username()}."
+        for pk in queryset.values_list("pk", flat=True):
+            try:
+                self.service(escalation_id=pk, user=request.user, **dict.fromkeys(self.extra, note))
+            except APIException as exc:
+                modeladmin.message_user(request, f"#{pk}: {exc.detail}", messages.WARNING)
+            else:
+                done += 1
+        if done:
+            modeladmin.message_user(request, f"{done} escalation(s) {self.verb}.", messages.SUCCESS)
+
+
 @admin.register(Escalation)
 class EscalationAdmin(ReadOnlyAdmin):
-    list_display = ["id", "kind", "status", "due_at", "customer", "incident", "created_at"]
+    list_display = ["id", "kind", "status", "is_overdue", "due_at", "customer", "incident", "assigned_to", "created_at"]
     list_filter = ["kind", "status"]
-    list_select_related = ["customer", "incident"]
+    list_select_related = ["customer", "incident", "assigned_to"]
+    search_fields = ["customer__external_id", "reason"]
+    actions = ["acknowledge", "resolve", "approve", "reject"]
+
+    @admin.display(boolean=True, description="overdue")
+    def is_overdue(self, obj: Escalation) -> bool:
+        return obj.is_overdue(timezone.now())
+
+    acknowledge = admin.action(description="Acknowledge (take it on)")(
+        _EscalationAction(escalation_acknowledge, "acknowledged")
+    )
+    resolve = admin.action(description="Resolve senior-manager escalations")(
+        _EscalationAction(escalation_resolve, "resolved", resolution=True)
+    )
+    approve = admin.action(description="Approve (the outcome is recorded)")(
+        _EscalationAction(escalation_approve, "approved")
+    )
+    reject = admin.action(description="Reject (budget released, the agent may choose again)")(
+        _EscalationAction(escalation_reject, "rejected", reason=True)
+    )
+
+
+@admin.register(OutcomeSubmission)
+class OutcomeSubmissionAdmin(ReadOnlyAdmin):
+    list_display = ["id", "offer_set", "choice", "status", "submitted_by", "submitted_at", "recorded_at"]
+    list_filter = ["status"]
+    search_fields = ["id", "offer_set__id"]
+    date_hierarchy = "submitted_at"
+
+
+class FollowUpInline(admin.TabularInline):
+    model = FollowUp
+    extra = 0
+    can_delete = False
+    fields = ["kind", "status", "send_after", "due_at", "sent_at", "attempts", "last_error", "responded_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Outcome)
+class OutcomeAdmin(ReadOnlyAdmin):
+    inlines = [FollowUpInline]
+    list_display = ["offer_set", "choice", "kind", "policy", "category", "cost", "satisfaction", "agent", "recorded_at"]
+    list_filter = ["accepted", "kind", "category", "tier"]
+    list_select_related = ["policy", "category", "agent"]
+    search_fields = ["offer_set__id", "customer__external_id"]
+    date_hierarchy = "recorded_at"
+
+
+@admin.register(Coupon)
+class CouponAdmin(ReadOnlyAdmin):
+    list_display = ["code", "customer", "kind", "value", "unit", "created_at", "expires_at"]
+    search_fields = ["code", "customer__external_id"]
+
+
+@admin.register(CreditEntry)
+class CreditEntryAdmin(ReadOnlyAdmin):
+    list_display = ["customer", "kind", "amount", "currency", "created_at"]
+    search_fields = ["customer__external_id"]
+
+
+@admin.register(FollowUp)
+class FollowUpAdmin(ReadOnlyAdmin):
+    list_display = ["id", "kind", "status", "send_after", "due_at", "sent_at", "attempts", "feedback_satisfaction"]
+    list_filter = ["kind", "status"]

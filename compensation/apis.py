@@ -182,12 +182,14 @@ class OutcomeSubmitApi(APIView):
     def post(self, request: Request, offer_set_id: str) -> Response:
         def submit() -> Response:
             try:
-                offer_set = offer_set_for_outcome(user=request.user, offer_set_id=offer_set_id)
+                offer_set, offers = offer_set_for_outcome(user=request.user, offer_set_id=offer_set_id)
             except OfferSet.DoesNotExist:
                 raise NotFound() from None
             serializer = OutcomeInputSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
-            submitted = outcome_submit(user=request.user, offer_set=offer_set, **serializer.validated_data)
+            submitted = outcome_submit(
+                user=request.user, offer_set=offer_set, offers=offers, **serializer.validated_data
+            )
             submission = submitted.submission
             body = {
                 "status": "accepted",

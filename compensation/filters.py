@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 
 import django_filters
+from django import forms
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -41,10 +42,30 @@ def utc_midnight(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+class StrictBooleanField(forms.NullBooleanField):
+    """``true``/``false`` (or ``1``/``0``, any case); anything else is an error, not "no filter"."""
+
+    widget = forms.TextInput  # NullBooleanSelect would turn an unknown value into None before validation
+
+    def to_python(self, value: object) -> bool | None:
+        if value in (None, ""):
+            return None
+        lowered = str(value).lower()
+        if lowered in {"true", "1"}:
+            return True
+        if lowered in {"false", "0"}:
+            return False
+        raise forms.ValidationError("must be true or false", code="invalid")
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+
 class EscalationFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Escalation.Status.choices)
     kind = django_filters.ChoiceFilter(choices=Escalation.Kind.choices)
-    overdue = django_filters.BooleanFilter(method="filter_overdue", help_text="past due_at and not closed")
+    overdue = StrictBooleanFilter(method="filter_overdue", help_text="past due_at and not closed")
 
     class Meta:
         model = Escalation

@@ -168,12 +168,20 @@ def offer_set_visible_to(user) -> QuerySet[OfferSet]:
     return queryset.filter(created_by=user)
 
 
-def offer_set_for_outcome(*, user, offer_set_id) -> OfferSet:
-    """The set with its options, if ``user`` may post its outcome; ``OfferSet.DoesNotExist`` otherwise."""
-    queryset = OfferSet.objects.prefetch_related("offers")
-    if not user_has_role(user, Role.MANAGER):
-        queryset = queryset.filter(created_by=user)
-    return queryset.get(pk=offer_set_id)
+def offer_set_for_outcome(*, user, offer_set_id) -> tuple[OfferSet, list[Offer]]:
+    """The set and its options (one query), if ``user`` may post its outcome; ``OfferSet.DoesNotExist`` otherwise."""
+    mine = {} if user_has_role(user, Role.MANAGER) else {"created_by": user}
+    offers = list(
+        Offer.objects.select_related("offer_set")
+        .filter(offer_set_id=offer_set_id, **{f"offer_set__{k}": v for k, v in mine.items()})
+        .order_by("rank")
+    )
+    if not offers:  # a set without options (every budget was spent)
+        return OfferSet.objects.get(pk=offer_set_id, **mine), []
+    offer_set = offers[0].offer_set
+    for offer in offers:
+        offer.offer_set = offer_set
+    return offer_set, offers
 
 
 def escalation_list() -> QuerySet[Escalation]:

@@ -159,8 +159,11 @@ CELERY_VISIBILITY_TIMEOUT = 3600
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
-    # A request that enqueues must not hang on a dead broker: the outbox covers it.
+    # A request that enqueues must not hang on a dead broker: the outbox covers it. One connection
+    # attempt when publishing (kombu otherwise retries for broker_connection_timeout plus backoff,
+    # about 6 s); the worker's consumer retries with broker_connection_max_retries as before.
     "socket_connect_timeout": 2,
+    "max_retries": 0,
     "socket_timeout": 5,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -176,6 +179,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = 90
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Stops Celery closing the database connection around every task; recovery_project/celery.py
+# closes it when broken or older than CONN_MAX_AGE instead, as Django does per request.
+CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE: dict = {
     "outcome-submissions-requeue": {"task": "compensation.outcome_submissions_requeue", "schedule": 30.0},

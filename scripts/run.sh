@@ -30,7 +30,9 @@ if [ -n "${REDIS_URL:-}" ]; then
   pids+=($!)
   echo "Celery worker and beat started (broker $REDIS_URL)" >&2
 else
-  echo "REDIS_URL is not set: tasks run eagerly inside the web process (no worker, no beat)" >&2
+  echo "REDIS_URL is not set: tasks run eagerly inside the web process; periodic tasks run every 30 s" >&2
+  $BIN/python manage.py run_periodic_tasks --every 30 &
+  pids+=($!)
 fi
 
 echo "Serving on http://127.0.0.1:$PORT/  (API docs: /api/docs/, admin: /admin/). Ctrl-C stops everything." >&2

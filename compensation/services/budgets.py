@@ -7,15 +7,18 @@ overspend. The per-customer cap is checked under a lock on the customer's row.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db import connection
+from django.db import connection, models
 from django.db.models import F, Sum
+from django.db.models.functions import Round
 
 from compensation.exceptions import Conflict
 from compensation.models import BudgetCharge, Customer, PolicyMonthSpend
 from compensation.selectors import CUSTOMER_CAP_DAYS, budget_month
+from policies.index import policy_index_get
 from policies.models import Policy
 from policies.serialization import money
 
@@ -27,8 +30,24 @@ class BudgetExhausted(Conflict):
         super().__init__(f"{detail} Ask for new options.", "budget_exhausted")
 
 
-def _month_spend_add(*, policy_id: int, month, amount: Decimal, cap: Decimal | None) -> bool:
-    """Add ``amount`` to the month's spend unless that passes ``cap``; True when it was added."""
+@dataclass(frozen=True)
+class PolicyCaps:
+    name: str
+    monthly_cap: Decimal | None
+    per_customer_cap_30d: Decimal | None
+
+
+def policy_caps(policy_id: int) -> PolicyCaps | None:
+    """The policy's current caps: from the in-memory index, or the table for a policy no longer active."""
+    policy = policy_index_get().policies.get(policy_id)
+    if policy is not None:
+        return PolicyCaps(policy.name, policy.monthly_cap, policy.per_customer_cap_30d)
+    row = Policy.objects.filter(pk=policy_id).values_list("name", "monthly_cap", "per_customer_cap_30d").first()
+    return None if row is None else PolicyCaps(*row)
+
+
+def month_spend_add_sql(*, policy_id: int, month: date, amount: Decimal, cap: Decimal | None) -> tuple[str, list]:
+    """The conditional upsert: add ``amount`` to the month unless that passes ``cap``; a row only if added."""
     table = connection.ops.quote_name(PolicyMonthSpend._meta.db_table)
     sql = (
         f"INSERT INTO {table} (policy_id, month, spent, cap) VALUES (%s, %s, %s, %s) "  # noqa: S608
@@ -36,21 +55,46 @@ def _month_spend_add(*, policy_id: int, month, amount: Decimal, cap: Decimal | N
         f"WHERE EXCLUDED.cap IS NULL OR {table}.spent + EXCLUDED.spent <= EXCLUDED.cap "
         "RETURNING spent"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [policy_id, month, amount, cap])
-        return cursor.fetchone() is not None
+    return sql, [policy_id, month, amount, cap]
 
 
-def budget_charge(*, policy_id: int, customer_id: int, amount: Decimal, now: datetime) -> BudgetCharge:
+def insert_select_sql(
+    instance: models.Model, *, source: str, columns: dict[str, str] | None = None
+) -> tuple[str, list]:
+    """``INSERT INTO <table> (...) SELECT <typed values> FROM <source>``, for chaining inserts in one statement.
+
+    ``columns`` maps a column to a column of ``source`` (a foreign key made by
+    the previous insert); every other value is a typed parameter.
+    """
+    meta = instance._meta
+    quote = connection.ops.quote_name
+    columns = columns or {}
+    fields = [f for f in meta.concrete_fields if f is not meta.auto_field]
+    names, values, params = [], [], []
+    for f in fields:
+        names.append(quote(f.column))
+        if f.column in columns:
+            values.append(f"{source}.{quote(columns[f.column])}")
+        else:
+            values.append(f"CAST(%s AS {f.cast_db_type(connection)})")
+            params.append(f.get_db_prep_save(getattr(instance, f.attname), connection))
+    sql = f"INSERT INTO {quote(meta.db_table)} ({', '.join(names)}) SELECT {', '.join(values)} FROM {source}"  # noqa: S608
+    return sql, params
+
+
+def budget_charge(
+    *, policy_id: int, customer_id: int, amount: Decimal, now: datetime, caps: PolicyCaps | None = None
+) -> BudgetCharge:
     """Charge ``amount`` to the policy's month and to the customer's cap; :class:`BudgetExhausted` if either is short.
 
     Must run inside the caller's transaction: on any later error the charge rolls back with it.
+    ``caps`` are the policy's current caps, read here when not given.
     """
-    caps = Policy.objects.filter(pk=policy_id).values_list("name", "monthly_cap", "per_customer_cap_30d").first()
+    caps = caps or policy_caps(policy_id)
     if caps is None:
         raise BudgetExhausted("The policy of this option no longer exists.")
-    name, monthly_cap, customer_cap = caps
-    if customer_cap is not None:
+    if caps.per_customer_cap_30d is not None:
+        customer_cap = caps.per_customer_cap_30d
         # One acceptance at a time per customer, so two cannot both fit under the cap.
         list(Customer.objects.select_for_update().filter(pk=customer_id).values_list("pk"))
         spent = (
@@ -64,15 +108,19 @@ def budget_charge(*, policy_id: int, customer_id: int, amount: Decimal, now: dat
         )
         if spent + amount > customer_cap:
             raise BudgetExhausted(
-                f"Policy {name!r} allows {money(customer_cap)} per customer in {CUSTOMER_CAP_DAYS} days; "
+                f"Policy {caps.name!r} allows {money(customer_cap)} per customer in {CUSTOMER_CAP_DAYS} days; "
                 f"{money(max(ZERO, customer_cap - spent))} is left for this customer and this option costs "
                 f"{money(amount)}."
             )
     month = budget_month(now)
-    if (monthly_cap is not None and amount > monthly_cap) or not _month_spend_add(
-        policy_id=policy_id, month=month, amount=amount, cap=monthly_cap
-    ):
-        raise BudgetExhausted(f"Policy {name!r} has not enough monthly budget left for this option ({money(amount)}).")
+    sql, params = month_spend_add_sql(policy_id=policy_id, month=month, amount=amount, cap=caps.monthly_cap)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        added = cursor.fetchone() is not None
+    if not added:
+        raise BudgetExhausted(
+            f"Policy {caps.name!r} has not enough monthly budget left for this option ({money(amount)})."
+        )
     return BudgetCharge.objects.create(
         policy_id=policy_id, customer_id=customer_id, amount=amount, created_at=now, month=month
     )
@@ -83,6 +131,6 @@ def budget_release(*, charge: BudgetCharge, now: datetime) -> bool:
     if not BudgetCharge.objects.filter(pk=charge.pk, released_at=None).update(released_at=now):
         return False
     PolicyMonthSpend.objects.filter(policy_id=charge.policy_id, month=charge.month).update(
-        spent=F("spent") - charge.amount
+        spent=Round(F("spent") - charge.amount, 2)  # cents, as above: on SQLite 0.30 - 0.10 - 0.20 < 0
     )
     return True

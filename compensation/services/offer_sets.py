@@ -79,7 +79,7 @@ def relax_commit_durability() -> None:
 
     An offer set is a snapshot an agent can always ask for again; should the
     database crash in the few hundred milliseconds after the commit, the worst
-    case is a lost snapshot, never a broken one. Outcomes keep full durability.
+    case is a lost snapshot, never a broken one. Outcome submissions keep full durability.
     """
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:

@@ -8,8 +8,10 @@ so a second delivery does nothing, and writes everything the choice promises.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,9 +26,9 @@ from rest_framework.exceptions import ValidationError
 from compensation.exceptions import Conflict
 from compensation.models import (
     AcceptanceStat,
+    BudgetCharge,
     Coupon,
     CreditEntry,
-    Escalation,
     FollowUp,
     Offer,
     OfferSet,
@@ -35,8 +37,17 @@ from compensation.models import (
     PerkGrant,
 )
 from compensation.roles import Role, user_has_role
-from compensation.services.budgets import budget_charge
+from compensation.selectors import budget_month
+from compensation.services.budgets import (
+    BudgetExhausted,
+    PolicyCaps,
+    budget_charge,
+    insert_select_sql,
+    month_spend_add_sql,
+    policy_caps,
+)
 from compensation.services.escalations import escalation_approval_open, escalation_open_for_incident
+from compensation.services.offer_sets import relax_commit_durability
 from policies.choices import OfferKind
 
 logger = logging.getLogger("compensation")
@@ -81,72 +92,138 @@ def outcome_enqueue(submission_id: Any) -> None:
         logger.warning("could not enqueue outcome %s; it stays pending and will be re-sent", submission_id)
 
 
+def _submission_for(
+    *,
+    user: Any,
+    offer_set: OfferSet,
+    offer: Offer | None,
+    choice: str,
+    satisfaction: int | None,
+    notes: str,
+    now: datetime,
+) -> OutcomeSubmission:
+    return OutcomeSubmission(
+        id=uuid.uuid4(),
+        offer_set=offer_set,
+        offer=offer,
+        choice=choice,
+        satisfaction=satisfaction,
+        notes=notes,
+        submitted_by=user,
+        submitted_at=now,
+        status=OutcomeSubmission.Status.PENDING,
+        enqueued_at=now,
+    )
+
+
+def _charged_and_saved(*, submission: OutcomeSubmission, offer: Offer, caps: PolicyCaps, now: datetime) -> bool:
+    """PostgreSQL: charge the month, write the charge and the submission in one statement.
+
+    A data-modifying CTE: the month's conditional upsert feeds the charge
+    insert, which feeds the submission insert. When the budget is short, the
+    upsert returns no row, nothing is written and this returns False. One
+    statement is atomic, so no transaction round trips are needed.
+    """
+    month = budget_month(now)
+    charge = BudgetCharge(
+        policy_id=offer.policy_id,
+        customer_id=submission.offer_set.customer_id,
+        amount=offer.estimated_cost,
+        created_at=now,
+        month=month,
+    )
+    spend_sql, spend_params = month_spend_add_sql(
+        policy_id=offer.policy_id, month=month, amount=offer.estimated_cost, cap=caps.monthly_cap
+    )
+    charge_sql, charge_params = insert_select_sql(charge, source="spend")
+    submission_sql, submission_params = insert_select_sql(submission, source="charge", columns={"charge_id": "id"})
+    sql = f"WITH spend AS ({spend_sql}), charge AS ({charge_sql} RETURNING id) {submission_sql} RETURNING charge_id"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*spend_params, *charge_params, *submission_params])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    submission.charge_id = row[0]
+    submission._state.adding = False
+    return True
+
+
 def outcome_submit(
     *,
     user: Any,
     offer_set: OfferSet,
+    offers: Iterable[Offer] | None = None,
     choice: str,
     satisfaction: int | None = None,
     notes: str = "",
     now: datetime | None = None,
 ) -> Submitted:
-    """Accept the customer's choice: one transaction that charges the budget and writes the outbox row.
+    """Accept the customer's choice: charge the budget and write the outbox row, atomically.
 
     Raises ``ValidationError`` for a label the set does not have and
     :class:`Conflict` (``outcome_exists``, ``expired``, ``budget_exhausted``).
+    The common case (no per-customer cap, no approval, PostgreSQL) is a single
+    statement; the earlier outcome is looked up only when the write cannot go
+    through, since the unique "one live submission per set" index decides.
     """
     now = now or timezone.now()
-    offers = _labels(offer_set.offers.all())
-    if choice != DECLINED and choice not in offers:
-        valid = ", ".join([*sorted(offers), DECLINED])
+    by_label = _labels(offer_set.offers.all() if offers is None else offers)
+    if choice != DECLINED and choice not in by_label:
+        valid = ", ".join([*sorted(by_label), DECLINED])
         raise ValidationError({"choice": [f"{choice!r} is not an option of this offer set; choose one of: {valid}"]})
+    if offer_set.expires_at <= now:
+        existing = _live_submission(offer_set)
+        if existing is not None:  # the same choice again, even after expiry, is answered as before
+            return _same_or_conflict(existing, choice)
+        raise Conflict(f"This offer set expired at {offer_set.expires_at.isoformat()}; ask for new options.", "expired")
+    offer = by_label.get(choice)
+    submission = _submission_for(
+        user=user, offer_set=offer_set, offer=offer, choice=choice, satisfaction=satisfaction, notes=notes, now=now
+    )
+    # Inside a caller's transaction (Idempotency-Key, tests) a failed write must not break it: a savepoint.
+    guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
     try:
-        with transaction.atomic():
-            existing = _live_submission(offer_set)
-            if existing is not None:
-                return _same_or_conflict(existing, choice)
-            if offer_set.expires_at <= now:
-                raise Conflict(
-                    f"This offer set expired at {offer_set.expires_at.isoformat()}; ask for new options.", "expired"
-                )
-            offer = offers.get(choice)
-            charge = None
-            needs_approval = False
-            if offer is not None:
-                charge = budget_charge(
-                    policy_id=offer.policy_id,
-                    customer_id=offer_set.customer_id,
-                    amount=offer.estimated_cost,
-                    now=now,
-                )
-                needs_approval = offer.requires_approval and not user_has_role(user, Role.MANAGER)
-            submission = OutcomeSubmission(
-                offer_set=offer_set,
-                offer=offer,
-                choice=choice,
-                satisfaction=satisfaction,
-                notes=notes,
-                submitted_by=user,
-                submitted_at=now,
-                status=OutcomeSubmission.Status.AWAITING_APPROVAL
-                if needs_approval
-                else OutcomeSubmission.Status.PENDING,
-                charge=charge,
-                enqueued_at=None if needs_approval else now,
-            )
-            submission.save(force_insert=True)
-            if needs_approval:
-                submission.approval = escalation_approval_open(submission=submission, user=user, now=now)
-                submission.save(update_fields=["approval"])
-            else:
-                transaction.on_commit(lambda: outcome_enqueue(submission.pk))
-    except IntegrityError:
-        # A concurrent request for the same set won the one live submission.
+        with guard:
+            _write(submission=submission, offer=offer, user=user, now=now)
+    except (IntegrityError, BudgetExhausted):
+        # A live submission exists (a repeat, or a concurrent request that won): it decides the answer.
         existing = _live_submission(offer_set)
         if existing is None:
             raise
         return _same_or_conflict(existing, choice)
+    if submission.status == OutcomeSubmission.Status.PENDING:
+        transaction.on_commit(lambda: outcome_enqueue(submission.pk))
     return Submitted(submission, created=True)
+
+
+def _write(*, submission: OutcomeSubmission, offer: Offer | None, user: Any, now: datetime) -> None:
+    """Charge the budget (unless declined) and save the submission, or raise and write nothing."""
+    if offer is None:  # declined: nothing to charge
+        submission.save(force_insert=True)
+        return
+    needs_approval = offer.requires_approval and not user_has_role(user, Role.MANAGER)
+    caps = policy_caps(offer.policy_id)
+    if caps is None:
+        raise BudgetExhausted("The policy of this option no longer exists.")
+    if caps.per_customer_cap_30d is None and not needs_approval and connection.vendor == "postgresql":
+        if not _charged_and_saved(submission=submission, offer=offer, caps=caps, now=now):
+            raise BudgetExhausted(f"Policy {caps.name!r} has not enough monthly budget left for this option.")
+        return
+    with transaction.atomic():
+        submission.charge = budget_charge(
+            caps=caps,
+            policy_id=offer.policy_id,
+            customer_id=submission.offer_set.customer_id,
+            amount=offer.estimated_cost,
+            now=now,
+        )
+        if needs_approval:
+            submission.status = OutcomeSubmission.Status.AWAITING_APPROVAL
+            submission.enqueued_at = None
+        submission.save(force_insert=True)
+        if needs_approval:
+            submission.approval = escalation_approval_open(submission=submission, user=user, now=now)
+            submission.save(update_fields=["approval"])
 
 
 def coupon_code_new() -> str:
@@ -155,28 +232,28 @@ def coupon_code_new() -> str:
     return "RCV-" + "-".join(chars[i : i + 4] for i in range(0, 16, 4))
 
 
-def acceptance_stats_add(*, category_id: int, offered: Iterable[int | None], chosen: int | None) -> None:
-    """Count one more showing of each offer template and, for the chosen one, one more choice.
+def acceptance_stats_add(*, offer_set_id: Any, category_id: int, chosen: int | None) -> None:
+    """Count one more showing of each offer template of the set and, for the chosen one, one more choice.
 
-    One upsert with atomic increments; rows in template order, so concurrent
-    recordings lock them in the same order. Templates deleted since are skipped.
+    One upsert with atomic increments, reading the set's options itself; rows
+    in template order, so concurrent recordings lock them in the same order.
+    Templates deleted since the set was made are skipped.
     """
-    template_ids = sorted({t for t in offered if t is not None})
-    if not template_ids:
-        return
     q = connection.ops.quote_name
     stat = q(AcceptanceStat._meta.db_table)
-    templates = q(AcceptanceStat._meta.get_field("offer_template").related_model._meta.db_table)
-    marks = ", ".join(["%s"] * len(template_ids))
+    offers = q(Offer._meta.db_table)
+    templates = q(Offer._meta.get_field("offer_template").related_model._meta.db_table)
     sql = (
         f"INSERT INTO {stat} (offer_template_id, category_id, offered, chosen) "  # noqa: S608
-        f"SELECT t.id, %s, 1, CASE WHEN t.id = %s THEN 1 ELSE 0 END FROM {templates} t "
-        f"WHERE t.id IN ({marks}) ORDER BY t.id "
+        f"SELECT DISTINCT t.id, %s, 1, CASE WHEN t.id = %s THEN 1 ELSE 0 END "
+        f"FROM {offers} o JOIN {templates} t ON t.id = o.offer_template_id "
+        f"WHERE o.offer_set_id = %s ORDER BY t.id "
         f"ON CONFLICT (category_id, offer_template_id) DO UPDATE SET "
         f"offered = {stat}.offered + EXCLUDED.offered, chosen = {stat}.chosen + EXCLUDED.chosen"
     )
+    offer_set_param = Offer._meta.get_field("offer_set").get_db_prep_value(offer_set_id, connection)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [category_id, chosen or 0, *template_ids])
+        cursor.execute(sql, [category_id, chosen or 0, offer_set_param])
 
 
 def _follow_ups(outcome: Outcome, now: datetime) -> list[FollowUp]:
@@ -198,7 +275,7 @@ def _follow_ups(outcome: Outcome, now: datetime) -> list[FollowUp]:
     ]
 
 
-def _issue(outcome: Outcome, offer: Offer, *, now: datetime) -> Escalation | None:
+def _issue(outcome: Outcome, offer: Offer, *, now: datetime) -> None:
     """What the chosen option promises: a coupon, a credit, a perk, or a senior manager."""
     customer_id = outcome.customer_id
     if offer.kind in COUPON_KINDS:
@@ -232,8 +309,9 @@ def _issue(outcome: Outcome, offer: Offer, *, now: datetime) -> Escalation | Non
         offer_set = outcome.offer_set
         existing = offer_set.escalation
         if existing is not None and not existing.is_closed:
-            return None  # the set already opened one: reuse it
-        escalation, created = escalation_open_for_incident(
+            return  # the set already opened one: reuse it
+        # Opening one (not reusing it) tells the managers, once, after commit.
+        escalation, _ = escalation_open_for_incident(
             incident=offer_set.incident,
             customer=offer_set.customer,
             reason=f"The customer chose {offer.title!r} (option {offer.label}).",
@@ -246,16 +324,18 @@ def _issue(outcome: Outcome, offer: Offer, *, now: datetime) -> Escalation | Non
         if offer_set.escalation_id != escalation.pk:
             offer_set.escalation = escalation
             offer_set.save(update_fields=["escalation"])
-        return escalation if created else None
-    return None
 
 
 def outcome_record(*, submission_id: Any, now: datetime | None = None) -> Outcome | None:
-    """Record a pending submission once; None when it is not pending (already recorded, or awaiting approval)."""
-    from compensation.services.escalations import escalation_notify_enqueue
+    """Record a pending submission once; None when it is not pending (already recorded, or awaiting approval).
 
+    The claim and every write are one transaction, committed without waiting
+    for the disk (PostgreSQL): should the database lose that commit in a crash,
+    the submission is pending again, durably, and the requeue task records it.
+    """
     now = now or timezone.now()
     with transaction.atomic():
+        relax_commit_durability()
         claimed = OutcomeSubmission.objects.filter(pk=submission_id, status=OutcomeSubmission.Status.PENDING).update(
             status=OutcomeSubmission.Status.RECORDED, recorded_at=now
         )
@@ -288,16 +368,14 @@ def outcome_record(*, submission_id: Any, now: datetime | None = None) -> Outcom
             recorded_at=now,
             follow_up_due_at=now + FOLLOW_UP_DUE,
         )
-        opened = _issue(outcome, offer, now=now) if offer is not None else None
+        if offer is not None:
+            _issue(outcome, offer, now=now)  # an escalation it opens has told the managers already
         FollowUp.objects.bulk_create(_follow_ups(outcome, now))
-        shown = Offer.objects.filter(offer_set=offer_set).values_list("offer_template_id", flat=True)
         acceptance_stats_add(
+            offer_set_id=offer_set.pk,
             category_id=incident.category_id,
-            offered=list(shown),
             chosen=offer.offer_template_id if offer is not None else None,
         )
-        if opened is not None:
-            escalation_notify_enqueue(opened.pk)
     return outcome
 
 
