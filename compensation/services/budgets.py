@@ -46,13 +46,19 @@ def policy_caps(policy_id: int) -> PolicyCaps | None:
     return None if row is None else PolicyCaps(*row)
 
 
+def month_fits(amount: Decimal, cap: Decimal | None) -> bool:
+    """Whether ``amount`` fits an empty month: the upsert's first insert is not checked against the cap."""
+    return cap is None or amount <= cap
+
+
 def month_spend_add_sql(*, policy_id: int, month: date, amount: Decimal, cap: Decimal | None) -> tuple[str, list]:
     """The conditional upsert: add ``amount`` to the month unless that passes ``cap``; a row only if added."""
     table = connection.ops.quote_name(PolicyMonthSpend._meta.db_table)
     sql = (
         f"INSERT INTO {table} (policy_id, month, spent, cap) VALUES (%s, %s, %s, %s) "  # noqa: S608
-        f"ON CONFLICT (policy_id, month) DO UPDATE SET spent = {table}.spent + EXCLUDED.spent, cap = EXCLUDED.cap "
-        f"WHERE EXCLUDED.cap IS NULL OR {table}.spent + EXCLUDED.spent <= EXCLUDED.cap "
+        # ROUND: SQLite keeps decimals as floats, where 0.10 + 0.20 > 0.30.
+        f"ON CONFLICT (policy_id, month) DO UPDATE SET spent = ROUND({table}.spent + EXCLUDED.spent, 2), "
+        f"cap = EXCLUDED.cap WHERE EXCLUDED.cap IS NULL OR ROUND({table}.spent + EXCLUDED.spent, 2) <= EXCLUDED.cap "
         "RETURNING spent"
     )
     return sql, [policy_id, month, amount, cap]
@@ -78,8 +84,8 @@ def insert_select_sql(
         else:
             values.append(f"CAST(%s AS {f.cast_db_type(connection)})")
             params.append(f.get_db_prep_save(getattr(instance, f.attname), connection))
-    sql = f"INSERT INTO {quote(meta.db_table)} ({', '.join(names)}) SELECT {', '.join(values)} FROM {source}"  # noqa: S608
-    return sql, params
+    sql = f"INSERT INTO {quote(meta.db_table)} ({', '.join(names)}) SELECT {', '.join(values)}"
+    return sql + (f" FROM {source}" if source else ""), params
 
 
 def budget_charge(
@@ -114,9 +120,11 @@ def budget_charge(
             )
     month = budget_month(now)
     sql, params = month_spend_add_sql(policy_id=policy_id, month=month, amount=amount, cap=caps.monthly_cap)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        added = cursor.fetchone() is not None
+    added = month_fits(amount, caps.monthly_cap)
+    if added:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            added = cursor.fetchone() is not None
     if not added:
         raise BudgetExhausted(
             f"Policy {caps.name!r} has not enough monthly budget left for this option ({money(amount)})."

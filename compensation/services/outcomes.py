@@ -43,6 +43,7 @@ from compensation.services.budgets import (
     PolicyCaps,
     budget_charge,
     insert_select_sql,
+    month_fits,
     month_spend_add_sql,
     policy_caps,
 )
@@ -124,6 +125,8 @@ def _charged_and_saved(*, submission: OutcomeSubmission, offer: Offer, caps: Pol
     upsert returns no row, nothing is written and this returns False. One
     statement is atomic, so no transaction round trips are needed.
     """
+    if not month_fits(offer.estimated_cost, caps.monthly_cap):
+        return False
     month = budget_month(now)
     charge = BudgetCharge(
         policy_id=offer.policy_id,
@@ -232,10 +235,10 @@ def coupon_code_new() -> str:
     return "RCV-" + "-".join(chars[i : i + 4] for i in range(0, 16, 4))
 
 
-def acceptance_stats_add(*, offer_set_id: Any, category_id: int, chosen: int | None) -> None:
-    """Count one more showing of each offer template of the set and, for the chosen one, one more choice.
+def acceptance_stats_sql(*, offer_set_id: Any, category_id: int, chosen: int | None) -> tuple[str, list]:
+    """One more showing of each offer template of the set and, for the chosen one, one more choice.
 
-    One upsert with atomic increments, reading the set's options itself; rows
+    An upsert with atomic increments that reads the set's options itself; rows
     in template order, so concurrent recordings lock them in the same order.
     Templates deleted since the set was made are skipped.
     """
@@ -252,8 +255,14 @@ def acceptance_stats_add(*, offer_set_id: Any, category_id: int, chosen: int | N
         f"offered = {stat}.offered + EXCLUDED.offered, chosen = {stat}.chosen + EXCLUDED.chosen"
     )
     offer_set_param = Offer._meta.get_field("offer_set").get_db_prep_value(offer_set_id, connection)
+    return sql, [category_id, chosen or 0, offer_set_param]
+
+
+def acceptance_stats_add(*, offer_set_id: Any, category_id: int, chosen: int | None) -> None:
+    """Run :func:`acceptance_stats_sql` on its own (SQLite, and callers outside recording)."""
+    sql, params = acceptance_stats_sql(offer_set_id=offer_set_id, category_id=category_id, chosen=chosen)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [category_id, chosen or 0, offer_set_param])
+        cursor.execute(sql, params)
 
 
 def _follow_ups(outcome: Outcome, now: datetime) -> list[FollowUp]:
@@ -275,55 +284,82 @@ def _follow_ups(outcome: Outcome, now: datetime) -> list[FollowUp]:
     ]
 
 
-def _issue(outcome: Outcome, offer: Offer, *, now: datetime) -> None:
-    """What the chosen option promises: a coupon, a credit, a perk, or a senior manager."""
+def _issued(outcome: Outcome, offer: Offer, *, now: datetime) -> list[Coupon | CreditEntry | PerkGrant]:
+    """What the chosen option promises, as unsaved rows: a coupon, a credit or a perk grant."""
     customer_id = outcome.customer_id
     if offer.kind in COUPON_KINDS:
         template = offer.offer_template
-        Coupon.objects.create(
-            code=coupon_code_new(),
-            outcome=outcome,
-            customer_id=customer_id,
-            kind=offer.kind,
-            value=offer.value,
-            unit=offer.unit or "",
-            max_amount=template.max_amount if template is not None else None,
-            currency=offer.currency,
-            created_at=now,
-            expires_at=now + timedelta(days=offer.expires_in_days) if offer.expires_in_days else None,
-        )
-    elif offer.kind in CREDIT_KINDS:
+        return [
+            Coupon(
+                code=coupon_code_new(),
+                outcome=outcome,
+                customer_id=customer_id,
+                kind=offer.kind,
+                value=offer.value,
+                unit=offer.unit or "",
+                max_amount=template.max_amount if template is not None else None,
+                currency=offer.currency,
+                created_at=now,
+                expires_at=now + timedelta(days=offer.expires_in_days) if offer.expires_in_days else None,
+            )
+        ]
+    if offer.kind in CREDIT_KINDS:
         # A refund's value is a percentage: what goes back is the amount computed for this order.
         amount = offer.estimated_cost if offer.kind == OfferKind.REFUND else offer.value
-        CreditEntry.objects.create(
-            outcome=outcome,
-            customer_id=customer_id,
-            kind=offer.kind,
-            amount=amount if amount is not None else Decimal("0"),
-            currency=offer.currency,
-            created_at=now,
-        )
-    elif offer.kind == OfferKind.PERSONALIZED_PERK and offer.perk_id is not None:
-        PerkGrant.objects.create(customer_id=customer_id, perk_id=offer.perk_id, granted_at=now)
-    elif offer.kind == OfferKind.ESCALATION:
-        offer_set = outcome.offer_set
-        existing = offer_set.escalation
-        if existing is not None and not existing.is_closed:
-            return  # the set already opened one: reuse it
-        # Opening one (not reusing it) tells the managers, once, after commit.
-        escalation, _ = escalation_open_for_incident(
-            incident=offer_set.incident,
-            customer=offer_set.customer,
-            reason=f"The customer chose {offer.title!r} (option {offer.label}).",
-            policy_id=offer.policy_id,
-            now=now,
-        )
-        if escalation.offer_set_id is None:
-            escalation.offer_set = offer_set
-            escalation.save(update_fields=["offer_set"])
-        if offer_set.escalation_id != escalation.pk:
-            offer_set.escalation = escalation
-            offer_set.save(update_fields=["escalation"])
+        return [
+            CreditEntry(
+                outcome=outcome,
+                customer_id=customer_id,
+                kind=offer.kind,
+                amount=amount if amount is not None else Decimal("0"),
+                currency=offer.currency,
+                created_at=now,
+            )
+        ]
+    if offer.kind == OfferKind.PERSONALIZED_PERK and offer.perk_id is not None:
+        return [PerkGrant(customer_id=customer_id, perk_id=offer.perk_id, granted_at=now)]
+    return []
+
+
+def _escalate(outcome: Outcome, offer: Offer, *, now: datetime) -> None:
+    """The customer chose a senior manager: the set's open escalation, or a new one (which tells the managers)."""
+    offer_set = outcome.offer_set
+    existing = offer_set.escalation
+    if existing is not None and not existing.is_closed:
+        return  # the set already opened one: reuse it
+    escalation, _ = escalation_open_for_incident(
+        incident=offer_set.incident,
+        customer=offer_set.customer,
+        reason=f"The customer chose {offer.title!r} (option {offer.label}).",
+        policy_id=offer.policy_id,
+        now=now,
+    )
+    if escalation.offer_set_id is None:
+        escalation.offer_set = offer_set
+        escalation.save(update_fields=["offer_set"])
+    if offer_set.escalation_id != escalation.pk:
+        offer_set.escalation = escalation
+        offer_set.save(update_fields=["escalation"])
+
+
+def _outcome_rows_insert(*, outcome: Outcome, rows: list[Any], chosen_template_id: int | None) -> None:
+    """PostgreSQL: the outcome, what it issues, its follow-ups and the statistics in one statement."""
+    outcome_sql, params = insert_select_sql(outcome, source=None)
+    parts = [f"outcome AS ({outcome_sql} RETURNING id)"]
+    for n, row in enumerate(rows):
+        link = {"outcome_id": "id"} if any(f.column == "outcome_id" for f in row._meta.concrete_fields) else {}
+        sql, row_params = insert_select_sql(row, source="outcome", columns=link)
+        parts.append(f"row{n} AS ({sql})")
+        params += row_params
+    stats_sql, stats_params = acceptance_stats_sql(
+        offer_set_id=outcome.offer_set_id, category_id=outcome.category_id, chosen=chosen_template_id
+    )
+    parts.append(f"stats AS ({stats_sql})")
+    params += stats_params
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {', '.join(parts)} SELECT id FROM outcome", params)  # noqa: S608 - names only  # noqa: S608 - names only
+        outcome.pk = cursor.fetchone()[0]
+    outcome._state.adding = False
 
 
 def outcome_record(*, submission_id: Any, now: datetime | None = None) -> Outcome | None:
@@ -332,6 +368,7 @@ def outcome_record(*, submission_id: Any, now: datetime | None = None) -> Outcom
     The claim and every write are one transaction, committed without waiting
     for the disk (PostgreSQL): should the database lose that commit in a crash,
     the submission is pending again, durably, and the requeue task records it.
+    On PostgreSQL the writes after the claim are a single statement.
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -347,7 +384,7 @@ def outcome_record(*, submission_id: Any, now: datetime | None = None) -> Outcom
         offer_set = submission.offer_set
         offer = submission.offer
         incident = offer_set.incident
-        outcome = Outcome.objects.create(
+        outcome = Outcome(
             submission=submission,
             offer_set=offer_set,
             offer=offer,
@@ -368,14 +405,19 @@ def outcome_record(*, submission_id: Any, now: datetime | None = None) -> Outcom
             recorded_at=now,
             follow_up_due_at=now + FOLLOW_UP_DUE,
         )
-        if offer is not None:
-            _issue(outcome, offer, now=now)  # an escalation it opens has told the managers already
-        FollowUp.objects.bulk_create(_follow_ups(outcome, now))
-        acceptance_stats_add(
-            offer_set_id=offer_set.pk,
-            category_id=incident.category_id,
-            chosen=offer.offer_template_id if offer is not None else None,
-        )
+        issued = _issued(outcome, offer, now=now) if offer is not None else []
+        follow_ups = _follow_ups(outcome, now)
+        chosen_template_id = offer.offer_template_id if offer is not None else None
+        if connection.vendor == "postgresql":
+            _outcome_rows_insert(outcome=outcome, rows=[*issued, *follow_ups], chosen_template_id=chosen_template_id)
+        else:
+            outcome.save(force_insert=True)
+            for row in issued:
+                row.save(force_insert=True)
+            FollowUp.objects.bulk_create(follow_ups)
+            acceptance_stats_add(offer_set_id=offer_set.pk, category_id=incident.category_id, chosen=chosen_template_id)
+        if offer is not None and offer.kind == OfferKind.ESCALATION:
+            _escalate(outcome, offer, now=now)
     return outcome
 
 
