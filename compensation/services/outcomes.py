@@ -48,7 +48,6 @@ from compensation.services.budgets import (
     policy_caps,
 )
 from compensation.services.escalations import escalation_approval_open, escalation_open_for_incident
-from compensation.services.offer_sets import relax_commit_durability
 from policies.choices import OfferKind
 
 logger = logging.getLogger("compensation")
@@ -342,10 +341,17 @@ def _escalate(outcome: Outcome, offer: Offer, *, now: datetime) -> None:
         offer_set.save(update_fields=["escalation"])
 
 
-def _outcome_rows_insert(*, outcome: Outcome, rows: list[Any], chosen_template_id: int | None) -> None:
-    """PostgreSQL: the outcome, what it issues, its follow-ups and the statistics in one statement."""
+def _outcome_rows_insert(
+    *, outcome: Outcome, submission: OutcomeSubmission, rows: list[Any], chosen_template_id: int | None
+) -> None:
+    """PostgreSQL: the claim, the outcome, what it issues, its follow-ups and the statistics in one statement."""
     outcome_sql, params = insert_select_sql(outcome, source=None)
     parts = [f"outcome AS ({outcome_sql} RETURNING id)"]
+    q = connection.ops.quote_name
+    parts.append(
+        f"claim AS (UPDATE {q(OutcomeSubmission._meta.db_table)} SET status = %s, recorded_at = %s WHERE id = %s)"  # noqa: S608
+    )
+    params += [submission.status, submission.recorded_at, submission.pk]
     for n, row in enumerate(rows):
         link = {"outcome_id": "id"} if any(f.column == "outcome_id" for f in row._meta.concrete_fields) else {}
         sql, row_params = insert_select_sql(row, source="outcome", columns=link)
@@ -368,19 +374,24 @@ def outcome_record(*, submission_id: Any, now: datetime | None = None) -> Outcom
     The claim and every write are one transaction, committed without waiting
     for the disk (PostgreSQL): should the database lose that commit in a crash,
     the submission is pending again, durably, and the requeue task records it.
-    On PostgreSQL the writes after the claim are a single statement.
+    On PostgreSQL that is three round trips: the locked read, one statement for
+    every write, and the commit.
     """
     now = now or timezone.now()
+    postgres = connection.vendor == "postgresql"
     with transaction.atomic():
-        relax_commit_durability()
-        claimed = OutcomeSubmission.objects.filter(pk=submission_id, status=OutcomeSubmission.Status.PENDING).update(
-            status=OutcomeSubmission.Status.RECORDED, recorded_at=now
-        )
-        if not claimed:
-            return None
-        submission = OutcomeSubmission.objects.select_related(
+        queryset = OutcomeSubmission.objects.select_related(
             "offer__offer_template", "offer_set__incident", "offer_set__customer", "offer_set__escalation"
-        ).get(pk=submission_id)
+        ).select_for_update(of=("self",))
+        if postgres:
+            # Relax this transaction's commit (see above) in the same round trip as the claim.
+            queryset = queryset.extra(select={"_relaxed": "set_config('synchronous_commit', 'off', true)"})
+        # The claim: the row lock makes a second delivery wait, then find it recorded.
+        submission = queryset.filter(pk=submission_id, status=OutcomeSubmission.Status.PENDING).first()
+        if submission is None:
+            return None
+        submission.status = OutcomeSubmission.Status.RECORDED
+        submission.recorded_at = now
         offer_set = submission.offer_set
         offer = submission.offer
         incident = offer_set.incident
@@ -408,9 +419,15 @@ def outcome_record(*, submission_id: Any, now: datetime | None = None) -> Outcom
         issued = _issued(outcome, offer, now=now) if offer is not None else []
         follow_ups = _follow_ups(outcome, now)
         chosen_template_id = offer.offer_template_id if offer is not None else None
-        if connection.vendor == "postgresql":
-            _outcome_rows_insert(outcome=outcome, rows=[*issued, *follow_ups], chosen_template_id=chosen_template_id)
+        if postgres:
+            _outcome_rows_insert(
+                outcome=outcome,
+                submission=submission,
+                rows=[*issued, *follow_ups],
+                chosen_template_id=chosen_template_id,
+            )
         else:
+            submission.save(update_fields=["status", "recorded_at"])
             outcome.save(force_insert=True)
             for row in issued:
                 row.save(force_insert=True)
