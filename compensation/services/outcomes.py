@@ -177,7 +177,12 @@ def outcome_submit(
         existing = _live_submission(offer_set)
         if existing is not None:  # the same choice again, even after expiry, is answered as before
             return _same_or_conflict(existing, choice)
-        raise Conflict(f"This offer set expired at {offer_set.expires_at.isoformat()}; ask for new options.", "expired")
+        # A manager may take hours to refuse an approval; the agent's new choice is still owed an answer.
+        rejected = OutcomeSubmission.objects.filter(offer_set=offer_set, status=OutcomeSubmission.Status.REJECTED)
+        if not rejected.exists():
+            raise Conflict(
+                f"This offer set expired at {offer_set.expires_at.isoformat()}; ask for new options.", "expired"
+            )
     offer = by_label.get(choice)
     submission = _submission_for(
         user=user, offer_set=offer_set, offer=offer, choice=choice, satisfaction=satisfaction, notes=notes, now=now
