@@ -15,6 +15,6 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
 STATIC_ROOT = None  # tests never collect static files; WhiteNoise serves them from the apps
 
-# Tasks run in-process unless a test starts a real worker (see tests/compensation/worker.py):
+# Tasks run in-process unless a test starts a real worker (see tests/compensation/test_outcome_worker.py):
 # API tests see the outcome recorded as soon as the transaction's on_commit callbacks run.
 CELERY_TASK_ALWAYS_EAGER = True
