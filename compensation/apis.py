@@ -29,7 +29,6 @@ from compensation.permissions import IsAgentOrManager, IsManager
 from compensation.roles import user_role
 from compensation.selectors import (
     escalation_list,
-    offer_set_for_outcome,
     offer_set_submission,
     offer_set_visible_to,
 )
@@ -54,7 +53,7 @@ from compensation.services.escalations import (
 )
 from compensation.services.follow_ups import FeedbackLinkInvalid, feedback_submit
 from compensation.services.offer_sets import offer_set_create
-from compensation.services.outcomes import outcome_submit
+from compensation.services.outcomes import outcome_submit_for
 from policies.index import policy_index_get
 
 ERROR = inline_serializer("Error", {"detail": serializers.CharField(), "code": serializers.CharField()})
@@ -162,6 +161,9 @@ class OfferSetDetailApi(APIView):
 # --- Outcomes ------------------------------------------------------------------------------
 
 
+OUTCOME_INPUT = OutcomeInputSerializer()
+
+
 class OutcomeSubmitApi(APIView):
     """The customer's choice: 202 once accepted; a Celery worker records it."""
 
@@ -181,15 +183,11 @@ class OutcomeSubmitApi(APIView):
     )
     def post(self, request: Request, offer_set_id: str) -> Response:
         def submit() -> Response:
+            data = OUTCOME_INPUT.run_validation(request.data)  # one shared instance: it keeps no state
             try:
-                offer_set, offers = offer_set_for_outcome(user=request.user, offer_set_id=offer_set_id)
+                submitted = outcome_submit_for(user=request.user, offer_set_id=offer_set_id, **data)
             except OfferSet.DoesNotExist:
                 raise NotFound() from None
-            serializer = OutcomeInputSerializer(data=request.data)
-            serializer.is_valid(raise_exception=True)
-            submitted = outcome_submit(
-                user=request.user, offer_set=offer_set, offers=offers, **serializer.validated_data
-            )
             submission = submitted.submission
             body = {
                 "status": "accepted",

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
+from celery import Task, shared_task
+from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
@@ -25,11 +26,18 @@ RETRY = {
 }
 
 
-@shared_task(name="compensation.outcome_record", acks_late=True, **RETRY)
-def outcome_record_task(submission_id: str) -> str | None:
-    """Record one accepted outcome; a second delivery finds it claimed and does nothing."""
-    outcome = outcomes.outcome_record(submission_id=submission_id)
-    return None if outcome is None else str(outcome.pk)
+@shared_task(bind=True, name="compensation.outcome_record", acks_late=True, **RETRY)
+def outcome_record_task(self: Task, submission_id: str, batch: int | None = None) -> int:
+    """Record this accepted outcome, with other pending ones in the same transaction; returns how many.
+
+    A second delivery finds it recorded and does nothing (or records others
+    still pending). A retry records its own submission alone, so one that
+    cannot be recorded never holds back the rest.
+    """
+    size = batch if batch is not None else settings.OUTCOME_RECORD_BATCH
+    if self.request.retries:
+        size = 1
+    return len(outcomes.outcomes_record(submission_id=submission_id, batch=size))
 
 
 @shared_task(name="compensation.outcome_submissions_requeue", acks_late=True)

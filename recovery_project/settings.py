@@ -136,6 +136,8 @@ FEEDBACK_LINK_MAX_AGE_DAYS = env.integer("FEEDBACK_LINK_MAX_AGE_DAYS", 14, minim
 PUBLIC_BASE_URL = env.string("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Submissions the worker has not recorded after this many seconds are sent again.
 OUTCOME_REQUEUE_AFTER_SECONDS = env.integer("OUTCOME_REQUEUE_AFTER_SECONDS", 60, minimum=1)
+# A recording task takes up to this many pending outcomes in one transaction (1: one at a time).
+OUTCOME_RECORD_BATCH = env.integer("OUTCOME_RECORD_BATCH", 50, minimum=1, maximum=500)
 
 # --- Redis: broker and cache --------------------------------------------------
 REDIS_URL = env.redis_url("REDIS_URL")

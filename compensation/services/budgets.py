@@ -71,14 +71,14 @@ def _insert_select_template(
 ) -> tuple[str, tuple[models.Field, ...]]:
     meta = model._meta
     quote = connection.ops.quote_name
-    columns = dict(linked)
+    expressions = dict(linked)
     names, values, bound = [], [], []
     for f in meta.concrete_fields:
         if f is meta.auto_field:
             continue
         names.append(quote(f.column))
-        if f.column in columns:
-            values.append(f"{source}.{quote(columns[f.column])}")
+        if f.column in expressions:
+            values.append(expressions[f.column])
         else:
             values.append(f"CAST(%s AS {f.cast_db_type(connection)})")
             bound.append(f)
@@ -91,9 +91,9 @@ def insert_select_sql(
 ) -> tuple[str, list]:
     """``INSERT INTO <table> (...) SELECT <typed values> FROM <source>``, for chaining inserts in one statement.
 
-    ``columns`` maps a column to a column of ``source`` (a foreign key made by
-    the previous insert); every other value is a typed parameter. The SQL is
-    built once per model and shape.
+    ``columns`` maps a column to an SQL expression over ``source`` (say, the
+    id a previous insert returned); every other value is a typed parameter.
+    The SQL is built once per model and shape. Only trusted names go in.
     """
     linked = tuple(sorted((columns or {}).items()))
     sql, bound = _insert_select_template(type(instance), source, linked, connection.vendor)

@@ -35,20 +35,19 @@ from compensation.models import (
     Outcome,
     OutcomeSubmission,
     PerkGrant,
+    PolicyMonthSpend,
 )
 from compensation.roles import Role, user_has_role
-from compensation.selectors import budget_month
+from compensation.selectors import budget_month, offer_set_for_outcome
 from compensation.services.budgets import (
     BudgetExhausted,
-    PolicyCaps,
     budget_charge,
     insert_select_sql,
-    month_fits,
-    month_spend_add_sql,
     policy_caps,
 )
 from compensation.services.escalations import escalation_approval_open, escalation_open_for_incident
 from policies.choices import OfferKind
+from policies.models import Policy
 
 logger = logging.getLogger("compensation")
 
@@ -116,38 +115,110 @@ def _submission_for(
     )
 
 
-def _charged_and_saved(*, submission: OutcomeSubmission, offer: Offer, caps: PolicyCaps, now: datetime) -> bool:
-    """PostgreSQL: charge the month, write the charge and the submission in one statement.
+def _submitted_in_one_statement(
+    *, user: Any, offer_set_id: Any, choice: str, satisfaction: int | None, notes: str, now: datetime
+) -> OutcomeSubmission | None:
+    """PostgreSQL, the common case: check, charge and write the outbox row in one statement.
 
-    A data-modifying CTE: the month's conditional upsert feeds the charge
-    insert, which feeds the submission insert. When the budget is short, the
-    upsert returns no row, nothing is written and this returns False. One
-    statement is atomic, so no transaction round trips are needed.
+    A data-modifying CTE. ``chosen`` finds the option if the user may answer
+    the set, it has not expired and it needs no approval; ``spend`` is the
+    month's conditional upsert against the policy's current cap, for a policy
+    without a per-customer cap (that one needs a lock first); ``charge`` and
+    the submission follow only if it was charged. A repeat hits the unique
+    "one live submission per set" index. Anything else (no row: not found,
+    expired, approval, per-customer cap, budget short; or a repeat) falls
+    back to :func:`outcome_submit`, which says which it is. One statement is
+    atomic, so no transaction round trips are needed.
     """
-    if not month_fits(offer.estimated_cost, caps.monthly_cap):
-        return False
+    q = connection.ops.quote_name
+    agent = not user_has_role(user, Role.MANAGER)
     month = budget_month(now)
-    charge = BudgetCharge(
-        policy_id=offer.policy_id,
-        customer_id=submission.offer_set.customer_id,
-        amount=offer.estimated_cost,
-        created_at=now,
-        month=month,
+    spend = q(PolicyMonthSpend._meta.db_table)
+    chosen = (
+        f"SELECT o.id AS offer_id, o.policy_id, o.estimated_cost, s.customer_id "  # noqa: S608
+        f"FROM {q(Offer._meta.db_table)} o JOIN {q(OfferSet._meta.db_table)} s ON s.id = o.offer_set_id "
+        f"WHERE o.offer_set_id = %s AND o.label = %s AND s.expires_at > %s"
+        + (" AND s.created_by_id = %s AND NOT o.requires_approval" if agent else "")
     )
-    spend_sql, spend_params = month_spend_add_sql(
-        policy_id=offer.policy_id, month=month, amount=offer.estimated_cost, cap=caps.monthly_cap
+    chosen_params = [offer_set_id, choice, now] + ([user.pk] if agent else [])
+    spend_sql = (
+        f"INSERT INTO {spend} (policy_id, month, spent, cap) "  # noqa: S608
+        f"SELECT p.id, CAST(%s AS date), chosen.estimated_cost, p.monthly_cap "
+        f"FROM chosen JOIN {q(Policy._meta.db_table)} p ON p.id = chosen.policy_id "
+        f"WHERE p.per_customer_cap_30d IS NULL AND (p.monthly_cap IS NULL OR chosen.estimated_cost <= p.monthly_cap) "
+        f"ON CONFLICT (policy_id, month) DO UPDATE SET spent = {spend}.spent + EXCLUDED.spent, cap = EXCLUDED.cap "
+        f"WHERE EXCLUDED.cap IS NULL OR {spend}.spent + EXCLUDED.spent <= EXCLUDED.cap RETURNING policy_id"
     )
-    charge_sql, charge_params = insert_select_sql(charge, source="spend")
-    submission_sql, submission_params = insert_select_sql(submission, source="charge", columns={"charge_id": "id"})
-    sql = f"WITH spend AS ({spend_sql}), charge AS ({charge_sql} RETURNING id) {submission_sql} RETURNING charge_id"
+    charge = BudgetCharge(created_at=now, month=month)
+    charge_sql, charge_params = insert_select_sql(
+        charge,
+        source="chosen JOIN spend ON spend.policy_id = chosen.policy_id",
+        columns={
+            "policy_id": "chosen.policy_id",
+            "customer_id": "chosen.customer_id",
+            "amount": "chosen.estimated_cost",
+        },
+    )
+    submission = OutcomeSubmission(
+        id=uuid.uuid4(),
+        offer_set_id=offer_set_id,
+        choice=choice,
+        satisfaction=satisfaction,
+        notes=notes,
+        submitted_by=user,
+        submitted_at=now,
+        status=OutcomeSubmission.Status.PENDING,
+        enqueued_at=now,
+    )
+    submission_sql, submission_params = insert_select_sql(
+        submission, source="chosen, charge", columns={"offer_id": "chosen.offer_id", "charge_id": "charge.id"}
+    )
+    sql = (
+        f"WITH chosen AS ({chosen}), spend AS ({spend_sql}), charge AS ({charge_sql} RETURNING id) "
+        f"{submission_sql} RETURNING offer_id, charge_id"
+    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*spend_params, *charge_params, *submission_params])
+        cursor.execute(sql, [*chosen_params, month, *charge_params, *submission_params])
         row = cursor.fetchone()
     if row is None:
-        return False
-    submission.charge_id = row[0]
+        return None
+    submission.offer_id, submission.charge_id = row
     submission._state.adding = False
-    return True
+    return submission
+
+
+def outcome_submit_for(
+    *,
+    user: Any,
+    offer_set_id: Any,
+    choice: str,
+    satisfaction: int | None = None,
+    notes: str = "",
+    now: datetime | None = None,
+) -> Submitted:
+    """Accept the customer's choice for the set ``offer_set_id`` (see :func:`outcome_submit`).
+
+    ``OfferSet.DoesNotExist`` when the user may not answer it. On PostgreSQL
+    the common case takes one statement and nothing is read first.
+    """
+    now = now or timezone.now()
+    if connection.vendor == "postgresql" and choice != DECLINED:
+        # Inside a caller's transaction (Idempotency-Key, tests) a failed statement must not break it.
+        guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+        try:
+            with guard:
+                submission = _submitted_in_one_statement(
+                    user=user, offer_set_id=offer_set_id, choice=choice, satisfaction=satisfaction, notes=notes, now=now
+                )
+        except IntegrityError:
+            submission = None  # a repeat, or a concurrent answer: the full path says which
+        if submission is not None:
+            transaction.on_commit(lambda: outcome_enqueue(submission.pk))
+            return Submitted(submission, created=True)
+    offer_set, offers = offer_set_for_outcome(user=user, offer_set_id=offer_set_id)
+    return outcome_submit(
+        user=user, offer_set=offer_set, offers=offers, choice=choice, satisfaction=satisfaction, notes=notes, now=now
+    )
 
 
 def outcome_submit(
@@ -164,9 +235,8 @@ def outcome_submit(
 
     Raises ``ValidationError`` for a label the set does not have and
     :class:`Conflict` (``outcome_exists``, ``expired``, ``budget_exhausted``).
-    The common case (no per-customer cap, no approval, PostgreSQL) is a single
-    statement; the earlier outcome is looked up only when the write cannot go
-    through, since the unique "one live submission per set" index decides.
+    The earlier outcome is looked up only when the write cannot go through,
+    since the unique "one live submission per set" index decides.
     """
     now = now or timezone.now()
     by_label = _labels(offer_set.offers.all() if offers is None else offers)
@@ -212,10 +282,6 @@ def _write(*, submission: OutcomeSubmission, offer: Offer | None, user: Any, now
     caps = policy_caps(offer.policy_id)
     if caps is None:
         raise BudgetExhausted("The policy of this option no longer exists.")
-    if caps.per_customer_cap_30d is None and not needs_approval and connection.vendor == "postgresql":
-        if not _charged_and_saved(submission=submission, offer=offer, caps=caps, now=now):
-            raise BudgetExhausted(f"Policy {caps.name!r} has not enough monthly budget left for this option.")
-        return
     with transaction.atomic():
         submission.charge = budget_charge(
             caps=caps,
@@ -239,32 +305,29 @@ def coupon_code_new() -> str:
     return "RCV-" + "-".join(chars[i : i + 4] for i in range(0, 16, 4))
 
 
-def acceptance_stats_sql(*, offer_set_id: Any, category_id: int, chosen: int | None) -> tuple[str, list]:
-    """One more showing of each offer template of the set and, for the chosen one, one more choice.
+def acceptance_stats_add(*, counts: dict[tuple[int, int], tuple[int, int]]) -> None:
+    """Add ``(offered, chosen)`` to the statistics of each ``(category_id, offer_template_id)``.
 
-    An upsert with atomic increments that reads the set's options itself; rows
-    in template order, so concurrent recordings lock them in the same order.
-    Templates deleted since the set was made are skipped.
+    One upsert with atomic increments; rows in (category, template) order, so
+    concurrent recordings lock them in the same order. Templates deleted since
+    their offer set was made are skipped.
     """
+    if not counts:
+        return
     q = connection.ops.quote_name
     stat = q(AcceptanceStat._meta.db_table)
-    offers = q(Offer._meta.db_table)
     templates = q(Offer._meta.get_field("offer_template").related_model._meta.db_table)
+    row = "(CAST(%s AS INTEGER), CAST(%s AS INTEGER), CAST(%s AS INTEGER), CAST(%s AS INTEGER))"
+    keys = sorted(counts)
     sql = (
-        f"INSERT INTO {stat} (offer_template_id, category_id, offered, chosen) "  # noqa: S608
-        f"SELECT DISTINCT t.id, %s, 1, CASE WHEN t.id = %s THEN 1 ELSE 0 END "
-        f"FROM {offers} o JOIN {templates} t ON t.id = o.offer_template_id "
-        f"WHERE o.offer_set_id = %s ORDER BY t.id "
+        f"WITH v (category_id, template_id, offered, chosen) AS (VALUES {', '.join([row] * len(keys))}) "  # noqa: S608
+        f"INSERT INTO {stat} (offer_template_id, category_id, offered, chosen) "
+        f"SELECT t.id, v.category_id, v.offered, v.chosen FROM v JOIN {templates} t ON t.id = v.template_id "
+        f"WHERE true ORDER BY v.category_id, t.id "
         f"ON CONFLICT (category_id, offer_template_id) DO UPDATE SET "
         f"offered = {stat}.offered + EXCLUDED.offered, chosen = {stat}.chosen + EXCLUDED.chosen"
     )
-    offer_set_param = Offer._meta.get_field("offer_set").get_db_prep_value(offer_set_id, connection)
-    return sql, [category_id, chosen or 0, offer_set_param]
-
-
-def acceptance_stats_add(*, offer_set_id: Any, category_id: int, chosen: int | None) -> None:
-    """Run :func:`acceptance_stats_sql` on its own (SQLite, and callers outside recording)."""
-    sql, params = acceptance_stats_sql(offer_set_id=offer_set_id, category_id=category_id, chosen=chosen)
+    params = [value for key in keys for value in (*key, *counts[key])]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
 
@@ -346,101 +409,114 @@ def _escalate(outcome: Outcome, offer: Offer, *, now: datetime) -> None:
         offer_set.save(update_fields=["escalation"])
 
 
-def _outcome_rows_insert(
-    *, outcome: Outcome, submission: OutcomeSubmission, rows: list[Any], chosen_template_id: int | None
-) -> None:
-    """PostgreSQL: the claim, the outcome, what it issues, its follow-ups and the statistics in one statement."""
-    outcome_sql, params = insert_select_sql(outcome, source=None)
-    parts = [f"outcome AS ({outcome_sql} RETURNING id)"]
-    q = connection.ops.quote_name
-    parts.append(
-        f"claim AS (UPDATE {q(OutcomeSubmission._meta.db_table)} SET status = %s, recorded_at = %s WHERE id = %s)"  # noqa: S608
+RECORD_RELATED = ("offer__offer_template", "offer_set__incident", "offer_set__customer", "offer_set__escalation")
+
+
+def _claim(*, submission_id: Any, batch: int) -> list[OutcomeSubmission]:
+    """Lock this submission and, if it is still pending, up to ``batch - 1`` other pending ones.
+
+    Alone, the lock makes a second delivery wait and then find it recorded. In
+    a batch, rows another worker holds are skipped (it is recording them), so
+    workers never wait on each other; the oldest pending are taken first. A
+    message whose submission a batch already recorded costs one lookup.
+    """
+    pending = OutcomeSubmission.objects.filter(status=OutcomeSubmission.Status.PENDING)
+    queryset = pending.select_related(*RECORD_RELATED).order_by()
+    first = queryset.select_for_update(of=("self",), skip_locked=batch > 1).filter(pk=submission_id)
+    if connection.vendor == "postgresql":
+        # This transaction's commit need not wait for the disk (see outcomes_record); set in the same round trip.
+        first = first.extra(select={"_relaxed": "set_config('synchronous_commit', 'off', true)"})
+    claimed = list(first)
+    if not claimed or batch <= 1:
+        return claimed
+    oldest = pending.order_by("enqueued_at").select_for_update(skip_locked=True).values("pk")[: batch - 1]
+    others = queryset.select_for_update(of=("self",), skip_locked=True).filter(pk__in=oldest).exclude(pk=submission_id)
+    return claimed + list(others)
+
+
+def _outcome_for(submission: OutcomeSubmission, now: datetime) -> Outcome:
+    offer_set = submission.offer_set
+    offer = submission.offer
+    return Outcome(
+        submission=submission,
+        offer_set=offer_set,
+        offer=offer,
+        choice=submission.choice,
+        accepted=offer is not None,
+        kind=offer.kind if offer is not None else "",
+        policy_id=offer.policy_id if offer is not None else None,
+        category_id=offer_set.incident.category_id,
+        tier=offer_set.customer.tier,
+        customer_id=offer_set.customer_id,
+        agent_id=offer_set.created_by_id,
+        cost=offer.estimated_cost if offer is not None else Decimal("0"),
+        currency=offer.currency if offer is not None else settings.DEFAULT_CURRENCY,
+        satisfaction=submission.satisfaction,
+        notes=submission.notes,
+        offer_set_created_at=offer_set.created_at,
+        submitted_at=submission.submitted_at,
+        recorded_at=now,
+        follow_up_due_at=now + FOLLOW_UP_DUE,
     )
-    params += [submission.status, submission.recorded_at, submission.pk]
-    for n, row in enumerate(rows):
-        link = {"outcome_id": "id"} if any(f.column == "outcome_id" for f in row._meta.concrete_fields) else {}
-        sql, row_params = insert_select_sql(row, source="outcome", columns=link)
-        parts.append(f"row{n} AS ({sql})")
-        params += row_params
-    stats_sql, stats_params = acceptance_stats_sql(
-        offer_set_id=outcome.offer_set_id, category_id=outcome.category_id, chosen=chosen_template_id
-    )
-    parts.append(f"stats AS ({stats_sql})")
-    params += stats_params
-    with connection.cursor() as cursor:
-        cursor.execute(f"WITH {', '.join(parts)} SELECT id FROM outcome", params)  # noqa: S608 - names only  # noqa: S608 - names only
-        outcome.pk = cursor.fetchone()[0]
-    outcome._state.adding = False
+
+
+def _statistics(outcomes: list[Outcome]) -> dict[tuple[int, int], tuple[int, int]]:
+    """Per (category, offer template): how many recorded sets showed it, and how many chose it."""
+    shown = Offer.objects.filter(offer_set_id__in=[o.offer_set_id for o in outcomes], offer_template__isnull=False)
+    templates_of: dict[Any, set[int]] = {}
+    for offer_set_id, template_id in shown.values_list("offer_set_id", "offer_template_id"):
+        templates_of.setdefault(offer_set_id, set()).add(template_id)
+    counts: dict[tuple[int, int], tuple[int, int]] = {}
+    for outcome in outcomes:
+        chosen = outcome.offer.offer_template_id if outcome.offer is not None else None
+        for template_id in templates_of.get(outcome.offer_set_id, ()):
+            offered, picked = counts.get((outcome.category_id, template_id), (0, 0))
+            counts[(outcome.category_id, template_id)] = (offered + 1, picked + (template_id == chosen))
+    return counts
+
+
+def outcomes_record(*, submission_id: Any, batch: int = 1, now: datetime | None = None) -> list[Outcome]:
+    """Record this pending submission (and, with ``batch`` > 1, other pending ones) exactly once.
+
+    The claim and every write are one transaction: the submission rows are
+    locked, marked recorded, and the outcomes, coupons, credits, perk grants,
+    follow-ups and statistics written in a handful of bulk statements. A
+    submission already recorded, or locked by another worker, is left alone.
+    The commit does not wait for the disk (PostgreSQL): should a crash lose
+    it, the submissions are pending again, durably, and the requeue task
+    sends them again. Batching lets one task drain a backlog: the messages of
+    submissions recorded in another's batch then find nothing to do.
+    """
+    now = now or timezone.now()
+    if not OutcomeSubmission.objects.filter(pk=submission_id, status=OutcomeSubmission.Status.PENDING).exists():
+        return []  # recorded (often in another's batch) or awaiting approval: one cheap read, no transaction
+    with transaction.atomic():
+        claimed = _claim(submission_id=submission_id, batch=batch)
+        if not claimed:
+            return []
+        OutcomeSubmission.objects.filter(pk__in=[s.pk for s in claimed]).update(
+            status=OutcomeSubmission.Status.RECORDED, recorded_at=now
+        )
+        outcomes = Outcome.objects.bulk_create([_outcome_for(s, now) for s in claimed])
+        issued: dict[type, list[Any]] = {}
+        for outcome in outcomes:
+            if outcome.offer is not None:
+                for row in _issued(outcome, outcome.offer, now=now):
+                    issued.setdefault(type(row), []).append(row)
+        for model, rows in issued.items():
+            model.objects.bulk_create(rows)
+        FollowUp.objects.bulk_create([f for outcome in outcomes for f in _follow_ups(outcome, now)])
+        acceptance_stats_add(counts=_statistics(outcomes))
+        for outcome in outcomes:
+            if outcome.offer is not None and outcome.offer.kind == OfferKind.ESCALATION:
+                _escalate(outcome, outcome.offer, now=now)
+    return outcomes
 
 
 def outcome_record(*, submission_id: Any, now: datetime | None = None) -> Outcome | None:
-    """Record a pending submission once; None when it is not pending (already recorded, or awaiting approval).
-
-    The claim and every write are one transaction, committed without waiting
-    for the disk (PostgreSQL): should the database lose that commit in a crash,
-    the submission is pending again, durably, and the requeue task records it.
-    On PostgreSQL that is three round trips: the locked read, one statement for
-    every write, and the commit.
-    """
-    now = now or timezone.now()
-    postgres = connection.vendor == "postgresql"
-    with transaction.atomic():
-        queryset = OutcomeSubmission.objects.select_related(
-            "offer__offer_template", "offer_set__incident", "offer_set__customer", "offer_set__escalation"
-        ).select_for_update(of=("self",))
-        if postgres:
-            # Relax this transaction's commit (see above) in the same round trip as the claim.
-            queryset = queryset.extra(select={"_relaxed": "set_config('synchronous_commit', 'off', true)"})
-        # The claim: the row lock makes a second delivery wait, then find it recorded.
-        submission = queryset.filter(pk=submission_id, status=OutcomeSubmission.Status.PENDING).first()
-        if submission is None:
-            return None
-        submission.status = OutcomeSubmission.Status.RECORDED
-        submission.recorded_at = now
-        offer_set = submission.offer_set
-        offer = submission.offer
-        incident = offer_set.incident
-        outcome = Outcome(
-            submission=submission,
-            offer_set=offer_set,
-            offer=offer,
-            choice=submission.choice,
-            accepted=offer is not None,
-            kind=offer.kind if offer is not None else "",
-            policy_id=offer.policy_id if offer is not None else None,
-            category_id=incident.category_id,
-            tier=offer_set.customer.tier,
-            customer_id=offer_set.customer_id,
-            agent_id=offer_set.created_by_id,
-            cost=offer.estimated_cost if offer is not None else Decimal("0"),
-            currency=offer.currency if offer is not None else settings.DEFAULT_CURRENCY,
-            satisfaction=submission.satisfaction,
-            notes=submission.notes,
-            offer_set_created_at=offer_set.created_at,
-            submitted_at=submission.submitted_at,
-            recorded_at=now,
-            follow_up_due_at=now + FOLLOW_UP_DUE,
-        )
-        issued = _issued(outcome, offer, now=now) if offer is not None else []
-        follow_ups = _follow_ups(outcome, now)
-        chosen_template_id = offer.offer_template_id if offer is not None else None
-        if postgres:
-            _outcome_rows_insert(
-                outcome=outcome,
-                submission=submission,
-                rows=[*issued, *follow_ups],
-                chosen_template_id=chosen_template_id,
-            )
-        else:
-            submission.save(update_fields=["status", "recorded_at"])
-            outcome.save(force_insert=True)
-            for row in issued:
-                row.save(force_insert=True)
-            FollowUp.objects.bulk_create(follow_ups)
-            acceptance_stats_add(offer_set_id=offer_set.pk, category_id=incident.category_id, chosen=chosen_template_id)
-        if offer is not None and offer.kind == OfferKind.ESCALATION:
-            _escalate(outcome, offer, now=now)
-    return outcome
+    """Record one pending submission once; None when it is not pending (recorded, or awaiting approval)."""
+    recorded = outcomes_record(submission_id=submission_id, batch=1, now=now)
+    return recorded[0] if recorded else None
 
 
 def outcome_submissions_requeue(*, now: datetime | None = None, older_than: timedelta | None = None) -> int:

@@ -586,12 +586,10 @@ def test_five_deliveries_of_each_outcome_record_it_once(
         )
 
     assert collections.Counter(state for _, state, _ in runs) == {"SUCCESS": 5 * FAULT_OUTCOMES}
-    recorded_by = collections.defaultdict(list)
-    for submission_id, _, retval in runs:
-        recorded_by[submission_id].append(retval)
-    assert sorted(recorded_by) == sorted(submission_ids)
-    # Of each submission's five runs, one recorded it (returned the Outcome's id); four found it claimed.
-    assert all(len(r) == 5 and sum(v is not None for v in r) == 1 for r in recorded_by.values()), recorded_by
+    assert collections.Counter(submission_id for submission_id, _, _ in runs) == dict.fromkeys(submission_ids, 5)
+    # Each run says how many outcomes it recorded (its own and, batched, other pending ones):
+    # over all 1,000 runs that is each submission exactly once; most runs found theirs taken.
+    assert sum(recorded for _, _, recorded in runs) == FAULT_OUTCOMES
     assert_recorded_exactly_once(submission_ids, options_per_set=2)
 
 
