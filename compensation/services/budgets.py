@@ -7,12 +7,11 @@ overspend. The per-customer cap is checked under a lock on the customer's row.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db import connection, models
+from django.db import connection
 from django.db.models import F, Sum
 from django.db.models.functions import Round
 
@@ -63,41 +62,6 @@ def month_spend_add_sql(*, policy_id: int, month: date, amount: Decimal, cap: De
         "RETURNING spent"
     )
     return sql, [policy_id, month, amount, cap]
-
-
-@functools.cache
-def _insert_select_template(
-    model: type[models.Model], source: str | None, linked: tuple[tuple[str, str], ...], vendor: str
-) -> tuple[str, tuple[models.Field, ...]]:
-    meta = model._meta
-    quote = connection.ops.quote_name
-    expressions = dict(linked)
-    names, values, bound = [], [], []
-    for f in meta.concrete_fields:
-        if f is meta.auto_field:
-            continue
-        names.append(quote(f.column))
-        if f.column in expressions:
-            values.append(expressions[f.column])
-        else:
-            values.append(f"CAST(%s AS {f.cast_db_type(connection)})")
-            bound.append(f)
-    sql = f"INSERT INTO {quote(meta.db_table)} ({', '.join(names)}) SELECT {', '.join(values)}"
-    return sql + (f" FROM {source}" if source else ""), tuple(bound)
-
-
-def insert_select_sql(
-    instance: models.Model, *, source: str | None, columns: dict[str, str] | None = None
-) -> tuple[str, list]:
-    """``INSERT INTO <table> (...) SELECT <typed values> FROM <source>``, for chaining inserts in one statement.
-
-    ``columns`` maps a column to an SQL expression over ``source`` (say, the
-    id a previous insert returned); every other value is a typed parameter.
-    The SQL is built once per model and shape. Only trusted names go in.
-    """
-    linked = tuple(sorted((columns or {}).items()))
-    sql, bound = _insert_select_template(type(instance), source, linked, connection.vendor)
-    return sql, [f.get_db_prep_save(getattr(instance, f.attname), connection) for f in bound]
 
 
 def budget_charge(

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from compensation.engine import CustomerFacts, EngineResult, IncidentFacts, compute_options
@@ -21,6 +21,7 @@ from compensation.models import Customer, Escalation, Incident, Offer, OfferSet
 from compensation.roles import Role, user_has_role
 from compensation.selectors import RequestFacts, request_facts
 from compensation.services.escalations import escalation_open_for_incident
+from compensation.sql import insert_select_sql
 from policies.index import CompiledCategory, PolicyIndex
 from policies.models import Category
 
@@ -49,49 +50,72 @@ def _insert_sql(instances: list[Any]) -> tuple[str, list[Any]]:
     return sql, params
 
 
-def offer_set_insert(*, offer_set: OfferSet, offers: list[Offer]) -> None:
+def offer_set_insert(*, offer_set: OfferSet, offers: list[Offer], incident: Incident | None = None) -> None:
     """Write the snapshot: on PostgreSQL the set and its options in one statement, else two.
 
     The set's id is made here (a UUID), so the options need nothing back from
-    the database; the foreign keys are checked at commit.
+    the database; the foreign keys are checked at commit. ``incident``, a new
+    unsaved incident (PostgreSQL only), is written first in the same statement.
     """
-    set_sql, set_params = _insert_sql([offer_set])
-    with connection.cursor() as cursor:
-        if not offers:
-            cursor.execute(set_sql, set_params)
-            return
-        offers_sql, offers_params = _insert_sql(offers)
-        offers_sql += f" RETURNING {connection.ops.quote_name(Offer._meta.pk.column)}"
-        if connection.vendor == "postgresql":
-            cursor.execute(f"WITH offer_set AS ({set_sql}) {offers_sql}", set_params + offers_params)
-        else:
-            cursor.execute(set_sql, set_params)
-            cursor.execute(offers_sql, offers_params)
-        ids = [row[0] for row in cursor.fetchall()]  # in the order of VALUES, as bulk_create assumes
+    quote = connection.ops.quote_name
+    if incident is not None:
+        incident_sql, incident_params = insert_select_sql(incident, source=None)
+        set_sql, set_params = insert_select_sql(offer_set, source="incident", columns={"incident_id": "incident.id"})
+        head = f"WITH incident AS ({incident_sql} RETURNING id)"
+        params = incident_params + set_params
+        with connection.cursor() as cursor:
+            if offers:
+                offers_sql, offers_params = _insert_sql(offers)
+                cursor.execute(
+                    f"{head}, offer_set AS ({set_sql} RETURNING incident_id) {offers_sql} "  # noqa: S608 - names only
+                    f"RETURNING {quote(Offer._meta.pk.column)}, (SELECT incident_id FROM offer_set)",
+                    params + offers_params,
+                )
+                rows = cursor.fetchall()
+                ids = [row[0] for row in rows]
+                incident.pk = rows[0][1]
+            else:
+                cursor.execute(f"{head} {set_sql} RETURNING incident_id", params)
+                ids = []
+                incident.pk = cursor.fetchone()[0]
+        incident._state.adding = False
+        offer_set.incident = incident
+    else:
+        set_sql, set_params = _insert_sql([offer_set])
+        with connection.cursor() as cursor:
+            if not offers:
+                cursor.execute(set_sql, set_params)
+                ids = []
+            else:
+                offers_sql, offers_params = _insert_sql(offers)
+                offers_sql += f" RETURNING {quote(Offer._meta.pk.column)}"
+                if connection.vendor == "postgresql":
+                    cursor.execute(f"WITH offer_set AS ({set_sql}) {offers_sql}", set_params + offers_params)
+                else:
+                    cursor.execute(set_sql, set_params)
+                    cursor.execute(offers_sql, offers_params)
+                ids = [row[0] for row in cursor.fetchall()]  # in the order of VALUES, as bulk_create assumes
     offer_set._state.adding = False
     for offer, pk in zip(offers, ids, strict=True):
         offer.pk = pk
         offer._state.adding = False
 
 
-def relax_commit_durability() -> None:
-    """Let this transaction's commit return before its WAL reaches the disk (PostgreSQL).
-
-    An offer set is a snapshot an agent can always ask for again; should the
-    database crash in the few hundred milliseconds after the commit, the worst
-    case is a lost snapshot, never a broken one. Outcome submissions keep full durability.
-    """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-
-
-def customer_upsert(*, external_id: str, fields: dict[str, Any], now: datetime) -> tuple[Customer, bool]:
+def customer_upsert(
+    *, external_id: str, fields: dict[str, Any], now: datetime, relax_commit: bool = False
+) -> tuple[Customer, bool]:
     """Create or update the customer in one statement; fields left out keep their stored values.
 
     ``INSERT … ON CONFLICT … DO UPDATE … RETURNING`` (PostgreSQL and SQLite),
     so two concurrent requests for the same new customer both succeed.
     Returns the customer and whether this call created it.
+
+    ``relax_commit`` (PostgreSQL) lets the surrounding transaction's commit
+    return before its WAL reaches the disk, set in this same round trip. An
+    offer set is a snapshot an agent can always ask for again: should the
+    database crash in the few hundred milliseconds after the commit, the worst
+    case is a lost snapshot, never a broken one. Outcome submissions keep full
+    durability.
     """
     meta = Customer._meta
     values: dict[str, Any] = {
@@ -120,6 +144,7 @@ def customer_upsert(*, external_id: str, fields: dict[str, Any], now: datetime) 
         + ", ".join(quote(c) for c in returned)
         # xmax is 0 for a row this statement inserted, and set for one it updated.
         + (", (xmax = 0)" if postgres else "")
+        + (", set_config('synchronous_commit', 'off', true)" if postgres and relax_commit else "")
     )
     existed = None if postgres else Customer.objects.filter(external_id=external_id).exists()  # SQLite: one writer
     with connection.cursor() as cursor:
@@ -162,25 +187,37 @@ def incident_reuse(*, customer: Customer, external_ref: str) -> Incident | None:
     return Incident.objects.filter(customer=customer, external_ref=external_ref).first()
 
 
-def incident_create(
+def incident_new(
     *, customer: Customer, external_ref: str | None, details: dict[str, Any], repeat_count: int, same_count: int
 ) -> Incident:
-    """A new incident; ``repeat_count`` and ``same_count`` include it."""
-    incident = Incident(
+    """A new, unsaved incident; ``repeat_count`` and ``same_count`` include it."""
+    return Incident(
         customer=customer,
         external_ref=external_ref,
         repeat_count=repeat_count,
         same_category_repeat_count=same_count,
+        created_at=timezone.now(),  # what auto_now_add sets on save(); the SQL inserts need it given
         **details,
     )
-    if not external_ref:
+
+
+def incident_insert(incident: Incident) -> Incident:
+    """Save a new incident; if the same ticket was posted concurrently, the one that won.
+
+    ``INSERT … ON CONFLICT DO NOTHING RETURNING id``: no savepoint needed.
+    """
+    if not incident.external_ref:
         incident.save(force_insert=True)
         return incident
-    try:
-        with transaction.atomic():
-            incident.save(force_insert=True)
-    except IntegrityError:  # the same ticket posted concurrently: use the one that won
-        return Incident.objects.get(customer=customer, external_ref=external_ref)
+    sql, params = insert_select_sql(incident, source=None)
+    sql += " ON CONFLICT (customer_id, external_ref) WHERE external_ref IS NOT NULL DO NOTHING RETURNING id"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return Incident.objects.get(customer=incident.customer, external_ref=incident.external_ref)
+    incident.pk = row[0]
+    incident._state.adding = False
     return incident
 
 
@@ -274,9 +311,10 @@ def offer_set_create(
     category: CompiledCategory = incident["category"]
     manager = user_has_role(user, Role.MANAGER)
     with transaction.atomic():
-        relax_commit_durability()
         fields = {name: customer[name] for name in CUSTOMER_FIELDS if name in customer}
-        stored_customer, is_new = customer_upsert(external_id=customer["external_id"], fields=fields, now=now)
+        stored_customer, is_new = customer_upsert(
+            external_id=customer["external_id"], fields=fields, now=now, relax_commit=True
+        )
         details = incident_details(category=category, data=incident, now=now)
         external_ref = incident.get("external_ref")
         stored_incident = None
@@ -295,13 +333,16 @@ def offer_set_create(
             now=now,
         )
         if stored_incident is None:
-            stored_incident = incident_create(
+            stored_incident = incident_new(
                 customer=stored_customer,
                 external_ref=external_ref,
                 details=details,
                 repeat_count=facts.repeat_count + 1,
                 same_count=facts.same_category_repeat_count + 1,
             )
+            # Without a ticket no other post can collide with it: on PostgreSQL it goes in with the snapshot.
+            if external_ref or connection.vendor != "postgresql":
+                stored_incident = incident_insert(stored_incident)
         result = engine_run(
             index=index,
             customer=customer_facts(stored_customer),
@@ -318,6 +359,8 @@ def offer_set_create(
         escalation = None
         if result.escalating_policies:
             policy = result.escalating_policies[0]
+            if stored_incident.pk is None:
+                stored_incident = incident_insert(stored_incident)
             escalation, _ = escalation_open_for_incident(
                 incident=stored_incident,
                 customer=stored_customer,
@@ -361,7 +404,9 @@ def offer_set_create(
             )
             for position, option in enumerate(result.options)
         ]
-        offer_set_insert(offer_set=offer_set, offers=offers)
+        offer_set_insert(
+            offer_set=offer_set, offers=offers, incident=stored_incident if stored_incident.pk is None else None
+        )
         if escalation is not None and escalation.offer_set_id is None:
             escalation.offer_set = offer_set
             escalation.save(update_fields=["offer_set"])

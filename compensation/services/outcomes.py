@@ -42,10 +42,10 @@ from compensation.selectors import budget_month, offer_set_for_outcome
 from compensation.services.budgets import (
     BudgetExhausted,
     budget_charge,
-    insert_select_sql,
     policy_caps,
 )
 from compensation.services.escalations import escalation_approval_open, escalation_open_for_incident
+from compensation.sql import insert_select_sql
 from policies.choices import OfferKind
 from policies.models import Policy
 

@@ -1,0 +1,42 @@
+"""SQL the ORM cannot write: chained inserts in one statement (PostgreSQL's data-modifying CTEs)."""
+
+from __future__ import annotations
+
+import functools
+
+from django.db import connection, models
+
+
+@functools.cache
+def _insert_select_template(
+    model: type[models.Model], source: str | None, linked: tuple[tuple[str, str], ...], vendor: str
+) -> tuple[str, tuple[models.Field, ...]]:
+    meta = model._meta
+    quote = connection.ops.quote_name
+    expressions = dict(linked)
+    names, values, bound = [], [], []
+    for f in meta.concrete_fields:
+        if f is meta.auto_field:
+            continue
+        names.append(quote(f.column))
+        if f.column in expressions:
+            values.append(expressions[f.column])
+        else:
+            values.append(f"CAST(%s AS {f.cast_db_type(connection)})")
+            bound.append(f)
+    sql = f"INSERT INTO {quote(meta.db_table)} ({', '.join(names)}) SELECT {', '.join(values)}"
+    return sql + (f" FROM {source}" if source else ""), tuple(bound)
+
+
+def insert_select_sql(
+    instance: models.Model, *, source: str | None, columns: dict[str, str] | None = None
+) -> tuple[str, list]:
+    """``INSERT INTO <table> (...) SELECT <typed values> FROM <source>``, for chaining inserts in one statement.
+
+    ``columns`` maps a column to an SQL expression over ``source`` (say, the
+    id a previous insert returned); every other value is a typed parameter.
+    The SQL is built once per model and shape. Only trusted names go in.
+    """
+    linked = tuple(sorted((columns or {}).items()))
+    sql, bound = _insert_select_template(type(instance), source, linked, connection.vendor)
+    return sql, [f.get_db_prep_save(getattr(instance, f.attname), connection) for f in bound]
