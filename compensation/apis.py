@@ -51,7 +51,7 @@ from compensation.services.escalations import (
     escalation_reject,
     escalation_resolve,
 )
-from compensation.services.follow_ups import FeedbackLinkInvalid, feedback_submit
+from compensation.services.follow_ups import FeedbackLinkInvalid, feedback_link_check, feedback_submit
 from compensation.services.offer_sets import offer_set_create
 from compensation.services.outcomes import outcome_submit_for
 from policies.index import policy_index_get
@@ -161,9 +161,6 @@ class OfferSetDetailApi(APIView):
 # --- Outcomes ------------------------------------------------------------------------------
 
 
-OUTCOME_INPUT = OutcomeInputSerializer()
-
-
 class OutcomeSubmitApi(APIView):
     """The customer's choice: 202 once accepted; a Celery worker records it."""
 
@@ -183,7 +180,9 @@ class OutcomeSubmitApi(APIView):
     )
     def post(self, request: Request, offer_set_id: str) -> Response:
         def submit() -> Response:
-            data = OUTCOME_INPUT.run_validation(request.data)  # one shared instance: it keeps no state
+            serializer = OutcomeInputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            data = serializer.validated_data
             try:
                 submitted = outcome_submit_for(user=request.user, offer_set_id=offer_set_id, **data)
             except OfferSet.DoesNotExist:
@@ -301,9 +300,10 @@ class FeedbackSubmitApi(APIView):
         },
     )
     def post(self, request: Request, token: str) -> Response:
-        serializer = FeedbackInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
         try:
+            feedback_link_check(token)  # a bad, used or expired link says so whatever the body
+            serializer = FeedbackInputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
             feedback_submit(token=token, **serializer.validated_data)
         except FeedbackLinkInvalid:
             raise NotFound("This feedback link is not valid.") from None

@@ -108,6 +108,9 @@ class Offer(models.Model):
     value = models.DecimalField(**MONEY, null=True)
     unit = models.CharField(max_length=16, null=True)  # noqa: DJ001 - the API shows null for escalations
     estimated_cost = models.DecimalField(**MONEY)
+    max_amount = models.DecimalField(
+        **MONEY, null=True, blank=True, help_text="The cap of a percent discount or refund, as shown."
+    )
     currency = models.CharField(max_length=3)
     requires_approval = models.BooleanField(default=False)
     policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="+")

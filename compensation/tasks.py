@@ -1,7 +1,8 @@
 """Celery tasks: they take ids, call a service, and own the retries.
 
 Every task is safe to run twice (``acks_late`` redelivers after a crash): the
-services claim their row with a conditional update before acting.
+services claim their row before acting (a row lock on a pending submission or a
+due follow-up, a conditional update on an escalation's overdue flag).
 """
 
 from __future__ import annotations

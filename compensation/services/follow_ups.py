@@ -107,13 +107,8 @@ def follow_ups_send(*, now: datetime | None = None, limit: int = BATCH) -> int:
     return sum(follow_up_send(follow_up_id=pk, now=now) for pk in ids)
 
 
-def feedback_submit(*, token: str, satisfaction: int, comment: str = "", now: datetime | None = None) -> FollowUp:
-    """The customer's answer to the satisfaction check, once.
-
-    Raises :class:`FeedbackLinkInvalid` (404), :class:`Gone` when the link
-    expired (410) and :class:`Conflict` ``feedback_used`` when it was used (409).
-    """
-    now = now or timezone.now()
+def _feedback_follow_up_id(token: str) -> int:
+    """The satisfaction check a token names; :class:`FeedbackLinkInvalid` or :class:`Gone` otherwise."""
     signer = signing.TimestampSigner(salt=FEEDBACK_SALT)
     try:
         value = signer.unsign(token, max_age=timedelta(days=settings.FEEDBACK_LINK_MAX_AGE_DAYS))
@@ -123,9 +118,29 @@ def feedback_submit(*, token: str, satisfaction: int, comment: str = "", now: da
         raise FeedbackLinkInvalid() from None
     if not value.isdigit():
         raise FeedbackLinkInvalid()
+    return int(value)
+
+
+def feedback_link_check(token: str) -> None:
+    """Raise as :func:`feedback_submit` would for a bad (404), expired (410) or used (409) link."""
+    follow_up = FollowUp.objects.filter(pk=_feedback_follow_up_id(token), kind=FollowUp.Kind.SATISFACTION_CHECK).first()
+    if follow_up is None:
+        raise FeedbackLinkInvalid()
+    if follow_up.responded_at is not None:
+        raise Conflict("This feedback link was already used. Thank you!", "feedback_used")
+
+
+def feedback_submit(*, token: str, satisfaction: int, comment: str = "", now: datetime | None = None) -> FollowUp:
+    """The customer's answer to the satisfaction check, once.
+
+    Raises :class:`FeedbackLinkInvalid` (404), :class:`Gone` when the link
+    expired (410) and :class:`Conflict` ``feedback_used`` when it was used (409).
+    """
+    now = now or timezone.now()
+    follow_up_id = _feedback_follow_up_id(token)
     with transaction.atomic():
         follow_up = (
-            FollowUp.objects.select_for_update().filter(pk=int(value), kind=FollowUp.Kind.SATISFACTION_CHECK).first()
+            FollowUp.objects.select_for_update().filter(pk=follow_up_id, kind=FollowUp.Kind.SATISFACTION_CHECK).first()
         )
         if follow_up is None:
             raise FeedbackLinkInvalid()

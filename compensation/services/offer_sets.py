@@ -390,6 +390,7 @@ def offer_set_create(
                 value=option.candidate.value,
                 unit=option.candidate.unit,
                 estimated_cost=option.candidate.estimated_cost,
+                max_amount=option.candidate.offer.max_amount,
                 currency=settings.DEFAULT_CURRENCY,
                 requires_approval=option.requires_approval,
                 policy_id=option.candidate.policy.id,

@@ -2,8 +2,9 @@
 
 ``outcome_submit`` checks the label, expiry and any earlier outcome, charges the
 budget and writes the submission (the outbox); after commit the recording task
-is enqueued. ``outcome_record`` claims the submission with a conditional update,
-so a second delivery does nothing, and writes everything the choice promises.
+is enqueued. ``outcomes_record`` claims the pending submission under a row lock
+(``SELECT … FOR UPDATE``, then marks it recorded), so a second delivery does
+nothing, and writes everything the choice promises.
 """
 
 from __future__ import annotations
@@ -88,7 +89,9 @@ def outcome_enqueue(submission_id: Any) -> None:
     try:
         outcome_record_task.apply_async((str(submission_id),), retry=False)
     except Exception:
-        logger.warning("could not enqueue outcome %s; it stays pending and will be re-sent", submission_id)
+        logger.warning(
+            "could not enqueue outcome %s; it stays pending and will be re-sent", submission_id, exc_info=True
+        )
 
 
 def _submission_for(
@@ -129,6 +132,11 @@ def _submitted_in_one_statement(
     expired, approval, per-customer cap, budget short; or a repeat) falls
     back to :func:`outcome_submit`, which says which it is. One statement is
     atomic, so no transaction round trips are needed.
+
+    The rules here repeat those of :func:`outcome_submit` and
+    :func:`~compensation.services.budgets.budget_charge` (ownership, expiry,
+    approval, the month's conditional upsert); a change to one is a change to
+    both, and the outcome API tests run every case through both paths.
     """
     q = connection.ops.quote_name
     agent = not user_has_role(user, Role.MANAGER)
@@ -355,7 +363,6 @@ def _issued(outcome: Outcome, offer: Offer, *, now: datetime) -> list[Coupon | C
     """What the chosen option promises, as unsaved rows: a coupon, a credit or a perk grant."""
     customer_id = outcome.customer_id
     if offer.kind in COUPON_KINDS:
-        template = offer.offer_template
         return [
             Coupon(
                 code=coupon_code_new(),
@@ -364,7 +371,7 @@ def _issued(outcome: Outcome, offer: Offer, *, now: datetime) -> list[Coupon | C
                 kind=offer.kind,
                 value=offer.value,
                 unit=offer.unit or "",
-                max_amount=template.max_amount if template is not None else None,
+                max_amount=offer.max_amount,  # as the agent read it out, not as the template says now
                 currency=offer.currency,
                 created_at=now,
                 expires_at=now + timedelta(days=offer.expires_in_days) if offer.expires_in_days else None,
@@ -409,7 +416,7 @@ def _escalate(outcome: Outcome, offer: Offer, *, now: datetime) -> None:
         offer_set.save(update_fields=["escalation"])
 
 
-RECORD_RELATED = ("offer__offer_template", "offer_set__incident", "offer_set__customer", "offer_set__escalation")
+RECORD_RELATED = ("offer", "offer_set__incident", "offer_set__customer", "offer_set__escalation")
 
 
 def _claim(*, submission_id: Any, batch: int) -> list[OutcomeSubmission]:
@@ -422,11 +429,7 @@ def _claim(*, submission_id: Any, batch: int) -> list[OutcomeSubmission]:
     """
     pending = OutcomeSubmission.objects.filter(status=OutcomeSubmission.Status.PENDING)
     queryset = pending.select_related(*RECORD_RELATED).order_by()
-    first = queryset.select_for_update(of=("self",), skip_locked=batch > 1).filter(pk=submission_id)
-    if connection.vendor == "postgresql":
-        # This transaction's commit need not wait for the disk (see outcomes_record); set in the same round trip.
-        first = first.extra(select={"_relaxed": "set_config('synchronous_commit', 'off', true)"})
-    claimed = list(first)
+    claimed = list(queryset.select_for_update(of=("self",), skip_locked=batch > 1).filter(pk=submission_id))
     if not claimed or batch <= 1:
         return claimed
     oldest = pending.order_by("enqueued_at").select_for_update(skip_locked=True).values("pk")[: batch - 1]
@@ -482,10 +485,9 @@ def outcomes_record(*, submission_id: Any, batch: int = 1, now: datetime | None 
     locked, marked recorded, and the outcomes, coupons, credits, perk grants,
     follow-ups and statistics written in a handful of bulk statements. A
     submission already recorded, or locked by another worker, is left alone.
-    The commit does not wait for the disk (PostgreSQL): should a crash lose
-    it, the submissions are pending again, durably, and the requeue task
-    sends them again. Batching lets one task drain a backlog: the messages of
-    submissions recorded in another's batch then find nothing to do.
+    Batching lets one task drain a backlog: the messages of submissions
+    recorded in another's batch then find nothing to do. (The commit is fully
+    durable: once GET shows a coupon code, a crash cannot change it.)
     """
     now = now or timezone.now()
     if not OutcomeSubmission.objects.filter(pk=submission_id, status=OutcomeSubmission.Status.PENDING).exists():

@@ -316,6 +316,14 @@ def test_a_bad_token_is_404_and_changes_nothing(check: FollowUp, api_client: Any
     assert not FollowUp.objects.exclude(responded_at=None).exists()
 
 
+@pytest.mark.parametrize("body", [{"satisfaction": 9}, {}, None])
+def test_a_bad_link_says_so_whatever_the_body(check: FollowUp, api_client: Any, body: Any) -> None:
+    assert feedback(api_client, _tampered(feedback_token(check)), body).status_code == 404
+    assert feedback(api_client, PastSigner(days=99, salt=FEEDBACK_SALT).sign(str(check.pk)), body).status_code == 410
+    assert feedback(api_client, feedback_token(check), {"satisfaction": 4}).status_code == 200
+    assert feedback(api_client, feedback_token(check), body).status_code == 409
+
+
 @pytest.mark.parametrize(("days", "status"), [(settings.FEEDBACK_LINK_MAX_AGE_DAYS + 1, 410), (1, 200)])
 def test_an_expired_link_is_410(check: FollowUp, api_client: Any, days: int, status: int) -> None:
     token = PastSigner(days=days, salt=FEEDBACK_SALT).sign(str(check.pk))

@@ -165,9 +165,22 @@ def test_a_discount_kind_gets_a_coupon_with_an_unguessable_code(
     assert (coupon.outcome, coupon.customer_id, coupon.kind) == (outcome, created.offer_set.customer_id, kind)
     assert (coupon.value, coupon.unit, coupon.currency) == (offer.value, offer.unit, "USD")
     assert coupon.expires_at == now + timedelta(days=offer.expires_in_days)
-    template = offer.offer_template
-    assert coupon.max_amount == template.max_amount
+    assert coupon.max_amount == offer.max_amount == offer.offer_template.max_amount
     assert not CreditEntry.objects.exists()
+
+
+def test_a_coupon_keeps_the_cap_the_agent_read_out_when_the_template_changes_later(
+    demo_pack: None, agent: Any, now: Any
+) -> None:
+    created = offer_set_new(agent)
+    offer = offer_of(created, "percent_discount")
+    shown = offer.max_amount
+    assert shown is not None
+    OfferTemplate.objects.filter(pk=offer.offer_template_id).update(max_amount=shown * 10)
+
+    record(agent, created, offer.label, now=now)
+
+    assert Coupon.objects.get().max_amount == shown
 
 
 def test_a_gift_gets_no_coupon_and_no_credit(demo_pack: None, agent: Any) -> None:

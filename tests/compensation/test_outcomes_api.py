@@ -313,11 +313,12 @@ def test_an_invalid_body_is_400_under_its_field_and_writes_nothing(
     assert total_spent() == spent
 
 
-@pytest.mark.parametrize("payload", [["a"], "a", 1])
+@pytest.mark.parametrize("payload", [["a"], "a", 1, None])
 def test_a_body_that_is_not_an_object_is_400(agent: Any, offer_set: dict, payload: Any) -> None:
     response = post_outcome(agent, offer_set["id"], payload)
 
     assert response.status_code == 400
+    assert isinstance(response.json(), dict)  # DRF's {"field": [...]} shape, never a bare list
     assert not OutcomeSubmission.objects.exists()
 
 
