@@ -136,7 +136,8 @@ def _submitted_in_one_statement(
     The rules here repeat those of :func:`outcome_submit` and
     :func:`~compensation.services.budgets.budget_charge` (ownership, expiry,
     approval, the month's conditional upsert); a change to one is a change to
-    both, and the outcome API tests run every case through both paths.
+    both. The outcome API tests cover every case on PostgreSQL (this path
+    first) and on SQLite (the general path alone).
     """
     q = connection.ops.quote_name
     agent = not user_has_role(user, Role.MANAGER)
