@@ -218,6 +218,24 @@ def start_gunicorn(port: int, env: dict[str, str], workers: int | None) -> subpr
     raise SystemExit("bench: gunicorn did not start")
 
 
+def stop(process: subprocess.Popen) -> None:
+    """Stop a server or worker started in its own session, and everything it started."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def side_by_side(title: str, *, floor: dict[str, float], name: str, figures: dict[str, float], out) -> None:
+    """The endpoint's figures under the floor's (GET /api/v1/me/), and their throughput ratio."""
+    print(title, file=out)
+    print(f"{'endpoint':<36}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}", file=out)
+    for label, row in (("GET /api/v1/me/ (floor)", floor), (name, figures)):
+        print(f"{label:<36}{row['rps']:>10.0f}{row['p50']:>10.2f}{row['p99']:>10.2f}{row['non_2xx']:>10.0f}", file=out)
+    print(f"ratio {name} / floor: {figures['rps'] / floor['rps']:.2f} (target >= 0.40)", file=out)
+
+
 def engine_only(out, *, computations: int = 20_000) -> None:
     from compensation.engine import CustomerFacts, IncidentFacts, Spending, compute_options
     from policies.index import policy_index_build
@@ -321,22 +339,16 @@ def run(*, seconds: int, connections: int, workers: int | None = None, out=sys.s
         trivial = wrk(f"{base}/api/v1/me/", LUA_ME % values, seconds=seconds, connections=connections)
         offers = wrk(f"{base}/api/v1/offer-sets/", LUA_OFFER_SETS % values, seconds=seconds, connections=connections)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop(server)
 
     cache = settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
-    print(
+    side_by_side(
         f"gunicorn, {workers or _configured_workers()} sync workers, DEBUG off, cache {cache}; "
         f"wrk {connections} connections, {seconds} s each",
-        file=out,
+        floor=trivial,
+        name="POST /api/v1/offer-sets/",
+        figures=offers,
+        out=out,
     )
-    print(f"{'endpoint':<32}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}", file=out)
-    for name, figures in (("GET /api/v1/me/ (floor)", trivial), ("POST /api/v1/offer-sets/", offers)):
-        print(
-            f"{name:<32}{figures['rps']:>10.0f}{figures['p50']:>10.2f}{figures['p99']:>10.2f}"
-            f"{figures['non_2xx']:>10.0f}",
-            file=out,
-        )
-    print(f"ratio offer-sets / floor: {offers['rps'] / trivial['rps']:.2f} (target >= 0.40)", file=out)
     engine_only(out)
     index_memory(out)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from bench.offer_sets_bench import ROOT, _configured_workers, start_gunicorn, wrk
+from bench.offer_sets_bench import LUA_ME, ROOT, _configured_workers, side_by_side, start_gunicorn, stop, wrk
 
 OFFER_SETS = 40_000
 CUSTOMERS = 2_000
@@ -53,10 +52,6 @@ request = function()
     choices[(n %% 4) + 1], (n %% 5) + 1)
   return wrk.format(nil, "/api/v1/offer-sets/" .. ids[i] .. "/outcome/", nil, body)
 end
-"""
-
-LUA_ME = r"""
-wrk.headers["Authorization"] = "Token %(token)s"
 """
 
 
@@ -178,14 +173,6 @@ def start_worker(env: dict[str, str], *, concurrency: int = 2) -> subprocess.Pop
         env=env,
         start_new_session=True,
     )
-
-
-def stop(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
 
 
 def drain(count_done, target: int, *, timeout: float = 600) -> float:
@@ -319,17 +306,12 @@ def run(*, seconds: int, connections: int, workers: int | None = None, out=sys.s
         stop(server)
         os.unlink(handle.name)
 
-    print(
+    side_by_side(
         f"gunicorn, {workers or _configured_workers()} sync workers, DEBUG off, broker Redis; "
         f"wrk {connections} connections, {seconds} s each",
-        file=out,
+        floor=trivial,
+        name="POST .../outcome/ (202)",
+        figures=outcomes,
+        out=out,
     )
-    print(f"{'endpoint':<36}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}", file=out)
-    for name, figures in (("GET /api/v1/me/ (floor)", trivial), ("POST .../outcome/ (202)", outcomes)):
-        print(
-            f"{name:<36}{figures['rps']:>10.0f}{figures['p50']:>10.2f}{figures['p99']:>10.2f}"
-            f"{figures['non_2xx']:>10.0f}",
-            file=out,
-        )
-    print(f"ratio outcome / floor: {outcomes['rps'] / trivial['rps']:.2f} (target >= 0.40)", file=out)
     recording(env=env, ids=ids, agent=agent, out=out)

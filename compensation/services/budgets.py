@@ -8,7 +8,7 @@ overspend. The per-customer cap is checked under a lock on the customer's row.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection
@@ -51,17 +51,20 @@ def month_fits(amount: Decimal, cap: Decimal | None) -> bool:
     return cap is None or amount <= cap
 
 
-def month_spend_add_sql(*, policy_id: int, month: date, amount: Decimal, cap: Decimal | None) -> tuple[str, list]:
-    """The conditional upsert: add ``amount`` to the month unless that passes ``cap``; a row only if added."""
+def month_spend_upsert_sql(rows: str) -> str:
+    """The conditional upsert: add each row's spend to its month unless that passes the cap it carries.
+
+    ``rows`` gives ``(policy_id, month, spent, cap)`` (``VALUES …`` or a
+    ``SELECT``); an existing month's row is updated, and returned, only if the
+    new total fits. Both ways of charging a budget use this one statement.
+    """
     table = connection.ops.quote_name(PolicyMonthSpend._meta.db_table)
-    sql = (
-        f"INSERT INTO {table} (policy_id, month, spent, cap) VALUES (%s, %s, %s, %s) "  # noqa: S608
+    return (
+        f"INSERT INTO {table} (policy_id, month, spent, cap) {rows} "
         # ROUND: SQLite keeps decimals as floats, where 0.10 + 0.20 > 0.30.
         f"ON CONFLICT (policy_id, month) DO UPDATE SET spent = ROUND({table}.spent + EXCLUDED.spent, 2), "
-        f"cap = EXCLUDED.cap WHERE EXCLUDED.cap IS NULL OR ROUND({table}.spent + EXCLUDED.spent, 2) <= EXCLUDED.cap "
-        "RETURNING spent"
+        f"cap = EXCLUDED.cap WHERE EXCLUDED.cap IS NULL OR ROUND({table}.spent + EXCLUDED.spent, 2) <= EXCLUDED.cap"
     )
-    return sql, [policy_id, month, amount, cap]
 
 
 def budget_charge(
@@ -95,7 +98,8 @@ def budget_charge(
                 f"{money(amount)}."
             )
     month = budget_month(now)
-    sql, params = month_spend_add_sql(policy_id=policy_id, month=month, amount=amount, cap=caps.monthly_cap)
+    sql = month_spend_upsert_sql("VALUES (%s, %s, %s, %s)") + " RETURNING spent"
+    params = [policy_id, month, amount, caps.monthly_cap]
     added = month_fits(amount, caps.monthly_cap)
     if added:
         with connection.cursor() as cursor:

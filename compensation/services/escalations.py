@@ -22,6 +22,7 @@ from django.utils import timezone
 from compensation.exceptions import Conflict
 from compensation.models import Customer, Escalation, Incident, OutcomeSubmission
 from compensation.roles import Role
+from compensation.services.budgets import budget_release
 from policies.serialization import money
 
 logger = logging.getLogger("compensation")
@@ -122,6 +123,16 @@ def escalation_acknowledge(*, escalation_id: int, user: Any, now: datetime | Non
     return escalation
 
 
+def _close(escalation: Escalation, *, status: str, resolution: str, user: Any, now: datetime) -> Escalation:
+    """Close it (resolved, approved or rejected) by ``user``, who takes it if nobody had."""
+    escalation.status = status
+    escalation.resolved_at = now
+    escalation.resolution = resolution
+    escalation.assigned_to = escalation.assigned_to or user
+    escalation.save(update_fields=["status", "resolved_at", "resolution", "assigned_to"])
+    return escalation
+
+
 def escalation_resolve(*, escalation_id: int, user: Any, resolution: str, now: datetime | None = None) -> Escalation:
     now = now or timezone.now()
     with transaction.atomic():
@@ -130,15 +141,18 @@ def escalation_resolve(*, escalation_id: int, user: Any, resolution: str, now: d
             raise Conflict("An approval is closed by approving or rejecting it.", "approval_required")
         if escalation.status not in OPEN_STATUSES:
             raise _closed(escalation, "resolved")
-        escalation.status = Escalation.Status.RESOLVED
-        escalation.resolved_at = now
-        escalation.resolution = resolution
-        escalation.assigned_to = escalation.assigned_to or user
-        escalation.save(update_fields=["status", "resolved_at", "resolution", "assigned_to"])
-    return escalation
+        return _close(escalation, status=Escalation.Status.RESOLVED, resolution=resolution, user=user, now=now)
 
 
-def _approval_submission(escalation: Escalation) -> OutcomeSubmission:
+def _approval_to_decide(escalation_id: int, *, decision: str, verb: str) -> tuple[Escalation, OutcomeSubmission | None]:
+    """The approval and its waiting outcome, locked; no outcome when it already has this ``decision`` (a repeat)."""
+    escalation = _locked(escalation_id)
+    if escalation.kind != Escalation.Kind.APPROVAL:
+        raise Conflict(f"Only approval escalations are {verb}; resolve this one.", "not_an_approval")
+    if escalation.status == decision:
+        return escalation, None
+    if escalation.status not in OPEN_STATUSES:
+        raise _closed(escalation, verb)
     submission = (
         OutcomeSubmission.objects.select_for_update(of=("self",))
         .filter(approval=escalation, status=OutcomeSubmission.Status.AWAITING_APPROVAL)
@@ -147,7 +161,7 @@ def _approval_submission(escalation: Escalation) -> OutcomeSubmission:
     )
     if submission is None:
         raise Conflict(f"Escalation {escalation.pk} has no outcome waiting for approval.", "escalation_closed")
-    return submission
+    return escalation, submission
 
 
 def escalation_approve(*, escalation_id: int, user: Any, now: datetime | None = None) -> Escalation:
@@ -156,50 +170,32 @@ def escalation_approve(*, escalation_id: int, user: Any, now: datetime | None = 
 
     now = now or timezone.now()
     with transaction.atomic():
-        escalation = _locked(escalation_id)
-        if escalation.kind != Escalation.Kind.APPROVAL:
-            raise Conflict("Only approval escalations are approved; resolve this one.", "not_an_approval")
-        if escalation.status == Escalation.Status.APPROVED:
+        escalation, submission = _approval_to_decide(
+            escalation_id, decision=Escalation.Status.APPROVED, verb="approved"
+        )
+        if submission is None:
             return escalation
-        if escalation.status not in OPEN_STATUSES:
-            raise _closed(escalation, "approved")
-        submission = _approval_submission(escalation)
         submission.status = OutcomeSubmission.Status.PENDING
         submission.enqueued_at = now
         submission.save(update_fields=["status", "enqueued_at"])
-        escalation.status = Escalation.Status.APPROVED
-        escalation.resolved_at = now
-        escalation.resolution = "Approved."
-        escalation.assigned_to = escalation.assigned_to or user
-        escalation.save(update_fields=["status", "resolved_at", "resolution", "assigned_to"])
         transaction.on_commit(lambda: outcome_enqueue(submission.pk))
-    return escalation
+        return _close(escalation, status=Escalation.Status.APPROVED, resolution="Approved.", user=user, now=now)
 
 
 def escalation_reject(*, escalation_id: int, user: Any, reason: str, now: datetime | None = None) -> Escalation:
     """Refuse the waiting outcome: its budget is released and the agent may post a new choice."""
-    from compensation.services.budgets import budget_release
-
     now = now or timezone.now()
     with transaction.atomic():
-        escalation = _locked(escalation_id)
-        if escalation.kind != Escalation.Kind.APPROVAL:
-            raise Conflict("Only approval escalations are rejected; resolve this one.", "not_an_approval")
-        if escalation.status == Escalation.Status.REJECTED:
+        escalation, submission = _approval_to_decide(
+            escalation_id, decision=Escalation.Status.REJECTED, verb="rejected"
+        )
+        if submission is None:
             return escalation
-        if escalation.status not in OPEN_STATUSES:
-            raise _closed(escalation, "rejected")
-        submission = _approval_submission(escalation)
         if submission.charge is not None:
             budget_release(charge=submission.charge, now=now)
         submission.status = OutcomeSubmission.Status.REJECTED
         submission.save(update_fields=["status"])
-        escalation.status = Escalation.Status.REJECTED
-        escalation.resolved_at = now
-        escalation.resolution = reason
-        escalation.assigned_to = escalation.assigned_to or user
-        escalation.save(update_fields=["status", "resolved_at", "resolution", "assigned_to"])
-    return escalation
+        return _close(escalation, status=Escalation.Status.REJECTED, resolution=reason, user=user, now=now)
 
 
 def manager_emails() -> list[str]:

@@ -36,19 +36,19 @@ from compensation.models import (
     Outcome,
     OutcomeSubmission,
     PerkGrant,
-    PolicyMonthSpend,
 )
 from compensation.roles import Role, user_has_role
 from compensation.selectors import budget_month, offer_set_for_outcome
 from compensation.services.budgets import (
     BudgetExhausted,
     budget_charge,
+    month_spend_upsert_sql,
     policy_caps,
 )
 from compensation.services.escalations import escalation_approval_open, escalation_open_for_incident
 from compensation.sql import insert_select_sql
 from policies.choices import OfferKind
-from policies.models import Policy
+from policies.models import OfferTemplate, Policy
 
 logger = logging.getLogger("compensation")
 
@@ -97,16 +97,17 @@ def outcome_enqueue(submission_id: Any) -> None:
 def _submission_for(
     *,
     user: Any,
-    offer_set: OfferSet,
+    offer_set_id: Any,
     offer: Offer | None,
     choice: str,
     satisfaction: int | None,
     notes: str,
     now: datetime,
 ) -> OutcomeSubmission:
+    """A new pending outbox row, its id made here."""
     return OutcomeSubmission(
         id=uuid.uuid4(),
-        offer_set=offer_set,
+        offer_set_id=offer_set_id,
         offer=offer,
         choice=choice,
         satisfaction=satisfaction,
@@ -142,7 +143,6 @@ def _submitted_in_one_statement(
     q = connection.ops.quote_name
     agent = not user_has_role(user, Role.MANAGER)
     month = budget_month(now)
-    spend = q(PolicyMonthSpend._meta.db_table)
     chosen = (
         f"SELECT o.id AS offer_id, o.policy_id, o.estimated_cost, s.customer_id "  # noqa: S608
         f"FROM {q(Offer._meta.db_table)} o JOIN {q(OfferSet._meta.db_table)} s ON s.id = o.offer_set_id "
@@ -150,13 +150,10 @@ def _submitted_in_one_statement(
         + (" AND s.created_by_id = %s AND NOT o.requires_approval" if agent else "")
     )
     chosen_params = [offer_set_id, choice, now] + ([user.pk] if agent else [])
-    spend_sql = (
-        f"INSERT INTO {spend} (policy_id, month, spent, cap) "  # noqa: S608
-        f"SELECT p.id, CAST(%s AS date), chosen.estimated_cost, p.monthly_cap "
+    spend_sql = month_spend_upsert_sql(
+        f"SELECT p.id, CAST(%s AS date), chosen.estimated_cost, p.monthly_cap "  # noqa: S608
         f"FROM chosen JOIN {q(Policy._meta.db_table)} p ON p.id = chosen.policy_id "
-        f"WHERE p.per_customer_cap_30d IS NULL AND (p.monthly_cap IS NULL OR chosen.estimated_cost <= p.monthly_cap) "
-        f"ON CONFLICT (policy_id, month) DO UPDATE SET spent = {spend}.spent + EXCLUDED.spent, cap = EXCLUDED.cap "
-        f"WHERE EXCLUDED.cap IS NULL OR {spend}.spent + EXCLUDED.spent <= EXCLUDED.cap RETURNING policy_id"
+        f"WHERE p.per_customer_cap_30d IS NULL AND (p.monthly_cap IS NULL OR chosen.estimated_cost <= p.monthly_cap)"
     )
     charge = BudgetCharge(created_at=now, month=month)
     charge_sql, charge_params = insert_select_sql(
@@ -168,22 +165,20 @@ def _submitted_in_one_statement(
             "amount": "chosen.estimated_cost",
         },
     )
-    submission = OutcomeSubmission(
-        id=uuid.uuid4(),
+    submission = _submission_for(
+        user=user,
         offer_set_id=offer_set_id,
+        offer=None,  # the statement fills in offer_id
         choice=choice,
         satisfaction=satisfaction,
         notes=notes,
-        submitted_by=user,
-        submitted_at=now,
-        status=OutcomeSubmission.Status.PENDING,
-        enqueued_at=now,
+        now=now,
     )
     submission_sql, submission_params = insert_select_sql(
         submission, source="chosen, charge", columns={"offer_id": "chosen.offer_id", "charge_id": "charge.id"}
     )
     sql = (
-        f"WITH chosen AS ({chosen}), spend AS ({spend_sql}), charge AS ({charge_sql} RETURNING id) "
+        f"WITH chosen AS ({chosen}), spend AS ({spend_sql} RETURNING policy_id), charge AS ({charge_sql} RETURNING id) "
         f"{submission_sql} RETURNING offer_id, charge_id"
     )
     with connection.cursor() as cursor:
@@ -264,8 +259,15 @@ def outcome_submit(
             )
     offer = by_label.get(choice)
     submission = _submission_for(
-        user=user, offer_set=offer_set, offer=offer, choice=choice, satisfaction=satisfaction, notes=notes, now=now
+        user=user,
+        offer_set_id=offer_set.pk,
+        offer=offer,
+        choice=choice,
+        satisfaction=satisfaction,
+        notes=notes,
+        now=now,
     )
+    submission.offer_set = offer_set
     # Inside a caller's transaction (Idempotency-Key, tests) a failed write must not break it: a savepoint.
     guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
     try:
@@ -325,7 +327,7 @@ def acceptance_stats_add(*, counts: dict[tuple[int, int], tuple[int, int]]) -> N
         return
     q = connection.ops.quote_name
     stat = q(AcceptanceStat._meta.db_table)
-    templates = q(Offer._meta.get_field("offer_template").related_model._meta.db_table)
+    templates = q(OfferTemplate._meta.db_table)
     row = "(CAST(%s AS INTEGER), CAST(%s AS INTEGER), CAST(%s AS INTEGER), CAST(%s AS INTEGER))"
     keys = sorted(counts)
     sql = (

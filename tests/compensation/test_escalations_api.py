@@ -4,16 +4,12 @@ and the managers' e-mails (on opening, after commit, and once when overdue)."""
 
 from __future__ import annotations
 
-import io
 from datetime import datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.core import mail
-from django.core.management import call_command
 from django.utils import timezone
 
 from compensation.models import Customer, Escalation, Incident, OutcomeSubmission
@@ -26,7 +22,6 @@ pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/escalations/"
 OFFER_SETS = "/api/v1/offer-sets/"
-DEMO_PACK = Path(settings.BASE_DIR) / "fixtures" / "demo_pack.yaml"
 PAYLOAD_KEYS = {
     "id",
     "kind",
@@ -109,11 +104,6 @@ def manager_with_email(make_user: Any, username: str, email: str, *, active: boo
 @pytest.fixture
 def manager(client_for: Any) -> Any:
     return client_for("manager", "manager-1")
-
-
-@pytest.fixture
-def demo_pack(db: None) -> None:
-    call_command("import_policies", str(DEMO_PACK), stdout=io.StringIO(), stderr=io.StringIO())
 
 
 # --- List ------------------------------------------------------------------------------------------

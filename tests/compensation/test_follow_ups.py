@@ -4,18 +4,15 @@ feedback link (API.md, "Customer feedback"): no login, single use, 404 / 409 / 4
 
 from __future__ import annotations
 
-import io
 import re
 import smtplib
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.core import mail, signing
 from django.core.mail.backends.base import BaseEmailBackend
-from django.core.management import call_command
 from django.utils import timezone
 
 from compensation.models import FollowUp, Outcome
@@ -27,7 +24,6 @@ from policies.index import policy_index_get
 
 pytestmark = pytest.mark.django_db
 
-DEMO_PACK = Path(settings.BASE_DIR) / "fixtures" / "demo_pack.yaml"
 FEEDBACK_LINK = re.compile(re.escape(settings.PUBLIC_BASE_URL) + r"/api/v1/feedback/(?P<token>[^/\s]+)/")
 EXPLANATION_AT = timedelta(minutes=settings.FOLLOW_UP_EXPLANATION_DELAY_MINUTES)
 CHECK_AT = timedelta(hours=settings.FOLLOW_UP_SATISFACTION_DELAY_HOURS)
@@ -47,19 +43,9 @@ FAILING_BACKEND = f"{__name__}.FailingBackend"
 
 
 @pytest.fixture
-def demo_pack(db: None) -> None:
-    call_command("import_policies", str(DEMO_PACK), stdout=io.StringIO(), stderr=io.StringIO())
-
-
-@pytest.fixture
 def agent(make_user: Any) -> Any:
     user, _ = make_user("agent-1", "agent")
     return user
-
-
-@pytest.fixture
-def now() -> Any:
-    return timezone.now()
 
 
 def offer_set_new(user: Any, *, external_id: str = "C-1", email: str = "ada@example.com") -> OfferSetCreated:

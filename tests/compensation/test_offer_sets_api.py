@@ -158,11 +158,6 @@ def options_by(data: dict[str, Any], *, policy: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def demo_pack(db: None) -> None:
-    call_command("import_policies", str(DEMO_PACK), stdout=io.StringIO(), stderr=io.StringIO())
-
-
-@pytest.fixture
 def agent(client_for: Any) -> Any:
     return client_for("agent", "agent-1")
 

@@ -3,19 +3,15 @@ the ranking that learns from them, the requeue sweep, and ``budget_charge`` / ``
 
 from __future__ import annotations
 
-import io
 import re
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.core import mail
-from django.core.management import call_command
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from compensation import ranking
 from compensation.models import (
@@ -51,7 +47,6 @@ from tests.factories import CategoryFactory, OfferTemplateFactory, PerkFactory, 
 
 pytestmark = pytest.mark.django_db
 
-DEMO_PACK = Path(settings.BASE_DIR) / "fixtures" / "demo_pack.yaml"
 COUPON = re.compile(r"^RCV(-[0-9A-HJKMNP-TV-Z]{4}){4}$")
 
 
@@ -59,19 +54,9 @@ COUPON = re.compile(r"^RCV(-[0-9A-HJKMNP-TV-Z]{4}){4}$")
 
 
 @pytest.fixture
-def demo_pack(db: None) -> None:
-    call_command("import_policies", str(DEMO_PACK), stdout=io.StringIO(), stderr=io.StringIO())
-
-
-@pytest.fixture
 def agent(make_user: Any) -> Any:
     user, _ = make_user("agent-1", "agent")
     return user
-
-
-@pytest.fixture
-def now() -> Any:
-    return timezone.now()
 
 
 def offer_set_new(
