@@ -184,10 +184,9 @@ class OutcomeSubmitApi(APIView):
             serializer.is_valid(raise_exception=True)
             data = serializer.validated_data
             try:
-                submitted = outcome_submit_for(user=request.user, offer_set_id=offer_set_id, **data)
+                submission = outcome_submit_for(user=request.user, offer_set_id=offer_set_id, **data)
             except OfferSet.DoesNotExist:
                 raise NotFound() from None
-            submission = submitted.submission
             body = {
                 "status": "accepted",
                 "submission_id": str(submission.pk),

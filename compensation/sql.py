@@ -1,8 +1,9 @@
-"""SQL the ORM cannot write: chained inserts in one statement (PostgreSQL's data-modifying CTEs)."""
+"""SQL the ORM cannot write: multi-row inserts with ids back, and inserts chained in one statement (CTEs)."""
 
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from django.db import connection, models
 
@@ -40,3 +41,17 @@ def insert_select_sql(
     linked = tuple(sorted((columns or {}).items()))
     sql, bound = _insert_select_template(type(instance), source, linked, connection.vendor)
     return sql, [f.get_db_prep_save(getattr(instance, f.attname), connection) for f in bound]
+
+
+def insert_values_sql(instances: list[Any]) -> tuple[str, list[Any]]:
+    """One multi-row INSERT for unsaved instances of one model (every concrete field given)."""
+    meta = instances[0]._meta
+    fields = [f for f in meta.concrete_fields if f is not meta.auto_field]  # the database numbers those
+    quote = connection.ops.quote_name
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+        f"VALUES {', '.join([row] * len(instances))}"
+    )
+    params = [f.get_db_prep_save(getattr(obj, f.attname), connection) for obj in instances for f in fields]
+    return sql, params

@@ -21,7 +21,7 @@ from compensation.models import Customer, Escalation, Incident, Offer, OfferSet
 from compensation.roles import Role, user_has_role
 from compensation.selectors import RequestFacts, request_facts
 from compensation.services.escalations import escalation_open_for_incident
-from compensation.sql import insert_select_sql
+from compensation.sql import insert_select_sql, insert_values_sql
 from policies.index import CompiledCategory, PolicyIndex
 from policies.models import Category
 
@@ -34,20 +34,6 @@ class OfferSetCreated:
     offers: list[Offer]
     escalation: Escalation | None
     not_offered: list[dict[str, Any]] | None
-
-
-def _insert_sql(instances: list[Any]) -> tuple[str, list[Any]]:
-    """One multi-row INSERT for unsaved instances of one model (every concrete field given)."""
-    meta = instances[0]._meta
-    fields = [f for f in meta.concrete_fields if f is not meta.auto_field]  # the database numbers those
-    quote = connection.ops.quote_name
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
-        f"VALUES {', '.join([row] * len(instances))}"
-    )
-    params = [f.get_db_prep_save(getattr(obj, f.attname), connection) for obj in instances for f in fields]
-    return sql, params
 
 
 def offer_set_insert(*, offer_set: OfferSet, offers: list[Offer], incident: Incident | None = None) -> None:
@@ -65,7 +51,7 @@ def offer_set_insert(*, offer_set: OfferSet, offers: list[Offer], incident: Inci
         params = incident_params + set_params
         with connection.cursor() as cursor:
             if offers:
-                offers_sql, offers_params = _insert_sql(offers)
+                offers_sql, offers_params = insert_values_sql(offers)
                 cursor.execute(
                     f"{head}, offer_set AS ({set_sql} RETURNING incident_id) {offers_sql} "  # noqa: S608 - names only
                     f"RETURNING {quote(Offer._meta.pk.column)}, (SELECT incident_id FROM offer_set)",
@@ -81,13 +67,13 @@ def offer_set_insert(*, offer_set: OfferSet, offers: list[Offer], incident: Inci
         incident._state.adding = False
         offer_set.incident = incident
     else:
-        set_sql, set_params = _insert_sql([offer_set])
+        set_sql, set_params = insert_values_sql([offer_set])
         with connection.cursor() as cursor:
             if not offers:
                 cursor.execute(set_sql, set_params)
                 ids = []
             else:
-                offers_sql, offers_params = _insert_sql(offers)
+                offers_sql, offers_params = insert_values_sql(offers)
                 offers_sql += f" RETURNING {quote(Offer._meta.pk.column)}"
                 if connection.vendor == "postgresql":
                     cursor.execute(f"WITH offer_set AS ({set_sql}) {offers_sql}", set_params + offers_params)

@@ -14,7 +14,6 @@ import logging
 import secrets
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -60,12 +59,6 @@ FOLLOW_UP_DUE = timedelta(hours=24)
 COUPON_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
-@dataclass(frozen=True)
-class Submitted:
-    submission: OutcomeSubmission
-    created: bool  # False: the identical choice was already accepted
-
-
 def _labels(offers: Iterable[Offer]) -> dict[str, Offer]:
     return {offer.label: offer for offer in offers}
 
@@ -76,9 +69,9 @@ def _live_submission(offer_set: OfferSet) -> OutcomeSubmission | None:
     )
 
 
-def _same_or_conflict(existing: OutcomeSubmission, choice: str) -> Submitted:
+def _same_or_conflict(existing: OutcomeSubmission, choice: str) -> OutcomeSubmission:
     if existing.choice == choice:
-        return Submitted(existing, created=False)
+        return existing  # the identical choice, already accepted
     raise Conflict(f"This offer set already has an outcome ({existing.choice!r}, {existing.status}).", "outcome_exists")
 
 
@@ -199,7 +192,7 @@ def outcome_submit_for(
     satisfaction: int | None = None,
     notes: str = "",
     now: datetime | None = None,
-) -> Submitted:
+) -> OutcomeSubmission:
     """Accept the customer's choice for the set ``offer_set_id`` (see :func:`outcome_submit`).
 
     ``OfferSet.DoesNotExist`` when the user may not answer it. On PostgreSQL
@@ -218,7 +211,7 @@ def outcome_submit_for(
             submission = None  # a repeat, or a concurrent answer: the full path says which
         if submission is not None:
             transaction.on_commit(lambda: outcome_enqueue(submission.pk))
-            return Submitted(submission, created=True)
+            return submission
     offer_set, offers = offer_set_for_outcome(user=user, offer_set_id=offer_set_id)
     return outcome_submit(
         user=user, offer_set=offer_set, offers=offers, choice=choice, satisfaction=satisfaction, notes=notes, now=now
@@ -234,7 +227,7 @@ def outcome_submit(
     satisfaction: int | None = None,
     notes: str = "",
     now: datetime | None = None,
-) -> Submitted:
+) -> OutcomeSubmission:
     """Accept the customer's choice: charge the budget and write the outbox row, atomically.
 
     Raises ``ValidationError`` for a label the set does not have and
@@ -281,7 +274,7 @@ def outcome_submit(
         return _same_or_conflict(existing, choice)
     if submission.status == OutcomeSubmission.Status.PENDING:
         transaction.on_commit(lambda: outcome_enqueue(submission.pk))
-    return Submitted(submission, created=True)
+    return submission
 
 
 def _write(*, submission: OutcomeSubmission, offer: Offer | None, user: Any, now: datetime) -> None:

@@ -71,7 +71,7 @@ def recorded(user: Any, now: Any, *, kind: str | None = "free_shipping", **kwarg
     created = offer_set_new(user, external_id=kwargs.pop("external_id", "C-1"), email=email)
     choice = next(o.label for o in created.offers if o.kind == kind) if kind else "declined"
     submitted = outcome_submit(user=user, offer_set=created.offer_set, choice=choice, now=now, **kwargs)
-    outcome = outcome_record(submission_id=submitted.submission.pk, now=now)
+    outcome = outcome_record(submission_id=submitted.pk, now=now)
     assert outcome is not None
     return outcome
 

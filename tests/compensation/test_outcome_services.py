@@ -77,7 +77,7 @@ def offer_of(created: OfferSetCreated, kind: str) -> Offer:
 
 
 def submit(user: Any, created: OfferSetCreated, choice: str, **kwargs: Any) -> OutcomeSubmission:
-    return outcome_submit(user=user, offer_set=created.offer_set, choice=choice, **kwargs).submission
+    return outcome_submit(user=user, offer_set=created.offer_set, choice=choice, **kwargs)
 
 
 def record(user: Any, created: OfferSetCreated, choice: str, *, now: Any = None, **kwargs: Any) -> Outcome:
