@@ -338,25 +338,63 @@ class Outcome(models.Model):
     choice = models.CharField(max_length=16)
     accepted = models.BooleanField(help_text="False when the customer declined every option.")
     kind = models.CharField(max_length=32, choices=OfferKind.choices, blank=True)
-    policy = models.ForeignKey(Policy, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    policy = models.ForeignKey(  # indexed by outcome_policy_time below
+        Policy, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="+")
     tier = models.CharField(max_length=16, choices=Tier.choices)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="outcomes")
-    agent = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    agent = models.ForeignKey(  # indexed by outcome_agent_time below
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     cost = models.DecimalField(**MONEY, default=0)
     currency = models.CharField(max_length=3)
     satisfaction = models.PositiveSmallIntegerField(null=True, blank=True)
     notes = models.TextField(blank=True)
     offer_set_created_at = models.DateTimeField()
     submitted_at = models.DateTimeField()
-    recorded_at = models.DateTimeField(db_index=True)
+    recorded_at = models.DateTimeField()  # indexed newest first below
     follow_up_due_at = models.DateTimeField(help_text="When the explanation e-mail is due, at the latest.")
 
     class Meta:
         ordering = ["-recorded_at", "-pk"]
+        indexes = [
+            # Reports and the outcome list: a time range, newest first, then the groups they filter on.
+            models.Index(fields=["-recorded_at", "-id"], name="outcome_recorded_newest"),
+            models.Index(fields=["policy", "recorded_at"], name="outcome_policy_time"),
+            models.Index(fields=["agent", "recorded_at"], name="outcome_agent_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.offer_set_id}: {self.choice}"
+
+
+class OutcomeOption(models.Model):
+    """One option shown in an offer set that got a recorded outcome: what reports count as "offered".
+
+    Written with the outcome, with the facts reports group and filter by copied
+    in, so the per-policy and per-kind reports read one narrow table instead of
+    joining every option to its outcome.
+    """
+
+    outcome = models.ForeignKey(Outcome, on_delete=models.CASCADE, related_name="options")
+    offer = models.OneToOneField(Offer, on_delete=models.CASCADE, related_name="+")
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="+", db_index=False)
+    kind = models.CharField(max_length=32, choices=OfferKind.choices)
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="+", db_index=False)
+    tier = models.CharField(max_length=16, choices=Tier.choices)
+    agent = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False)
+    chosen = models.BooleanField()
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["recorded_at"], name="outcomeoption_time"),
+            models.Index(fields=["policy", "recorded_at"], name="outcomeoption_policy_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.outcome_id}: {self.kind} ({'chosen' if self.chosen else 'shown'})"
 
 
 class Coupon(models.Model):

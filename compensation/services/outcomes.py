@@ -33,6 +33,7 @@ from compensation.models import (
     Offer,
     OfferSet,
     Outcome,
+    OutcomeOption,
     OutcomeSubmission,
     PerkGrant,
 )
@@ -459,27 +460,58 @@ def _outcome_for(submission: OutcomeSubmission, now: datetime) -> Outcome:
     )
 
 
-def _statistics(outcomes: list[Outcome]) -> dict[tuple[int, int], tuple[int, int]]:
+ShownRow = tuple[Any, Any, int, str, int | None]  # offer id, offer set id, policy id, kind, template id
+
+
+def _shown(outcomes: list[Outcome]) -> dict[Any, list[ShownRow]]:
+    """The options each outcome's set showed, by offer set id (one query)."""
+    rows = Offer.objects.filter(offer_set_id__in=[o.offer_set_id for o in outcomes]).values_list(
+        "pk", "offer_set_id", "policy_id", "kind", "offer_template_id"
+    )
+    shown: dict[Any, list[ShownRow]] = {}
+    for row in rows:
+        shown.setdefault(row[1], []).append(row)
+    return shown
+
+
+def _statistics(outcomes: list[Outcome], shown: dict[Any, list[ShownRow]]) -> dict[tuple[int, int], tuple[int, int]]:
     """Per (category, offer template): how many recorded sets showed it, and how many chose it."""
-    shown = Offer.objects.filter(offer_set_id__in=[o.offer_set_id for o in outcomes], offer_template__isnull=False)
-    templates_of: dict[Any, set[int]] = {}
-    for offer_set_id, template_id in shown.values_list("offer_set_id", "offer_template_id"):
-        templates_of.setdefault(offer_set_id, set()).add(template_id)
     counts: dict[tuple[int, int], tuple[int, int]] = {}
     for outcome in outcomes:
         chosen = outcome.offer.offer_template_id if outcome.offer is not None else None
-        for template_id in templates_of.get(outcome.offer_set_id, ()):
+        templates = {row[4] for row in shown.get(outcome.offer_set_id, ()) if row[4] is not None}
+        for template_id in templates:
             offered, picked = counts.get((outcome.category_id, template_id), (0, 0))
             counts[(outcome.category_id, template_id)] = (offered + 1, picked + (template_id == chosen))
     return counts
+
+
+def _options(outcomes: list[Outcome], shown: dict[Any, list[ShownRow]]) -> list[OutcomeOption]:
+    """What reports count as offered: each option the recorded sets showed, with the outcome's facts."""
+    return [
+        OutcomeOption(
+            outcome=outcome,
+            offer_id=offer_id,
+            policy_id=policy_id,
+            kind=kind,
+            category_id=outcome.category_id,
+            tier=outcome.tier,
+            agent_id=outcome.agent_id,
+            chosen=offer_id == outcome.offer_id,
+            recorded_at=outcome.recorded_at,
+        )
+        for outcome in outcomes
+        for offer_id, _, policy_id, kind, _ in shown.get(outcome.offer_set_id, ())
+    ]
 
 
 def outcomes_record(*, submission_id: Any, batch: int = 1, now: datetime | None = None) -> list[Outcome]:
     """Record this pending submission (and, with ``batch`` > 1, other pending ones) exactly once.
 
     The claim and every write are one transaction: the submission rows are
-    locked, marked recorded, and the outcomes, coupons, credits, perk grants,
-    follow-ups and statistics written in a handful of bulk statements. A
+    locked, marked recorded, and the outcomes, the options they showed (what
+    reports count as offered), coupons, credits, perk grants, follow-ups and
+    statistics written in a handful of bulk statements. A
     submission already recorded, or locked by another worker, is left alone.
     Batching lets one task drain a backlog: the messages of submissions
     recorded in another's batch then find nothing to do. (The commit is fully
@@ -504,7 +536,9 @@ def outcomes_record(*, submission_id: Any, batch: int = 1, now: datetime | None 
         for model, rows in issued.items():
             model.objects.bulk_create(rows)
         FollowUp.objects.bulk_create([f for outcome in outcomes for f in _follow_ups(outcome, now)])
-        acceptance_stats_add(counts=_statistics(outcomes))
+        shown = _shown(outcomes)
+        OutcomeOption.objects.bulk_create(_options(outcomes, shown))
+        acceptance_stats_add(counts=_statistics(outcomes, shown))
         for outcome in outcomes:
             if outcome.offer is not None and outcome.offer.kind == OfferKind.ESCALATION:
                 _escalate(outcome, outcome.offer, now=now)
