@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
     extend_schema_view,
     inline_serializer,
@@ -17,33 +21,53 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from compensation.filters import EscalationFilter, OfferSetFilter
+from compensation.filters import EscalationFilter, OfferSetFilter, OutcomeFilter, ReportFilter
 from compensation.http import ResilientAnonRateThrottle
 from compensation.idempotency import idempotent
-from compensation.models import OfferSet
-from compensation.permissions import IsAgentOrManager, IsManager
+from compensation.models import OfferSet, Outcome
+from compensation.permissions import IsAgentOrManager, IsManager, IsManagerOrAnalyst
+from compensation.reports import (
+    CSV_HEADER,
+    ReportScope,
+    outcome_rows,
+    report_by_agent,
+    report_by_category,
+    report_by_kind,
+    report_by_policy,
+    report_summary,
+)
 from compensation.roles import user_role
+from compensation.schema import ERROR, VALIDATION_ERROR
 from compensation.selectors import (
     escalation_list,
     offer_set_submission,
     offer_set_visible_to,
 )
 from compensation.serializers import (
+    AgentReportSerializer,
+    CategoryReportSerializer,
     EscalationOutputSerializer,
     FeedbackInputSerializer,
+    KindReportSerializer,
     OfferSetInputSerializer,
     OfferSetOutputSerializer,
     OutcomeAcceptedSerializer,
     OutcomeInputSerializer,
+    OutcomeRowSerializer,
+    PolicyReportSerializer,
     RejectInputSerializer,
     ResolveInputSerializer,
+    SummaryReportSerializer,
     escalation_payload,
     offer_set_input_validate,
     offer_set_payload,
+    outcome_csv_row,
+    outcome_row_payload,
 )
 from compensation.services.escalations import (
     escalation_acknowledge,
@@ -55,11 +79,6 @@ from compensation.services.follow_ups import FeedbackLinkInvalid, feedback_link_
 from compensation.services.offer_sets import offer_set_create
 from compensation.services.outcomes import outcome_submit_for
 from policies.index import policy_index_get
-
-ERROR = inline_serializer("Error", {"detail": serializers.CharField(), "code": serializers.CharField()})
-VALIDATION_ERROR = OpenApiResponse(
-    description='Validation failed: `{"field": ["message"]}`, nested for customer and incident fields.'
-)
 
 
 class MeApi(APIView):
@@ -307,3 +326,133 @@ class FeedbackSubmitApi(APIView):
         except FeedbackLinkInvalid:
             raise NotFound("This feedback link is not valid.") from None
         return Response({"status": "thank you"})
+
+
+# --- Reports and the outcome list ----------------------------------------------------------
+
+REPORT_PARAMETERS = [
+    OpenApiParameter(
+        "since", OpenApiTypes.DATE, description="from this date, inclusive (default: 29 days before until)"
+    ),
+    OpenApiParameter("until", OpenApiTypes.DATE, description="to this date, inclusive (default: today, in TIME_ZONE)"),
+    OpenApiParameter("category", OpenApiTypes.STR, description="category slug"),
+    OpenApiParameter("tier", OpenApiTypes.STR, enum=["standard", "silver", "gold", "platinum"]),
+    OpenApiParameter("policy", OpenApiTypes.INT, description="policy id"),
+]
+
+
+def _report_scope(request: Request) -> ReportScope:
+    filters = ReportFilter(data=request.query_params, queryset=Outcome.objects.none(), request=request)
+    if not filters.is_valid():
+        raise ValidationError(filters.errors)
+    return filters.scope(default_period=True)
+
+
+class _ReportApi(APIView):
+    """GET: one report over the period and filters of the query string; not paginated."""
+
+    permission_classes = [IsManagerOrAnalyst]
+    report: Callable[[ReportScope], Any]
+
+    def get(self, request: Request) -> Response:
+        return Response(type(self).report(_report_scope(request)))
+
+
+def _report_schema(serializer: Any, many: bool, summary: str) -> Callable:
+    body = serializer(many=many) if many else serializer
+    return extend_schema_view(
+        get=extend_schema(
+            summary=summary,
+            parameters=REPORT_PARAMETERS,
+            responses={200: body, 400: VALIDATION_ERROR, 403: ERROR},
+        )
+    )
+
+
+@_report_schema(SummaryReportSerializer, False, "Totals for the period")
+class SummaryReportApi(_ReportApi):
+    report = staticmethod(report_summary)
+
+
+@_report_schema(PolicyReportSerializer, True, "One row per policy")
+class PolicyReportApi(_ReportApi):
+    report = staticmethod(report_by_policy)
+
+
+@_report_schema(KindReportSerializer, True, "One row per offer kind")
+class KindReportApi(_ReportApi):
+    report = staticmethod(report_by_kind)
+
+
+@_report_schema(CategoryReportSerializer, True, "One row per category")
+class CategoryReportApi(_ReportApi):
+    report = staticmethod(report_by_category)
+
+
+@_report_schema(AgentReportSerializer, True, "One row per agent (managers only)")
+class AgentReportApi(_ReportApi):
+    permission_classes = [IsManager]
+    report = staticmethod(report_by_agent)
+
+
+class CSVRenderer(BaseRenderer):
+    """``?format=csv`` (or ``Accept: text/csv``): the view streams the rows itself."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        raise NotImplementedError("CSV responses are streamed by the view")
+
+
+class _Echo:
+    """A file-like object whose ``write`` hands back the line csv.writer formatted."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_stream(rows: Any) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_HEADER)
+    for row in rows.iterator(chunk_size=2000):
+        yield writer.writerow(outcome_csv_row(row))
+
+
+class OutcomeListApi(GenericAPIView):
+    """Recorded outcomes, newest first, filterable; ``?format=csv`` streams every row of the filter."""
+
+    permission_classes = [IsManagerOrAnalyst]
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = OutcomeFilter
+    serializer_class = OutcomeRowSerializer
+    renderer_classes = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer]
+
+    def get_queryset(self):
+        return Outcome.objects.all()
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # Errors are JSON whatever format was asked for.
+        if isinstance(getattr(self.request, "accepted_renderer", None), CSVRenderer):
+            self.request.accepted_renderer = JSONRenderer()
+            self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"], description="csv: every row")],
+        responses={
+            (200, "application/json"): OutcomeRowSerializer(many=True),
+            (200, "text/csv"): OpenApiTypes.STR,
+            400: VALIDATION_ERROR,
+            403: ERROR,
+        },
+    )
+    def get(self, request: Request) -> Response | StreamingHttpResponse:
+        rows = outcome_rows(self.filter_queryset(self.get_queryset()))
+        if isinstance(request.accepted_renderer, CSVRenderer):
+            response = StreamingHttpResponse(_csv_stream(rows), content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = 'attachment; filename="outcomes.csv"'
+            return response
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response([outcome_row_payload(row) for row in page])

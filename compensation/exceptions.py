@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions
 from rest_framework.exceptions import APIException
@@ -15,7 +17,17 @@ from rest_framework.views import exception_handler as drf_exception_handler
 logger = logging.getLogger("compensation")
 
 
+class PayloadTooLarge(APIException):
+    status_code = 413
+    default_code = "request_too_large"
+
+    def __init__(self) -> None:
+        super().__init__(f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -55,6 +67,9 @@ def handler400(request: HttpRequest, exception: Exception | None = None) -> Json
     from django.views.defaults import bad_request
 
     if _is_api(request):
+        if isinstance(exception, RequestDataTooBig):
+            error = PayloadTooLarge()
+            return JsonResponse({"detail": str(error.detail), "code": error.default_code}, status=error.status_code)
         return JsonResponse({"detail": "Bad request.", "code": "bad_request"}, status=400)
     return bad_request(request, exception)
 

@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from compensation.roles import Role, user_has_role
 
 
-class _RolePermission(BasePermission):
+class RolePermission(BasePermission):
     roles: tuple[str, ...] = ()
     message = "Your role may not do this."
 
@@ -18,18 +18,18 @@ class _RolePermission(BasePermission):
         return user_has_role(request.user, *self.roles)
 
 
-class IsAgentOrManager(_RolePermission):
+class IsAgentOrManager(RolePermission):
     """Agents and managers work with offer sets (agents only with their own)."""
 
     roles = (Role.AGENT, Role.MANAGER)
     message = "Only agents and managers work with offer sets."
 
 
-class IsManager(_RolePermission):
+class IsManager(RolePermission):
     roles = (Role.MANAGER,)
     message = "Only managers may do this."
 
 
-class IsManagerOrAnalyst(_RolePermission):
+class IsManagerOrAnalyst(RolePermission):
     roles = (Role.MANAGER, Role.ANALYST)
     message = "Only managers and analysts may read this."

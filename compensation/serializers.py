@@ -16,6 +16,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from compensation.models import Escalation, Incident, Offer, OfferSet, OutcomeSubmission
+from compensation.reports import CSV_HEADER
 from policies.choices import Fault, OfferKind, Tier
 from policies.index import PolicyIndex
 from policies.serialization import money
@@ -258,6 +259,95 @@ class OfferSetOutputSerializer(serializers.Serializer):
     not_offered = NotOfferedSerializer(many=True, required=False, help_text="only with ?explain=true")
 
 
+# --- Reports (output) ---------------------------------------------------------------------
+
+
+class SummaryReportSerializer(serializers.Serializer):
+    since = serializers.DateField()
+    until = serializers.DateField()
+    incidents = serializers.IntegerField()
+    offer_sets = serializers.IntegerField()
+    outcomes = serializers.IntegerField(help_text="recorded outcomes: accepted + declined")
+    accepted = serializers.IntegerField()
+    declined = serializers.IntegerField()
+    acceptance_rate = serializers.FloatField(allow_null=True, help_text="accepted / outcomes; null without outcomes")
+    total_cost = serializers.CharField(help_text="decimal string: the chosen options' estimated_cost")
+    average_cost_per_acceptance = serializers.CharField(allow_null=True, help_text="total_cost / accepted")
+    average_satisfaction = serializers.FloatField(allow_null=True)
+    escalations_opened = serializers.IntegerField()
+    escalations_resolved = serializers.IntegerField(help_text="of those opened in the period, the ones closed")
+    repeat_incident_share = serializers.FloatField(allow_null=True, help_text="incidents with repeat_count >= 2")
+    median_seconds_to_outcome = serializers.FloatField(allow_null=True, help_text="outcome submitted - set created")
+
+
+class _GroupReportSerializer(serializers.Serializer):
+    offered = serializers.IntegerField(help_text="options shown in offer sets that got a recorded outcome")
+    chosen = serializers.IntegerField()
+    acceptance_rate = serializers.FloatField(allow_null=True, help_text="chosen / offered")
+    total_cost = serializers.CharField(help_text="decimal string")
+    average_satisfaction = serializers.FloatField(allow_null=True)
+
+
+class _OutcomeCountsMixin(serializers.Serializer):
+    outcomes = serializers.IntegerField(help_text="recorded outcomes, the declined included")
+    declined = serializers.IntegerField()
+    outcome_acceptance_rate = serializers.FloatField(allow_null=True, help_text="chosen / outcomes")
+
+
+class PolicyNameSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class CategoryRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    slug = serializers.CharField()
+    name = serializers.CharField()
+
+
+class AgentRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+
+
+class PolicyReportSerializer(_GroupReportSerializer):
+    policy = PolicyNameSerializer()
+
+
+class KindReportSerializer(_GroupReportSerializer):
+    kind = serializers.ChoiceField(choices=OfferKind.choices)
+
+
+class CategoryReportSerializer(_OutcomeCountsMixin, _GroupReportSerializer):
+    category = CategoryRefSerializer()
+
+
+class AgentReportSerializer(_OutcomeCountsMixin, _GroupReportSerializer):
+    agent = AgentRefSerializer()
+
+
+class OutcomeRowSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    offer_set = serializers.UUIDField()
+    incident = serializers.IntegerField()
+    customer = serializers.CharField(help_text="the customer's external_id")
+    agent = serializers.CharField(help_text="username of the agent who made the offer set")
+    category = serializers.CharField(help_text="category slug")
+    tier = serializers.CharField(help_text="the customer's tier when the outcome was recorded")
+    choice = serializers.CharField(help_text="a, b, c or declined")
+    accepted = serializers.BooleanField()
+    kind = serializers.ChoiceField(choices=OfferKind.choices, allow_null=True)
+    policy = PolicyNameSerializer(allow_null=True)
+    cost = serializers.CharField(help_text="decimal string; 0.00 when declined")
+    currency = serializers.CharField()
+    satisfaction = serializers.IntegerField(allow_null=True)
+    coupon_code = serializers.CharField(allow_null=True)
+    offer_set_created_at = serializers.DateTimeField()
+    submitted_at = serializers.DateTimeField()
+    recorded_at = serializers.DateTimeField()
+    seconds_to_outcome = serializers.FloatField(help_text="submitted_at - offer_set_created_at")
+
+
 # --- Payloads ---------------------------------------------------------------------------
 
 
@@ -381,3 +471,55 @@ def offer_set_payload(
     if not_offered is not None:
         payload["not_offered"] = not_offered
     return payload
+
+
+def outcome_row_payload(row: tuple) -> dict[str, Any]:
+    """One row of :func:`compensation.reports.outcome_rows` as the outcome list shows it."""
+    (
+        pk, offer_set_id, incident_id, customer, agent, category, tier, choice, accepted, kind,
+        policy_id, policy_name, cost, currency, satisfaction, coupon_code, created_at, submitted_at, recorded_at,
+    ) = row  # fmt: skip
+    return {
+        "id": pk,
+        "offer_set": str(offer_set_id),
+        "incident": incident_id,
+        "customer": customer,
+        "agent": agent,
+        "category": category,
+        "tier": tier,
+        "choice": choice,
+        "accepted": accepted,
+        "kind": kind or None,
+        "policy": {"id": policy_id, "name": policy_name} if policy_id is not None else None,
+        "cost": money(cost),
+        "currency": currency,
+        "satisfaction": satisfaction,
+        "coupon_code": coupon_code,
+        "offer_set_created_at": iso(created_at),
+        "submitted_at": iso(submitted_at),
+        "recorded_at": iso(recorded_at),
+        "seconds_to_outcome": round((submitted_at - created_at).total_seconds(), 3),
+    }
+
+
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> str:
+    """A cell a spreadsheet will not run: text that starts like a formula is quoted with a leading '."""
+    if value is None:
+        return ""
+    text = str(value)
+    return "'" + text if text.startswith(CSV_FORMULA_STARTS) else text
+
+
+def outcome_csv_row(row: tuple) -> list[str]:
+    payload = outcome_row_payload(row)
+    policy = payload.pop("policy")
+    payload["accepted"] = "true" if payload["accepted"] else "false"
+    cells = {
+        **payload,
+        "policy_id": policy["id"] if policy else None,
+        "policy_name": policy["name"] if policy else None,
+    }
+    return [csv_cell(cells[column]) for column in CSV_HEADER]

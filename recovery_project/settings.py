@@ -218,7 +218,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "compensation.pagination.PageNumberPagination",
     "PAGE_SIZE": 25,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "compensation.schema.RecoveryAutoSchema",
     "DEFAULT_PARSER_CLASSES": [
         "compensation.http.SafeJSONParser",
         "rest_framework.parsers.FormParser",
@@ -242,6 +242,7 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],  # public: a stale token in the browser must not hide the docs
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -251,6 +252,8 @@ SPECTACULAR_SETTINGS = {
         "EscalationStatusEnum": "compensation.models.Escalation.Status",
         "EscalationKindEnum": "compensation.models.Escalation.Kind",
         "AcceptedStatusEnum": ["accepted"],
+        "OfferKindEnum": "policies.choices.OfferKind",
+        "TierEnum": "policies.choices.Tier",
     },
 }
 

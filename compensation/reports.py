@@ -1,0 +1,411 @@
+"""Report selectors: what recovery costs and what it buys (API.md, "Reports").
+
+Every figure is an aggregate computed by the database; Python only divides
+the few totals it gets back and merges grouped rows by their key. Counts go
+by when things happened: incidents and offer sets by ``created_at``,
+outcomes by ``recorded_at``, escalations by when they were opened.
+
+A report's :class:`ReportScope` is its period (dates in the deployment's time
+zone, both inclusive) and its filters. The ``policy`` filter keeps, of the
+outcomes, those that chose the policy's option and those that declined a set
+showing one; of the incidents and offer sets, those whose sets showed one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import (
+    Aggregate,
+    Avg,
+    Count,
+    Exists,
+    F,
+    FloatField,
+    Func,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+)
+from django.utils import timezone
+
+from compensation.models import Escalation, Incident, Offer, OfferSet, Outcome, OutcomeOption
+from compensation.roles import Role
+from policies.choices import OfferKind
+from policies.models import Category, Policy
+
+CENT = Decimal("0.01")
+DEFAULT_DAYS = 30
+
+
+# --- Database functions ---------------------------------------------------------------------
+
+
+class SecondsBetween(Func):
+    """``later - earlier`` in seconds, as a float."""
+
+    output_field = FloatField()
+
+    def __init__(self, later: str, earlier: str) -> None:
+        super().__init__(F(later), F(earlier))
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+        return self.as_sql(compiler, connection, template="EXTRACT(EPOCH FROM (%(expressions)s))", arg_joiner=" - ")
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+        return self.as_sql(
+            compiler, connection, template="((julianday(%(expressions)s)) * 86400.0)", arg_joiner=") - julianday("
+        )
+
+
+class Median(Aggregate):
+    """The median (interpolated between the middle two of an even count); NULL over no rows.
+
+    PostgreSQL's ``percentile_cont``; on SQLite the ``MEDIAN`` aggregate that
+    :func:`sqlite_functions_register` adds to each connection.
+    """
+
+    name = "Median"
+    output_field = FloatField()
+    template = "MEDIAN(%(expressions)s)"
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+        return self.as_sql(
+            compiler, connection, template="percentile_cont(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
+        )
+
+
+class _SQLiteMedian:
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def step(self, value: float | None) -> None:
+        if value is not None:
+            self.values.append(value)
+
+    def finalize(self) -> float | None:
+        if not self.values:
+            return None
+        ordered = sorted(self.values)
+        middle = len(ordered) // 2
+        if len(ordered) % 2:
+            return ordered[middle]
+        return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def sqlite_functions_register(sender: Any, connection: Any, **kwargs: Any) -> None:
+    """``connection_created`` receiver: SQLite has no median aggregate of its own."""
+    if connection.vendor == "sqlite":
+        connection.connection.create_aggregate("MEDIAN", 1, _SQLiteMedian)
+
+
+# --- Scope ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportScope:
+    """A period of dates in TIME_ZONE, both inclusive (either end may be open), and the filters."""
+
+    since: date | None = None
+    until: date | None = None
+    category: Category | None = None
+    tier: str | None = None
+    policy: Policy | None = None
+
+    def between(self, field: str) -> Q:
+        """``field`` within the period: ``[since 00:00, the midnight after until)``, index-friendly."""
+        bounds = {}
+        if self.since is not None:
+            bounds[f"{field}__gte"] = _local_midnight(self.since)
+        if self.until is not None:
+            bounds[f"{field}__lt"] = _local_midnight(self.until + timedelta(days=1))
+        return Q(**bounds)
+
+
+def _local_midnight(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min), timezone.get_default_timezone())
+
+
+def report_period_default(*, since: date | None, until: date | None, today: date | None = None) -> tuple[date, date]:
+    """The last 30 days including today; with one bound given, 30 days from or to it."""
+    today = today or timezone.localdate()
+    if until is None:
+        until = today if since is None else max(since, today)
+    if since is None:
+        since = until - timedelta(days=DEFAULT_DAYS - 1)
+    return since, until
+
+
+def _shown_by_policy(policy: Policy) -> Exists:
+    return Exists(OutcomeOption.objects.filter(outcome=OuterRef("pk"), policy=policy))
+
+
+def outcomes_in_scope(scope: ReportScope, queryset: QuerySet[Outcome] | None = None) -> QuerySet[Outcome]:
+    queryset = Outcome.objects.all() if queryset is None else queryset
+    queryset = queryset.filter(scope.between("recorded_at"))
+    if scope.category is not None:
+        queryset = queryset.filter(category=scope.category)
+    if scope.tier:
+        queryset = queryset.filter(tier=scope.tier)
+    if scope.policy is not None:
+        queryset = queryset.filter(Q(policy=scope.policy) | Q(_shown_by_policy(scope.policy), accepted=False))
+    return queryset
+
+
+def _options_in_scope(scope: ReportScope) -> QuerySet[OutcomeOption]:
+    queryset = OutcomeOption.objects.filter(scope.between("recorded_at"))
+    if scope.category is not None:
+        queryset = queryset.filter(category=scope.category)
+    if scope.tier:
+        queryset = queryset.filter(tier=scope.tier)
+    if scope.policy is not None:
+        queryset = queryset.filter(policy=scope.policy)
+    return queryset
+
+
+def _incidents_in_scope(scope: ReportScope) -> QuerySet[Incident]:
+    queryset = Incident.objects.filter(scope.between("created_at"))
+    if scope.category is not None:
+        queryset = queryset.filter(category=scope.category)
+    if scope.tier:
+        queryset = queryset.filter(customer__tier=scope.tier)
+    if scope.policy is not None:
+        queryset = queryset.filter(
+            Exists(Offer.objects.filter(offer_set__incident=OuterRef("pk"), policy=scope.policy))
+        )
+    return queryset
+
+
+def _offer_sets_in_scope(scope: ReportScope) -> QuerySet[OfferSet]:
+    queryset = OfferSet.objects.filter(scope.between("created_at"))
+    if scope.category is not None:
+        queryset = queryset.filter(incident__category=scope.category)
+    if scope.tier:
+        queryset = queryset.filter(customer__tier=scope.tier)
+    if scope.policy is not None:
+        queryset = queryset.filter(Exists(Offer.objects.filter(offer_set=OuterRef("pk"), policy=scope.policy)))
+    return queryset
+
+
+def _escalations_in_scope(scope: ReportScope) -> QuerySet[Escalation]:
+    queryset = Escalation.objects.filter(scope.between("created_at"))
+    if scope.category is not None:
+        queryset = queryset.filter(incident__category=scope.category)
+    if scope.tier:
+        queryset = queryset.filter(customer__tier=scope.tier)
+    if scope.policy is not None:
+        queryset = queryset.filter(policy=scope.policy)
+    return queryset
+
+
+# --- Arithmetic -------------------------------------------------------------------------------
+
+
+def _money(value: Decimal | None) -> str:
+    return str((value or Decimal("0")).quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+def _ratio(numerator: float | int | None, denominator: float | int | None) -> float | None:
+    if not denominator:
+        return None
+    return float(numerator or 0) / float(denominator)
+
+
+def _average(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+# --- Summary ----------------------------------------------------------------------------------
+
+
+def report_summary(scope: ReportScope) -> dict[str, Any]:
+    """The period's totals, in four aggregate queries (incidents, offer sets, outcomes, escalations)."""
+    incidents = _incidents_in_scope(scope).aggregate(
+        incidents=Count("pk"), repeats=Count("pk", filter=Q(repeat_count__gte=2))
+    )
+    offer_sets = _offer_sets_in_scope(scope).aggregate(offer_sets=Count("pk"))
+    outcomes = outcomes_in_scope(scope).aggregate(
+        outcomes=Count("pk"),
+        accepted=Count("pk", filter=Q(accepted=True)),
+        total_cost=Sum("cost"),
+        average_satisfaction=Avg("satisfaction"),
+        median_seconds=Median(SecondsBetween("submitted_at", "offer_set_created_at")),
+    )
+    escalations = _escalations_in_scope(scope).aggregate(
+        opened=Count("pk"), resolved=Count("pk", filter=Q(resolved_at__isnull=False))
+    )
+    total_cost = outcomes["total_cost"] or Decimal("0")
+    accepted = outcomes["accepted"]
+    median = outcomes["median_seconds"]
+    return {
+        "since": scope.since.isoformat() if scope.since else None,
+        "until": scope.until.isoformat() if scope.until else None,
+        "incidents": incidents["incidents"],
+        "offer_sets": offer_sets["offer_sets"],
+        "outcomes": outcomes["outcomes"],
+        "accepted": accepted,
+        "declined": outcomes["outcomes"] - accepted,
+        "acceptance_rate": _ratio(accepted, outcomes["outcomes"]),
+        "total_cost": _money(total_cost),
+        "average_cost_per_acceptance": _money(total_cost / accepted) if accepted else None,
+        "average_satisfaction": _average(outcomes["average_satisfaction"]),
+        "escalations_opened": escalations["opened"],
+        "escalations_resolved": escalations["resolved"],
+        "repeat_incident_share": _ratio(incidents["repeats"], incidents["incidents"]),
+        "median_seconds_to_outcome": None if median is None else round(float(median), 3),
+    }
+
+
+# --- Grouped reports --------------------------------------------------------------------------
+
+
+def _grouped(scope: ReportScope, *, option_key: str, outcome_key: str) -> tuple[dict, dict]:
+    """Offered counts from the shown options and outcome figures from the outcomes, by group key."""
+    offered = {
+        row[option_key]: row["offered"]
+        for row in _options_in_scope(scope).order_by().values(option_key).annotate(offered=Count("pk"))
+    }
+    outcomes = {
+        row[outcome_key]: row
+        for row in outcomes_in_scope(scope)
+        .order_by()
+        .values(outcome_key)
+        .annotate(
+            outcomes=Count("pk"),
+            chosen=Count("pk", filter=Q(accepted=True)),
+            total_cost=Sum("cost"),
+            average_satisfaction=Avg("satisfaction"),
+        )
+    }
+    return offered, outcomes
+
+
+def _row(key_field: str, key_value: Any, offered: int, figures: dict | None, *, with_outcomes: bool) -> dict:
+    figures = figures or {}
+    chosen = figures.get("chosen", 0)
+    row = {
+        key_field: key_value,
+        "offered": offered,
+        "chosen": chosen,
+        "acceptance_rate": _ratio(chosen, offered),
+        "total_cost": _money(figures.get("total_cost")),
+        "average_satisfaction": _average(figures.get("average_satisfaction")),
+    }
+    if with_outcomes:
+        outcomes = figures.get("outcomes", 0)
+        row.update(outcomes=outcomes, declined=outcomes - chosen, outcome_acceptance_rate=_ratio(chosen, outcomes))
+    return row
+
+
+def report_by_policy(scope: ReportScope) -> list[dict[str, Any]]:
+    """One row per policy (every policy, active or not; the one filtered on, if any), by name."""
+    offered, outcomes = _grouped(scope, option_key="policy_id", outcome_key="policy_id")
+    policies: Iterable[tuple[int, str]] = (
+        [(scope.policy.pk, scope.policy.name)]
+        if scope.policy is not None
+        else Policy.objects.order_by("name", "pk").values_list("pk", "name")
+    )
+    return [
+        _row("policy", {"id": pk, "name": name}, offered.get(pk, 0), outcomes.get(pk), with_outcomes=False)
+        for pk, name in policies
+    ]
+
+
+def report_by_kind(scope: ReportScope) -> list[dict[str, Any]]:
+    """One row per offer kind, in the order API.md lists them."""
+    offered, outcomes = _grouped(scope, option_key="kind", outcome_key="kind")
+    return [
+        _row("kind", kind, offered.get(kind, 0), outcomes.get(kind), with_outcomes=False) for kind in OfferKind.values
+    ]
+
+
+def report_by_category(scope: ReportScope) -> list[dict[str, Any]]:
+    """One row per category (the one filtered on, if any), by name; outcomes include the declined."""
+    offered, outcomes = _grouped(scope, option_key="category_id", outcome_key="category_id")
+    categories = Category.objects.order_by("name", "pk")
+    if scope.category is not None:
+        categories = categories.filter(pk=scope.category.pk)
+    return [
+        _row(
+            "category",
+            {"id": pk, "slug": slug, "name": name},
+            offered.get(pk, 0),
+            outcomes.get(pk),
+            with_outcomes=True,
+        )
+        for pk, slug, name in categories.values_list("pk", "slug", "name")
+    ]
+
+
+def report_by_agent(scope: ReportScope) -> list[dict[str, Any]]:
+    """One row per agent and manager, and anyone else with outcomes in the period, by username."""
+    offered, outcomes = _grouped(scope, option_key="agent_id", outcome_key="agent_id")
+    users = (
+        get_user_model()
+        .objects.filter(Q(groups__name__in=[Role.AGENT, Role.MANAGER]) | Q(pk__in=list(outcomes)))
+        .distinct()
+        .order_by("username", "pk")
+        .values_list("pk", "username")
+    )
+    return [
+        _row("agent", {"id": pk, "username": username}, offered.get(pk, 0), outcomes.get(pk), with_outcomes=True)
+        for pk, username in users
+    ]
+
+
+# --- The outcome list ---------------------------------------------------------------------------
+
+OUTCOME_COLUMNS = (
+    "id",
+    "offer_set_id",
+    "offer_set__incident_id",
+    "customer__external_id",
+    "agent__username",
+    "category__slug",
+    "tier",
+    "choice",
+    "accepted",
+    "kind",
+    "policy_id",
+    "policy__name",
+    "cost",
+    "currency",
+    "satisfaction",
+    "coupon__code",
+    "offer_set_created_at",
+    "submitted_at",
+    "recorded_at",
+)
+CSV_HEADER = (
+    "id",
+    "offer_set",
+    "incident",
+    "customer",
+    "agent",
+    "category",
+    "tier",
+    "choice",
+    "accepted",
+    "kind",
+    "policy_id",
+    "policy_name",
+    "cost",
+    "currency",
+    "satisfaction",
+    "coupon_code",
+    "offer_set_created_at",
+    "submitted_at",
+    "recorded_at",
+    "seconds_to_outcome",
+)
+
+
+def outcome_rows(queryset: QuerySet[Outcome]) -> QuerySet:
+    """The list's columns as tuples (one query, no model instances), newest first."""
+    return queryset.order_by("-recorded_at", "-id").values_list(*OUTCOME_COLUMNS)
