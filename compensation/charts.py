@@ -1,0 +1,416 @@
+"""Server-rendered charts: small inline SVG, no JavaScript, nothing from a CDN.
+
+Each function returns safe markup for a template. Every label goes through
+``format_html``, so names from the database cannot inject markup. Drawn data
+carry a class (``bar``, ``point``, ``line``) and a ``<title>`` tooltip, the
+``<svg>`` has ``role="img"`` with a title and a description, and colours come
+from CSS classes (``series-0``, ``series-1``) the page styles with the admin's
+own variables, so the charts follow its light and dark themes.
+
+With no data (every value zero or missing) a chart draws its frame and an
+empty-state message instead of scales, so nothing divides by zero.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+
+WIDTH = 600
+HEIGHT = 240
+MARGIN_LEFT = 72
+MARGIN_RIGHT = 16
+MARGIN_TOP = 32
+MARGIN_BOTTOM = 48
+MAX_X_LABELS = 8
+HBAR_ROW = 26
+HBAR_LABEL_WIDTH = 190
+HBAR_VALUE_WIDTH = 100
+LABEL_MAX_CHARS = 26
+
+Format = Callable[[float], str]
+
+
+def count_format(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def money_format(value: float) -> str:
+    return f"{value:,.2f}"
+
+
+def percent_format(value: float) -> str:
+    return f"{value:.0%}"
+
+
+@dataclass(frozen=True)
+class Series:
+    """One named row of values along the x axis; ``None`` is a gap (no data that day)."""
+
+    name: str
+    values: Sequence[float | None]
+
+
+@dataclass(frozen=True)
+class HBar:
+    """One row of a horizontal bar chart: a label, its value, and the text shown after the bar."""
+
+    label: str
+    value: float
+    text: str
+
+
+@dataclass(frozen=True)
+class _Scale:
+    top: float
+    step: float
+
+
+def _nice_scale(maximum: float, *, integer: bool, ticks: int = 5) -> _Scale:
+    """A round step (1, 2, 2.5 or 5 times a power of ten; whole for counts) giving at most ``ticks``
+    steps up to a top that covers ``maximum``, which is > 0."""
+    raw = maximum / ticks
+    magnitude = 10 ** math.floor(math.log10(raw))
+    steps = [m * magnitude for m in (1, 2, 2.5, 5, 10)]
+    if integer:
+        steps = [s for s in steps if s >= 1 and s == int(s)] or [1.0]
+    step = next((s for s in steps if s >= raw), steps[-1])
+    return _Scale(top=step * math.ceil(maximum / step - 1e-9), step=step)
+
+
+def _f(value: float) -> str:
+    """A coordinate for an SVG attribute."""
+    return f"{value:.1f}"
+
+
+def _short(label: str) -> str:
+    return label if len(label) <= LABEL_MAX_CHARS else label[: LABEL_MAX_CHARS - 1] + "…"
+
+
+def _join(parts: Sequence[SafeString]) -> SafeString:
+    return mark_safe("".join(parts))  # noqa: S308 - every part was built by format_html
+
+
+def _svg(*, chart_id: str, title: str, summary: str, height: float, body: SafeString) -> SafeString:
+    return format_html(
+        '<svg class="chart" id="{}" viewBox="0 0 {} {}" width="100%" preserveAspectRatio="xMidYMid meet" '
+        'role="img" aria-labelledby="{}-title {}-desc">'
+        '<title id="{}-title">{}</title><desc id="{}-desc">{}</desc>{}</svg>',
+        chart_id,
+        WIDTH,
+        _f(height),
+        chart_id,
+        chart_id,
+        chart_id,
+        title,
+        chart_id,
+        summary,
+        body,
+    )
+
+
+def _empty(message: str, *, height: float) -> SafeString:
+    return format_html(
+        '<rect class="frame" x="0.5" y="0.5" width="{}" height="{}" rx="4"></rect>'
+        '<text class="empty-state" x="{}" y="{}" text-anchor="middle" dominant-baseline="middle">{}</text>',
+        WIDTH - 1,
+        _f(height - 1),
+        WIDTH / 2,
+        _f(height / 2),
+        message,
+    )
+
+
+def _legend(series: Sequence[Series]) -> SafeString:
+    if len(series) < 2:
+        return SafeString("")
+    parts = []
+    x = MARGIN_LEFT
+    for i, one in enumerate(series):
+        parts.append(
+            format_html(
+                '<rect class="legend-swatch series-{}" x="{}" y="8" width="12" height="12" rx="2"></rect>'
+                '<text class="legend" x="{}" y="18">{}</text>',
+                i,
+                x,
+                x + 18,
+                one.name,
+            )
+        )
+        x += 30 + 8 * len(one.name)
+    return _join(parts)
+
+
+def _y_axis(scale: _Scale, *, plot_bottom: float, plot_height: float, y_label: str, fmt: Format) -> SafeString:
+    parts = []
+    steps = round(scale.top / scale.step)
+    for i in range(steps + 1):
+        value = scale.step * i
+        y = plot_bottom - plot_height * value / scale.top
+        parts.append(
+            format_html(
+                '<line class="grid" x1="{}" x2="{}" y1="{}" y2="{}"></line>'
+                '<text class="tick" x="{}" y="{}" text-anchor="end" dominant-baseline="middle">{}</text>',
+                MARGIN_LEFT,
+                WIDTH - MARGIN_RIGHT,
+                _f(y),
+                _f(y),
+                MARGIN_LEFT - 6,
+                _f(y),
+                fmt(value),
+            )
+        )
+    parts.append(
+        format_html(
+            '<text class="axis-label" x="{}" y="{}" text-anchor="middle" transform="rotate(-90 {} {})">{}</text>',
+            14,
+            _f(MARGIN_TOP + plot_height / 2),
+            14,
+            _f(MARGIN_TOP + plot_height / 2),
+            y_label,
+        )
+    )
+    return _join(parts)
+
+
+def _x_axis(labels: Sequence[str], *, band: float, plot_bottom: float, x_label: str) -> SafeString:
+    """Ticks under at most ``MAX_X_LABELS`` labels, counted back from the last so it is always labelled."""
+    every = max(1, math.ceil(len(labels) / MAX_X_LABELS))
+    parts = [
+        format_html(
+            '<line class="axis" x1="{}" x2="{}" y1="{}" y2="{}"></line>',
+            MARGIN_LEFT,
+            WIDTH - MARGIN_RIGHT,
+            _f(plot_bottom),
+            _f(plot_bottom),
+        )
+    ]
+    for i, label in enumerate(labels):
+        if (len(labels) - 1 - i) % every:
+            continue
+        x = MARGIN_LEFT + band * (i + 0.5)
+        parts.append(
+            format_html(
+                '<line class="axis" x1="{}" x2="{}" y1="{}" y2="{}"></line>'
+                '<text class="tick" x="{}" y="{}" text-anchor="middle">{}</text>',
+                _f(x),
+                _f(x),
+                _f(plot_bottom),
+                _f(plot_bottom + 4),
+                _f(x),
+                _f(plot_bottom + 16),
+                label,
+            )
+        )
+    parts.append(
+        format_html(
+            '<text class="axis-label" x="{}" y="{}" text-anchor="middle">{}</text>',
+            _f(MARGIN_LEFT + (WIDTH - MARGIN_LEFT - MARGIN_RIGHT) / 2),
+            HEIGHT - 8,
+            x_label,
+        )
+    )
+    return _join(parts)
+
+
+def bar_chart(
+    *,
+    chart_id: str,
+    title: str,
+    summary: str,
+    labels: Sequence[str],
+    series: Sequence[Series],
+    x_label: str,
+    y_label: str,
+    fmt: Format = count_format,
+    integer: bool = True,
+    empty_message: str = "No data in this period.",
+) -> SafeString:
+    """Vertical bars, grouped by label, one colour per series; a zero or missing value draws no bar."""
+    values = [v for one in series for v in one.values if v]
+    if not labels or not values or max(values) <= 0:
+        return _svg(
+            chart_id=chart_id, title=title, summary=summary, height=HEIGHT, body=_empty(empty_message, height=HEIGHT)
+        )
+    scale = _nice_scale(max(values), integer=integer)
+    plot_bottom = HEIGHT - MARGIN_BOTTOM
+    plot_height = plot_bottom - MARGIN_TOP
+    band = (WIDTH - MARGIN_LEFT - MARGIN_RIGHT) / len(labels)
+    bar_width = band * 0.8 / len(series)
+    bars = []
+    for s, one in enumerate(series):
+        for i, value in enumerate(one.values):
+            if not value or value <= 0:
+                continue
+            height = plot_height * value / scale.top
+            bars.append(
+                format_html(
+                    '<rect class="bar series-{}" x="{}" y="{}" width="{}" height="{}" data-value="{}">'
+                    "<title>{}: {} {}</title></rect>",
+                    s,
+                    _f(MARGIN_LEFT + band * (i + 0.1) + bar_width * s),
+                    _f(plot_bottom - height),
+                    _f(bar_width),
+                    _f(height),
+                    value,
+                    labels[i],
+                    fmt(value),
+                    one.name,
+                )
+            )
+    body = _join(
+        [
+            _y_axis(scale, plot_bottom=plot_bottom, plot_height=plot_height, y_label=y_label, fmt=fmt),
+            _join(bars),
+            _x_axis(labels, band=band, plot_bottom=plot_bottom, x_label=x_label),
+            _legend(series),
+        ]
+    )
+    return _svg(chart_id=chart_id, title=title, summary=summary, height=HEIGHT, body=body)
+
+
+def line_chart(
+    *,
+    chart_id: str,
+    title: str,
+    summary: str,
+    labels: Sequence[str],
+    series: Series,
+    x_label: str,
+    y_label: str,
+    y_max: float | None = None,
+    fmt: Format = count_format,
+    empty_message: str = "No data in this period.",
+) -> SafeString:
+    """A line with a point per value, broken where a value is ``None``; the y axis runs from zero to
+    ``y_max`` (or past it, rounded, if a value is higher)."""
+    present = [v for v in series.values if v is not None]
+    top = max([*present, y_max or 0.0], default=0.0)
+    if not labels or not present or top <= 0:
+        return _svg(
+            chart_id=chart_id, title=title, summary=summary, height=HEIGHT, body=_empty(empty_message, height=HEIGHT)
+        )
+    scale = _nice_scale(top, integer=False)
+    plot_bottom = HEIGHT - MARGIN_BOTTOM
+    plot_height = plot_bottom - MARGIN_TOP
+    band = (WIDTH - MARGIN_LEFT - MARGIN_RIGHT) / len(labels)
+
+    def xy(i: int, value: float) -> tuple[float, float]:
+        return MARGIN_LEFT + band * (i + 0.5), plot_bottom - plot_height * value / scale.top
+
+    segments: list[list[tuple[float, float]]] = [[]]
+    points = []
+    for i, value in enumerate(series.values):
+        if value is None:
+            segments.append([])
+            continue
+        x, y = xy(i, value)
+        segments[-1].append((x, y))
+        points.append(
+            format_html(
+                '<circle class="point series-0" cx="{}" cy="{}" r="4" data-value="{}"><title>{}: {}</title></circle>',
+                _f(x),
+                _f(y),
+                value,
+                labels[i],
+                fmt(value),
+            )
+        )
+    lines = [
+        format_html(
+            '<polyline class="line series-0" points="{}"></polyline>', " ".join(f"{_f(x)},{_f(y)}" for x, y in segment)
+        )
+        for segment in segments
+        if len(segment) > 1
+    ]
+    body = _join(
+        [
+            _y_axis(scale, plot_bottom=plot_bottom, plot_height=plot_height, y_label=y_label, fmt=fmt),
+            _x_axis(labels, band=band, plot_bottom=plot_bottom, x_label=x_label),
+            _join(lines),
+            _join(points),
+        ]
+    )
+    return _svg(chart_id=chart_id, title=title, summary=summary, height=HEIGHT, body=body)
+
+
+def hbar_chart(
+    *,
+    chart_id: str,
+    title: str,
+    summary: str,
+    rows: Sequence[HBar],
+    x_label: str,
+    max_value: float = 1.0,
+    fmt: Format = percent_format,
+    empty_message: str = "No data in this period.",
+) -> SafeString:
+    """One horizontal bar per row on a fixed 0 to ``max_value`` scale, the row's text after it."""
+    if not rows or max_value <= 0:
+        return _svg(
+            chart_id=chart_id,
+            title=title,
+            summary=summary,
+            height=HEIGHT / 2,
+            body=_empty(empty_message, height=HEIGHT / 2),
+        )
+    top = 8.0
+    height = top + HBAR_ROW * len(rows) + 40
+    left = HBAR_LABEL_WIDTH
+    plot_width = WIDTH - left - HBAR_VALUE_WIDTH
+    plot_bottom = top + HBAR_ROW * len(rows)
+    parts = []
+    for i in range(5):
+        x = left + plot_width * i / 4
+        parts.append(
+            format_html(
+                '<line class="grid" x1="{}" x2="{}" y1="{}" y2="{}"></line>'
+                '<text class="tick" x="{}" y="{}" text-anchor="middle">{}</text>',
+                _f(x),
+                _f(x),
+                _f(top),
+                _f(plot_bottom),
+                _f(x),
+                _f(plot_bottom + 14),
+                fmt(max_value * i / 4),
+            )
+        )
+    for i, row in enumerate(rows):
+        y = top + HBAR_ROW * i
+        width = plot_width * min(max(row.value, 0.0), max_value) / max_value
+        parts.append(
+            format_html(
+                '<text class="row-label" x="{}" y="{}" text-anchor="end" dominant-baseline="middle">{}<title>{}</title>'
+                "</text>"
+                '<rect class="bar series-0" x="{}" y="{}" width="{}" height="{}" data-value="{}">'
+                "<title>{}: {}</title></rect>"
+                '<text class="value" x="{}" y="{}" dominant-baseline="middle">{}</text>',
+                left - 8,
+                _f(y + HBAR_ROW / 2),
+                _short(row.label),
+                row.label,
+                left,
+                _f(y + 4),
+                _f(width),
+                HBAR_ROW - 8,
+                row.value,
+                row.label,
+                row.text,
+                _f(left + width + 6),
+                _f(y + HBAR_ROW / 2),
+                row.text,
+            )
+        )
+    parts.append(
+        format_html(
+            '<text class="axis-label" x="{}" y="{}" text-anchor="middle">{}</text>',
+            _f(left + plot_width / 2),
+            _f(height - 6),
+            x_label,
+        )
+    )
+    return _svg(chart_id=chart_id, title=title, summary=summary, height=height, body=_join(parts))

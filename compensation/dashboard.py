@@ -1,0 +1,325 @@
+"""The operations dashboard: the last 30 days of offers, cost, acceptance and
+satisfaction, and the escalations open now.
+
+Every figure is aggregated by the database (a handful of grouped queries,
+whatever the volume); Python only fills the days that had nothing. Days are
+calendar days in the current time zone (``TIME_ZONE``), today included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Avg, Count, Q, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+from django.utils.safestring import SafeString
+
+from compensation import charts
+from compensation.models import Escalation, OfferSet, Outcome, OutcomeOption
+
+WINDOW_DAYS = 30
+TOP_POLICIES = 15
+MOST_OVERDUE = 10
+SATISFACTION_MAX = 5
+NOT_CLOSED = (Escalation.Status.OPEN, Escalation.Status.ACKNOWLEDGED)
+
+
+@dataclass(frozen=True)
+class Window:
+    """``first_day`` to ``last_day`` inclusive, and the instants that bound them: ``start`` <= t < ``end``."""
+
+    first_day: date
+    last_day: date
+    start: datetime
+    end: datetime
+    tz: tzinfo
+
+    @property
+    def days(self) -> list[date]:
+        return [self.first_day + timedelta(days=i) for i in range((self.last_day - self.first_day).days + 1)]
+
+
+@dataclass(frozen=True)
+class DayFigures:
+    day: date
+    offer_sets: int = 0
+    offers: int = 0
+    outcomes: int = 0
+    accepted: int = 0
+    cost: Decimal = Decimal("0.00")
+    satisfaction: float | None = None  # the day's average; None when nobody rated
+    ratings: int = 0
+
+
+@dataclass(frozen=True)
+class PolicyAcceptance:
+    policy_id: int
+    name: str
+    offered: int
+    chosen: int
+
+    @property
+    def rate(self) -> float:
+        return self.chosen / self.offered if self.offered else 0.0
+
+
+@dataclass(frozen=True)
+class OverdueEscalation:
+    id: int
+    kind: str
+    status: str
+    due_at: datetime
+    customer: str
+    reason: str
+    overdue_by: timedelta
+
+
+@dataclass(frozen=True)
+class EscalationFigures:
+    open: int  # not closed: open or acknowledged
+    acknowledged: int
+    overdue: int
+    most_overdue: list[OverdueEscalation]
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    window: Window
+    currency: str
+    days: list[DayFigures]
+    policies: list[PolicyAcceptance]
+    escalations: EscalationFigures
+
+    @property
+    def offer_sets(self) -> int:
+        return sum(d.offer_sets for d in self.days)
+
+    @property
+    def offers(self) -> int:
+        return sum(d.offers for d in self.days)
+
+    @property
+    def outcomes(self) -> int:
+        return sum(d.outcomes for d in self.days)
+
+    @property
+    def accepted(self) -> int:
+        return sum(d.accepted for d in self.days)
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        """Accepted outcomes over recorded outcomes; None when none were recorded."""
+        return self.accepted / self.outcomes if self.outcomes else None
+
+    @property
+    def cost(self) -> Decimal:
+        return sum((d.cost for d in self.days), Decimal("0.00"))
+
+    @property
+    def satisfaction(self) -> float | None:
+        """The average rating over the window (each rating counts once), None when nobody rated."""
+        ratings = sum(d.ratings for d in self.days)
+        if not ratings:
+            return None
+        return sum(d.satisfaction * d.ratings for d in self.days if d.satisfaction is not None) / ratings
+
+
+# --- Selectors ---------------------------------------------------------------------------------
+
+
+def dashboard_window(*, now: datetime, days: int = WINDOW_DAYS) -> Window:
+    """The last ``days`` calendar days in the current time zone, today included."""
+    tz = timezone.get_current_timezone()
+    today = timezone.localdate(now, tz)
+    first_day = today - timedelta(days=days - 1)
+    return Window(
+        first_day=first_day,
+        last_day=today,
+        start=datetime.combine(first_day, time.min, tzinfo=tz),
+        end=datetime.combine(today + timedelta(days=1), time.min, tzinfo=tz),
+        tz=tz,
+    )
+
+
+def dashboard_days(*, window: Window) -> list[DayFigures]:
+    """Per day: offer sets made and their options (by ``created_at``); outcomes recorded, accepted,
+    their cost and average satisfaction (by ``recorded_at``). Two grouped queries."""
+    made = (
+        OfferSet.objects.filter(created_at__gte=window.start, created_at__lt=window.end)
+        .annotate(day=TruncDate("created_at", tzinfo=window.tz))
+        .values("day")
+        .annotate(offer_sets=Count("pk", distinct=True), offers=Count("offers"))
+        .order_by()  # no Meta.ordering in the GROUP BY
+    )
+    recorded = (
+        Outcome.objects.filter(recorded_at__gte=window.start, recorded_at__lt=window.end)
+        .annotate(day=TruncDate("recorded_at", tzinfo=window.tz))
+        .values("day")
+        .annotate(
+            outcomes=Count("pk"),
+            accepted=Count("pk", filter=Q(accepted=True)),
+            total_cost=Sum("cost"),
+            average_satisfaction=Avg("satisfaction"),
+            ratings=Count("satisfaction"),
+        )
+        .order_by()
+    )
+    made_by_day = {row["day"]: row for row in made}
+    recorded_by_day = {row["day"]: row for row in recorded}
+    figures = []
+    for day in window.days:
+        m = made_by_day.get(day, {})
+        r = recorded_by_day.get(day, {})
+        figures.append(
+            DayFigures(
+                day=day,
+                offer_sets=m.get("offer_sets", 0),
+                offers=m.get("offers", 0),
+                outcomes=r.get("outcomes", 0),
+                accepted=r.get("accepted", 0),
+                cost=r.get("total_cost") or Decimal("0.00"),
+                satisfaction=float(r["average_satisfaction"]) if r.get("average_satisfaction") is not None else None,
+                ratings=r.get("ratings", 0),
+            )
+        )
+    return figures
+
+
+def dashboard_policy_acceptance(*, window: Window, limit: int = TOP_POLICIES) -> list[PolicyAcceptance]:
+    """Per policy, over the offer sets whose outcome was recorded in the window: how many options it
+    gave (offered) and how many of those the customer chose (chosen), most offered first.
+
+    Both counts come from one grouped query over the options the recorder kept (``OutcomeOption``).
+    """
+    rows = (
+        OutcomeOption.objects.filter(recorded_at__gte=window.start, recorded_at__lt=window.end)
+        .values("policy_id", "policy__name")
+        .annotate(offered=Count("pk"), chosen=Count("pk", filter=Q(chosen=True)))
+        .order_by("-offered", "policy_id")[:limit]
+    )
+    return [
+        PolicyAcceptance(policy_id=r["policy_id"], name=r["policy__name"], offered=r["offered"], chosen=r["chosen"])
+        for r in rows
+    ]
+
+
+def dashboard_escalations(*, now: datetime, limit: int = MOST_OVERDUE) -> EscalationFigures:
+    """Escalations not closed now, how many are acknowledged and overdue, and the most overdue."""
+    counts = Escalation.objects.filter(status__in=NOT_CLOSED).aggregate(
+        open=Count("pk"),
+        acknowledged=Count("pk", filter=Q(status=Escalation.Status.ACKNOWLEDGED)),
+        overdue=Count("pk", filter=Q(due_at__lt=now)),
+    )
+    rows = (
+        Escalation.objects.filter(status__in=NOT_CLOSED, due_at__lt=now)
+        .order_by("due_at", "pk")
+        .values("pk", "kind", "status", "due_at", "reason", "customer__external_id", "customer__name")[:limit]
+    )
+    most_overdue = [
+        OverdueEscalation(
+            id=r["pk"],
+            kind=Escalation.Kind(r["kind"]).label,
+            status=Escalation.Status(r["status"]).label,
+            due_at=r["due_at"],
+            customer=r["customer__name"] or r["customer__external_id"],
+            reason=r["reason"],
+            overdue_by=now - r["due_at"],
+        )
+        for r in rows
+    ]
+    return EscalationFigures(
+        open=counts["open"], acknowledged=counts["acknowledged"], overdue=counts["overdue"], most_overdue=most_overdue
+    )
+
+
+def dashboard_get(*, now: datetime, days: int = WINDOW_DAYS) -> Dashboard:
+    """Everything the dashboard shows, in five queries."""
+    window = dashboard_window(now=now, days=days)
+    return Dashboard(
+        window=window,
+        currency=settings.DEFAULT_CURRENCY,
+        days=dashboard_days(window=window),
+        policies=dashboard_policy_acceptance(window=window),
+        escalations=dashboard_escalations(now=now),
+    )
+
+
+# --- Charts ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DashboardCharts:
+    offers: SafeString
+    cost: SafeString
+    acceptance: SafeString
+    satisfaction: SafeString
+
+
+def _day_label(day: date) -> str:
+    return f"{day:%b} {day.day}"
+
+
+def dashboard_charts(dashboard: Dashboard) -> DashboardCharts:
+    """The dashboard's figures drawn as inline SVG."""
+    days = dashboard.days
+    labels = [_day_label(d.day) for d in days]
+    period = f"{_day_label(dashboard.window.first_day)} to {_day_label(dashboard.window.last_day)}"
+    x_label = f"Day ({dashboard.window.tz})"
+    rated = [d for d in days if d.satisfaction is not None]
+    return DashboardCharts(
+        offers=charts.bar_chart(
+            chart_id="chart-offers",
+            title="Offers made and accepted per day",
+            summary=(
+                f"{period}: {dashboard.offer_sets} offer sets made, "
+                f"{dashboard.accepted} options accepted of {dashboard.outcomes} outcomes recorded."
+            ),
+            labels=labels,
+            series=[
+                charts.Series("offer sets made", [d.offer_sets for d in days]),
+                charts.Series("accepted", [d.accepted for d in days]),
+            ],
+            x_label=x_label,
+            y_label="Count",
+            empty_message="No offers made or accepted in the last 30 days.",
+        ),
+        cost=charts.bar_chart(
+            chart_id="chart-cost",
+            title="Cost per day",
+            summary=f"{period}: {dashboard.cost} {dashboard.currency} in total.",
+            labels=labels,
+            series=[charts.Series(f"cost ({dashboard.currency})", [float(d.cost) for d in days])],
+            x_label=x_label,
+            y_label=f"Cost ({dashboard.currency})",
+            fmt=charts.money_format,
+            integer=False,
+            empty_message="Nothing was spent in the last 30 days.",
+        ),
+        acceptance=charts.hbar_chart(
+            chart_id="chart-acceptance",
+            title="Acceptance rate per policy",
+            summary=(
+                f"{period}: for the {len(dashboard.policies)} policies that gave most options, "
+                "the share of their options customers chose."
+            ),
+            rows=[charts.HBar(p.name, p.rate, f"{p.rate:.0%} ({p.chosen} of {p.offered})") for p in dashboard.policies],
+            x_label="Options chosen / options offered",
+            empty_message="No outcomes recorded in the last 30 days.",
+        ),
+        satisfaction=charts.line_chart(
+            chart_id="chart-satisfaction",
+            title="Satisfaction trend",
+            summary=f"{period}: average satisfaction (1 to 5) on the {len(rated)} days with ratings.",
+            labels=labels,
+            series=charts.Series("average satisfaction", [d.satisfaction for d in days]),
+            x_label=x_label,
+            y_label="Average rating (1–5)",
+            y_max=SATISFACTION_MAX,
+            fmt=lambda v: f"{v:.1f}" if v % 1 else f"{v:.0f}",
+            empty_message="No satisfaction ratings in the last 30 days.",
+        ),
+    )
