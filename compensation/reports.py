@@ -59,9 +59,8 @@ class SecondsBetween(Func):
         return self.as_sql(compiler, connection, template="EXTRACT(EPOCH FROM (%(expressions)s))", arg_joiner=" - ")
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
-        return self.as_sql(
-            compiler, connection, template="((julianday(%(expressions)s)) * 86400.0)", arg_joiner=") - julianday("
-        )
+        # Django's own exact difference, in microseconds (julianday() rounds to milliseconds).
+        return self.as_sql(compiler, connection, template="(django_timestamp_diff(%(expressions)s) / 1000000.0)")
 
 
 class Median(Aggregate):
@@ -344,11 +343,11 @@ def report_by_category(scope: ReportScope) -> list[dict[str, Any]]:
 
 
 def report_by_agent(scope: ReportScope) -> list[dict[str, Any]]:
-    """One row per agent and manager, and anyone else with outcomes in the period, by username."""
+    """One row per agent and manager, and anyone else whose sets got outcomes in the period, by username."""
     offered, outcomes = _grouped(scope, option_key="agent_id", outcome_key="agent_id")
     users = (
         get_user_model()
-        .objects.filter(Q(groups__name__in=[Role.AGENT, Role.MANAGER]) | Q(pk__in=list(outcomes)))
+        .objects.filter(Q(groups__name__in=[Role.AGENT, Role.MANAGER]) | Q(pk__in={*outcomes, *offered}))
         .distinct()
         .order_by("username", "pk")
         .values_list("pk", "username")
