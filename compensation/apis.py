@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -33,12 +34,14 @@ from compensation.models import OfferSet, Outcome
 from compensation.permissions import IsAgentOrManager, IsManager, IsManagerOrAnalyst
 from compensation.reports import (
     CSV_HEADER,
+    OutcomeRowsPage,
     ReportScope,
     outcome_rows,
     report_by_agent,
     report_by_category,
     report_by_kind,
     report_by_policy,
+    report_session,
     report_summary,
 )
 from compensation.roles import user_role
@@ -355,7 +358,9 @@ class _ReportApi(APIView):
     report: Callable[[ReportScope], Any]
 
     def get(self, request: Request) -> Response:
-        return Response(type(self).report(_report_scope(request)))
+        scope = _report_scope(request)
+        with report_session():
+            return Response(type(self).report(scope))
 
 
 def _report_schema(serializer: Any, many: bool, summary: str) -> Callable:
@@ -406,18 +411,21 @@ class CSVRenderer(BaseRenderer):
         raise NotImplementedError("CSV responses are streamed by the view")
 
 
-class _Echo:
-    """A file-like object whose ``write`` hands back the line csv.writer formatted."""
-
-    def write(self, value: str) -> str:
-        return value
+CSV_ROWS_PER_CHUNK = 1000
 
 
 def _csv_stream(rows: Any) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(CSV_HEADER)
-    for row in rows.iterator(chunk_size=2000):
-        yield writer.writerow(outcome_csv_row(row))
+    """The header, then the rows in chunks of ``CSV_ROWS_PER_CHUNK`` (a server-side cursor on PostgreSQL)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_HEADER)
+    for count, row in enumerate(rows.iterator(chunk_size=2000), start=1):
+        writer.writerow(outcome_csv_row(row))
+        if count % CSV_ROWS_PER_CHUNK == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
 
 
 class OutcomeListApi(GenericAPIView):
@@ -449,10 +457,11 @@ class OutcomeListApi(GenericAPIView):
         },
     )
     def get(self, request: Request) -> Response | StreamingHttpResponse:
-        rows = outcome_rows(self.filter_queryset(self.get_queryset()))
+        outcomes = self.filter_queryset(self.get_queryset())
         if isinstance(request.accepted_renderer, CSVRenderer):
-            response = StreamingHttpResponse(_csv_stream(rows), content_type="text/csv; charset=utf-8")
+            stream = _csv_stream(outcome_rows(outcomes))
+            response = StreamingHttpResponse(stream, content_type="text/csv; charset=utf-8")
             response["Content-Disposition"] = 'attachment; filename="outcomes.csv"'
             return response
-        page = self.paginate_queryset(rows)
+        page = self.paginate_queryset(OutcomeRowsPage(outcomes))
         return self.get_paginated_response([outcome_row_payload(row) for row in page])

@@ -11,11 +11,6 @@ class CompensationConfig(AppConfig):
     verbose_name = "Compensation"
 
     def ready(self) -> None:
-        from django.db.backends.signals import connection_created
-
-        from compensation.reports import sqlite_functions_register
-
-        connection_created.connect(sqlite_functions_register, dispatch_uid="compensation.sqlite_functions")
         if settings.CELERY_TASK_ALWAYS_EAGER:
             logger.warning(
                 "REDIS_URL is not set: Celery tasks run eagerly in this process (no broker, worker or beat). "

@@ -16,7 +16,6 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from compensation.models import Escalation, Incident, Offer, OfferSet, OutcomeSubmission
-from compensation.reports import CSV_HEADER
 from policies.choices import Fault, OfferKind, Tier
 from policies.index import PolicyIndex
 from policies.serialization import money
@@ -513,13 +512,31 @@ def csv_cell(value: Any) -> str:
     return "'" + text if text.startswith(CSV_FORMULA_STARTS) else text
 
 
-def outcome_csv_row(row: tuple) -> list[str]:
-    payload = outcome_row_payload(row)
-    policy = payload.pop("policy")
-    payload["accepted"] = "true" if payload["accepted"] else "false"
-    cells = {
-        **payload,
-        "policy_id": policy["id"] if policy else None,
-        "policy_name": policy["name"] if policy else None,
-    }
-    return [csv_cell(cells[column]) for column in CSV_HEADER]
+def outcome_csv_row(row: tuple) -> list[Any]:
+    """One row of :func:`compensation.reports.outcome_rows` as the CSV's cells, in ``CSV_HEADER``'s order."""
+    (
+        pk, offer_set_id, incident_id, customer, agent, category, tier, choice, accepted, kind,
+        policy_id, policy_name, cost, currency, satisfaction, coupon_code, created_at, submitted_at, recorded_at,
+    ) = row  # fmt: skip
+    return [
+        pk,
+        offer_set_id,
+        incident_id,
+        csv_cell(customer),
+        csv_cell(agent),
+        csv_cell(category),
+        tier,
+        choice,
+        "true" if accepted else "false",
+        kind,
+        policy_id,
+        csv_cell(policy_name),
+        money(cost),
+        currency,
+        satisfaction,
+        coupon_code,
+        iso(created_at),
+        iso(submitted_at),
+        iso(recorded_at),
+        round((submitted_at - created_at).total_seconds(), 3),
+    ]
