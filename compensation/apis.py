@@ -440,12 +440,12 @@ class OutcomeListApi(GenericAPIView):
     def get_queryset(self):
         return Outcome.objects.all()
 
-    def handle_exception(self, exc: Exception) -> Response:
-        # Errors are JSON whatever format was asked for.
-        if isinstance(getattr(self.request, "accepted_renderer", None), CSVRenderer):
-            self.request.accepted_renderer = JSONRenderer()
-            self.request.accepted_media_type = JSONRenderer.media_type
-        return super().handle_exception(exc)
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        # Only the rows are CSV: errors and OPTIONS are JSON whatever format was asked for.
+        if isinstance(response, Response) and isinstance(getattr(request, "accepted_renderer", None), CSVRenderer):
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
 
     @extend_schema(
         parameters=[OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"], description="csv: every row")],

@@ -90,8 +90,9 @@ def _local_midnight(day: date) -> datetime:
 
 
 def report_period_default(*, since: date | None, until: date | None, today: date | None = None) -> tuple[date, date]:
-    """The last 30 days including today; with one bound given, 30 days from or to it."""
-    today = today or timezone.localdate()
+    """By default the last 30 days including today; ``since`` alone runs to today (or to itself, if
+    later), ``until`` alone covers the 30 days up to it. Days are in TIME_ZONE."""
+    today = today or timezone.localdate(timezone=timezone.get_default_timezone())
     if until is None:
         until = today if since is None else max(since, today)
     if since is None:
@@ -236,6 +237,8 @@ def median_seconds_to_outcome(scope: ReportScope, *, count: int) -> float | None
         .order_by("wait")
         .values_list("wait", flat=True)[(count - 1) // 2 : count // 2 + 1]
     )
+    if not waits:  # the outcomes counted a moment ago are gone (deleted between the two queries)
+        return None
     return round(sum(wait.total_seconds() for wait in waits) / len(waits), 3)
 
 
@@ -384,8 +387,8 @@ CSV_HEADER = (
 
 
 def outcome_rows(queryset: QuerySet[Outcome]) -> QuerySet:
-    """The list's columns as tuples (one query, no model instances), newest first."""
-    return queryset.order_by("-recorded_at", "-id").values_list(*OUTCOME_COLUMNS)
+    """The list's columns as named tuples (one query, no model instances), newest first."""
+    return queryset.order_by("-recorded_at", "-id").values_list(*OUTCOME_COLUMNS, named=True)
 
 
 class OutcomeRowsPage:

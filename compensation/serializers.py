@@ -16,6 +16,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from compensation.models import Escalation, Incident, Offer, OfferSet, OutcomeSubmission
+from compensation.reports import CSV_HEADER
 from policies.choices import Fault, OfferKind, Tier
 from policies.index import PolicyIndex
 from policies.serialization import money
@@ -472,33 +473,39 @@ def offer_set_payload(
     return payload
 
 
-def outcome_row_payload(row: tuple) -> dict[str, Any]:
-    """One row of :func:`compensation.reports.outcome_rows` as the outcome list shows it."""
-    (
-        pk, offer_set_id, incident_id, customer, agent, category, tier, choice, accepted, kind,
-        policy_id, policy_name, cost, currency, satisfaction, coupon_code, created_at, submitted_at, recorded_at,
-    ) = row  # fmt: skip
+def outcome_row_fields(row: Any) -> dict[str, Any]:
+    """One row of :func:`compensation.reports.outcome_rows`, flat and formatted, keyed as ``CSV_HEADER``."""
+    created_at, submitted_at = row.offer_set_created_at, row.submitted_at
     return {
-        "id": pk,
-        "offer_set": str(offer_set_id),
-        "incident": incident_id,
-        "customer": customer,
-        "agent": agent,
-        "category": category,
-        "tier": tier,
-        "choice": choice,
-        "accepted": accepted,
-        "kind": kind or None,
-        "policy": {"id": policy_id, "name": policy_name} if policy_id is not None else None,
-        "cost": money(cost),
-        "currency": currency,
-        "satisfaction": satisfaction,
-        "coupon_code": coupon_code,
+        "id": row.id,
+        "offer_set": str(row.offer_set_id),
+        "incident": row.offer_set__incident_id,
+        "customer": row.customer__external_id,
+        "agent": row.agent__username,
+        "category": row.category__slug,
+        "tier": row.tier,
+        "choice": row.choice,
+        "accepted": row.accepted,
+        "kind": row.kind or None,
+        "policy_id": row.policy_id,
+        "policy_name": row.policy__name,
+        "cost": money(row.cost),
+        "currency": row.currency,
+        "satisfaction": row.satisfaction,
+        "coupon_code": row.coupon__code,
         "offer_set_created_at": iso(created_at),
         "submitted_at": iso(submitted_at),
-        "recorded_at": iso(recorded_at),
+        "recorded_at": iso(row.recorded_at),
         "seconds_to_outcome": round((submitted_at - created_at).total_seconds(), 3),
     }
+
+
+def outcome_row_payload(row: Any) -> dict[str, Any]:
+    """The outcome list's JSON row: the fields, with the policy as ``{"id", "name"}`` or null."""
+    fields = outcome_row_fields(row)
+    policy_id, policy_name = fields.pop("policy_id"), fields.pop("policy_name")
+    fields["policy"] = {"id": policy_id, "name": policy_name} if policy_id is not None else None
+    return fields
 
 
 CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -512,31 +519,8 @@ def csv_cell(value: Any) -> str:
     return "'" + text if text.startswith(CSV_FORMULA_STARTS) else text
 
 
-def outcome_csv_row(row: tuple) -> list[Any]:
-    """One row of :func:`compensation.reports.outcome_rows` as the CSV's cells, in ``CSV_HEADER``'s order."""
-    (
-        pk, offer_set_id, incident_id, customer, agent, category, tier, choice, accepted, kind,
-        policy_id, policy_name, cost, currency, satisfaction, coupon_code, created_at, submitted_at, recorded_at,
-    ) = row  # fmt: skip
-    return [
-        pk,
-        offer_set_id,
-        incident_id,
-        csv_cell(customer),
-        csv_cell(agent),
-        csv_cell(category),
-        tier,
-        choice,
-        "true" if accepted else "false",
-        kind,
-        policy_id,
-        csv_cell(policy_name),
-        money(cost),
-        currency,
-        satisfaction,
-        coupon_code,
-        iso(created_at),
-        iso(submitted_at),
-        iso(recorded_at),
-        round((submitted_at - created_at).total_seconds(), 3),
-    ]
+def outcome_csv_row(row: Any) -> list[Any]:
+    """The CSV's cells for one row, in ``CSV_HEADER``'s order, text made safe for spreadsheets."""
+    fields = outcome_row_fields(row)
+    fields["accepted"] = "true" if fields["accepted"] else "false"
+    return [csv_cell(fields[column]) for column in CSV_HEADER]
