@@ -16,7 +16,6 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from compensation.models import Escalation, Incident, Offer, OfferSet, OutcomeSubmission
-from compensation.reports import CSV_HEADER
 from policies.choices import Fault, OfferKind, Tier
 from policies.index import PolicyIndex
 from policies.serialization import money
@@ -520,7 +519,31 @@ def csv_cell(value: Any) -> str:
 
 
 def outcome_csv_row(row: Any) -> list[Any]:
-    """The CSV's cells for one row, in ``CSV_HEADER``'s order, text made safe for spreadsheets."""
-    fields = outcome_row_fields(row)
-    fields["accepted"] = "true" if fields["accepted"] else "false"
-    return [csv_cell(fields[column]) for column in CSV_HEADER]
+    """The CSV's cells for one row, in ``CSV_HEADER``'s order; free text made safe for spreadsheets.
+
+    Built directly from the row, not through :func:`outcome_row_fields`: an export runs it a
+    million times.
+    """
+    created_at, submitted_at = row.offer_set_created_at, row.submitted_at
+    return [
+        row.id,
+        row.offer_set_id,
+        row.offer_set__incident_id,
+        csv_cell(row.customer__external_id),
+        csv_cell(row.agent__username),
+        csv_cell(row.category__slug),
+        row.tier,
+        row.choice,
+        "true" if row.accepted else "false",
+        row.kind,
+        row.policy_id,
+        csv_cell(row.policy__name),
+        money(row.cost),
+        row.currency,
+        row.satisfaction,
+        row.coupon__code,
+        iso(created_at),
+        iso(submitted_at),
+        iso(row.recorded_at),
+        round((submitted_at - created_at).total_seconds(), 3),
+    ]

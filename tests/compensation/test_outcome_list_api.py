@@ -422,8 +422,9 @@ def test_without_a_period_the_list_has_what_the_widest_summary_has(rows: dict, m
 
 
 # Token, groups, the category and policy lookups of the filters; then the count and the page (JSON)
-# or the one streamed query (CSV).
-LIST_QUERIES = {"json": 6, "csv": 5}
+# or the one streamed query (CSV), which on PostgreSQL runs in report_session (its settings
+# statement, and in the test's transaction a savepoint and its release).
+LIST_QUERIES = {"json": 6, "csv": 5 + (3 if connection.vendor == "postgresql" else 0)}
 
 
 def _queries(client: Any, params: dict[str, Any]) -> int:
