@@ -1,4 +1,4 @@
-"""Benchmarks: ``make bench`` (or ``python -m bench [offer-sets|packs] ...``).
+"""Benchmarks: ``make bench`` (or ``python -m bench [offer-sets|outcomes|packs|reports] ...``).
 
 Figures are printed, never asserted: speed is measured here, not in the tests.
 Each run uses a database of its own (``<name>_bench``, see bench/setup.py).
@@ -10,6 +10,11 @@ Each run uses a database of its own (``<name>_bench``, see bench/setup.py).
   db 14): the 202 submission endpoint beside the floor, then recording
   throughput of one worker draining 10,000 queued outcomes.
 - ``packs``: pack import/export and policy revision reads.
+- ``reports`` (PostgreSQL; not part of ``all``): seeds 1,000,000 recorded outcomes
+  over 1,000 policies with set-based SQL into ``<name>_reports_bench``, kept
+  between runs (``--reseed`` to seed anew), then times every report, the
+  outcome list and its CSV over gunicorn, counts their queries and EXPLAINs
+  the slowest (issue 5: <= 500 ms per request).
 """
 
 from __future__ import annotations
@@ -25,14 +30,28 @@ LOCAL_REDIS = "redis://127.0.0.1:6379/14"
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("suite", nargs="?", choices=["all", "offer-sets", "outcomes", "packs"], default="all")
+    parser.add_argument(
+        "suite", nargs="?", choices=["all", "offer-sets", "outcomes", "packs", "reports"], default="all"
+    )
     parser.add_argument("--policies", type=int, default=1000, help="policies in the packs benchmark (default 1000)")
     parser.add_argument("--seconds", type=int, default=15, help="load duration per endpoint (default 15)")
     parser.add_argument("--connections", type=int, default=16, help="concurrent connections (default 16)")
     parser.add_argument(
         "--workers", type=int, help="gunicorn workers (default: gunicorn.conf.py, WEB_CONCURRENCY or one per core)"
     )
+    parser.add_argument("--reseed", action="store_true", help="reports: seed its database anew even if it is kept")
+    parser.add_argument("--requests", type=int, default=20, help="reports: timed requests per endpoint (default 20)")
+    parser.add_argument("--csv-requests", type=int, default=3, help="reports: timed CSV exports per filter (default 3)")
     args = parser.parse_args()
+
+    if args.suite == "reports":  # a database of its own, kept between runs: not django_setup()'s fresh one
+        os.environ.setdefault("DATABASE_URL", LOCAL_POSTGRES)
+        from bench import reports_bench
+
+        reports_bench.run(
+            reseed=args.reseed, requests=args.requests, csv_requests=args.csv_requests, workers=args.workers
+        )
+        return
 
     if args.suite in {"all", "offer-sets", "outcomes"}:
         os.environ.setdefault("DATABASE_URL", LOCAL_POSTGRES)
