@@ -13,7 +13,7 @@ showing one; of the incidents and offer sets, those whose sets showed one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -107,63 +107,71 @@ def _shown_by_policy(scope: ReportScope) -> Q:
     return Q(pk__in=shown)
 
 
-def outcomes_in_scope(scope: ReportScope, queryset: QuerySet[Outcome] | None = None) -> QuerySet[Outcome]:
-    queryset = Outcome.objects.all() if queryset is None else queryset
-    queryset = queryset.filter(scope.between("recorded_at"))
+def _scoped(
+    queryset: QuerySet, scope: ReportScope, *, time: str, category: str, tier: str, policy: Callable[[Policy], Q]
+) -> QuerySet:
+    """``queryset`` within the scope's period (by ``time``) and filters (by these field paths)."""
+    queryset = queryset.filter(scope.between(time))
     if scope.category is not None:
-        queryset = queryset.filter(category=scope.category)
+        queryset = queryset.filter(**{category: scope.category})
     if scope.tier:
-        queryset = queryset.filter(tier=scope.tier)
+        queryset = queryset.filter(**{tier: scope.tier})
     if scope.policy is not None:
-        # Choosing the policy's option implies its set showed one: shown, and chosen or declined.
-        queryset = queryset.filter(_shown_by_policy(scope), Q(policy=scope.policy) | Q(accepted=False))
+        queryset = queryset.filter(policy(scope.policy))
     return queryset
+
+
+def outcomes_in_scope(scope: ReportScope, queryset: QuerySet[Outcome] | None = None) -> QuerySet[Outcome]:
+    def chose_or_declined(policy: Policy) -> Q:
+        # Choosing the policy's option implies its set showed one: shown, and chosen or declined.
+        return _shown_by_policy(scope) & (Q(policy=policy) | Q(accepted=False))
+
+    queryset = Outcome.objects.all() if queryset is None else queryset
+    return _scoped(queryset, scope, time="recorded_at", category="category", tier="tier", policy=chose_or_declined)
 
 
 def _options_in_scope(scope: ReportScope) -> QuerySet[OutcomeOption]:
-    queryset = OutcomeOption.objects.filter(scope.between("recorded_at"))
-    if scope.category is not None:
-        queryset = queryset.filter(category=scope.category)
-    if scope.tier:
-        queryset = queryset.filter(tier=scope.tier)
-    if scope.policy is not None:
-        queryset = queryset.filter(policy=scope.policy)
-    return queryset
+    return _scoped(
+        OutcomeOption.objects.all(),
+        scope,
+        time="recorded_at",
+        category="category",
+        tier="tier",
+        policy=lambda policy: Q(policy=policy),
+    )
 
 
 def _incidents_in_scope(scope: ReportScope) -> QuerySet[Incident]:
-    queryset = Incident.objects.filter(scope.between("created_at"))
-    if scope.category is not None:
-        queryset = queryset.filter(category=scope.category)
-    if scope.tier:
-        queryset = queryset.filter(customer__tier=scope.tier)
-    if scope.policy is not None:
-        queryset = queryset.filter(
-            Exists(Offer.objects.filter(offer_set__incident=OuterRef("pk"), policy=scope.policy))
-        )
-    return queryset
+    return _scoped(
+        Incident.objects.all(),
+        scope,
+        time="created_at",
+        category="category",
+        tier="customer__tier",
+        policy=lambda policy: Q(Exists(Offer.objects.filter(offer_set__incident=OuterRef("pk"), policy=policy))),
+    )
 
 
 def _offer_sets_in_scope(scope: ReportScope) -> QuerySet[OfferSet]:
-    queryset = OfferSet.objects.filter(scope.between("created_at"))
-    if scope.category is not None:
-        queryset = queryset.filter(incident__category=scope.category)
-    if scope.tier:
-        queryset = queryset.filter(customer__tier=scope.tier)
-    if scope.policy is not None:
-        queryset = queryset.filter(Exists(Offer.objects.filter(offer_set=OuterRef("pk"), policy=scope.policy)))
-    return queryset
+    return _scoped(
+        OfferSet.objects.all(),
+        scope,
+        time="created_at",
+        category="incident__category",
+        tier="customer__tier",
+        policy=lambda policy: Q(Exists(Offer.objects.filter(offer_set=OuterRef("pk"), policy=policy))),
+    )
 
 
 def _escalations_in_scope(scope: ReportScope) -> QuerySet[Escalation]:
-    queryset = Escalation.objects.filter(scope.between("created_at"))
-    if scope.category is not None:
-        queryset = queryset.filter(incident__category=scope.category)
-    if scope.tier:
-        queryset = queryset.filter(customer__tier=scope.tier)
-    if scope.policy is not None:
-        queryset = queryset.filter(policy=scope.policy)
-    return queryset
+    return _scoped(
+        Escalation.objects.all(),
+        scope,
+        time="created_at",
+        category="incident__category",
+        tier="customer__tier",
+        policy=lambda policy: Q(policy=policy),
+    )
 
 
 # --- Arithmetic -------------------------------------------------------------------------------

@@ -22,14 +22,13 @@ from compensation.models import Coupon, Customer, Outcome
 from compensation.reports import CSV_HEADER
 from compensation.serializers import OutcomeRowSerializer
 from policies.choices import OfferKind
+from tests.compensation.reporting import Catalog
 from tests.compensation.test_reports_api import (
     INVALID,
     PERIOD,
     SUMMARY,
     Capture,
-    Catalog,
     case,
-    catalog_build,
     get_ok,
     utc,
 )
@@ -42,31 +41,6 @@ ROW_KEYS = set(OutcomeRowSerializer().fields)
 
 
 # --- Fixtures --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def catalog(db: None) -> Catalog:
-    return catalog_build()
-
-
-@pytest.fixture
-def agent1(client_for: Any) -> Any:
-    return client_for("agent", "agent-1")
-
-
-@pytest.fixture
-def agent2(client_for: Any) -> Any:
-    return client_for("agent", "agent-2")
-
-
-@pytest.fixture
-def manager(client_for: Any) -> Any:
-    return client_for("manager", "manager-1")
-
-
-@pytest.fixture
-def analyst(client_for: Any) -> Any:
-    return client_for("analyst", "analyst-1")
 
 
 @pytest.fixture

@@ -42,7 +42,8 @@ from compensation.serializers import (
 )
 from policies.choices import OfferKind
 from policies.models import Category, Policy
-from tests.factories import CategoryFactory, OfferTemplateFactory, PolicyFactory
+from tests.compensation.reporting import Catalog
+from tests.factories import OfferTemplateFactory, PolicyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -86,34 +87,6 @@ Capture = Callable[..., Any]
 
 
 # --- Building data through the API -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Catalog:
-    late: Category
-    damaged: Category
-    lost: Category
-    unused: Category
-    alpha: Policy
-    beta: Policy
-    gamma: Policy
-    zulu: Policy
-
-
-def catalog_build() -> Catalog:
-    late = CategoryFactory(slug="late_delivery", name="Late delivery")
-    damaged = CategoryFactory(slug="damaged_item", name="Damaged item")
-    lost = CategoryFactory(slug="lost_parcel", name="Lost parcel")
-    unused = CategoryFactory(slug="unused", name="Unused")
-    alpha = PolicyFactory(name="Alpha credit", priority=90, categories=[late, damaged])
-    OfferTemplateFactory(policy=alpha, kind=OfferKind.FIXED_CREDIT, value=Decimal("10.00"))
-    beta = PolicyFactory(name="Beta shipping", priority=10, categories=[late, damaged])
-    OfferTemplateFactory(policy=beta, kind=OfferKind.FREE_SHIPPING, value=Decimal("25.00"), title="Free shipping")
-    gamma = PolicyFactory(name="Gamma escalation", categories=[lost], escalate=True)
-    OfferTemplateFactory(policy=gamma, kind=OfferKind.FIXED_CREDIT, value=Decimal("5.00"))
-    zulu = PolicyFactory(name="Zulu unused", categories=[unused])
-    OfferTemplateFactory(policy=zulu, kind=OfferKind.FIXED_CREDIT, value=Decimal("1.00"))
-    return Catalog(late, damaged, lost, unused, alpha, beta, gamma, zulu)
 
 
 def utc(text: str) -> datetime:
@@ -235,31 +208,6 @@ EMPTY = group_row(0, 0, None, "0.00", None)
 
 
 # --- Fixtures --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def catalog(db: None) -> Catalog:
-    return catalog_build()
-
-
-@pytest.fixture
-def agent1(client_for: Any) -> Any:
-    return client_for("agent", "agent-1")
-
-
-@pytest.fixture
-def agent2(client_for: Any) -> Any:
-    return client_for("agent", "agent-2")
-
-
-@pytest.fixture
-def manager(client_for: Any) -> Any:
-    return client_for("manager", "manager-1")
-
-
-@pytest.fixture
-def analyst(client_for: Any) -> Any:
-    return client_for("analyst", "analyst-1")
 
 
 @dataclass
