@@ -237,7 +237,8 @@ def side_by_side(title: str, *, floor: dict[str, float], name: str, figures: dic
 
 
 def engine_only(out, *, computations: int = 20_000) -> None:
-    from compensation.engine import CustomerFacts, IncidentFacts, Spending, compute_options
+    from compensation.engine import compute_options
+    from compensation.engine_types import CustomerFacts, IncidentFacts, Spending
     from policies.index import policy_index_build
 
     index = policy_index_build(revision=-1)

@@ -196,7 +196,7 @@ def recording(*, env: dict[str, str], ids: list[str], agent, out) -> None:
     from django.utils import timezone
 
     from compensation.models import Offer, Outcome, OutcomeSubmission
-    from compensation.services.outcomes import outcome_enqueue
+    from compensation.queue import outcome_enqueue
     from recovery_project.celery import app, noop
 
     app.control.purge()

@@ -81,7 +81,7 @@ GUNICORN_DEFAULT_TIMEOUT = 30
 
 def _period_start() -> datetime:
     """Where the default report period (the last 30 days including today, TIME_ZONE) starts."""
-    from compensation.reports import _local_midnight, report_period_default
+    from reporting.reports import _local_midnight, report_period_default
 
     since, _ = report_period_default(since=None, until=None)
     return _local_midnight(since)

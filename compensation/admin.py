@@ -16,8 +16,7 @@ from django.urls import path
 from django.utils import timezone
 from rest_framework.exceptions import APIException
 
-from compensation.dashboard import dashboard_charts, dashboard_get
-from compensation.engine import CustomerFacts, IncidentFacts
+from compensation.engine_types import CustomerFacts, IncidentFacts
 from compensation.models import (
     Coupon,
     CreditEntry,
@@ -286,31 +285,3 @@ class CreditEntryAdmin(ReadOnlyAdmin):
 class FollowUpAdmin(ReadOnlyAdmin):
     list_display = ["id", "kind", "status", "send_after", "due_at", "sent_at", "attempts", "feedback_satisfaction"]
     list_filter = ["kind", "status"]
-
-
-def dashboard_view(request: HttpRequest) -> HttpResponse:
-    """The operations dashboard: the last 30 days of offers, cost, acceptance, satisfaction, and escalations."""
-    # Staff see what their permissions let them see; these figures are outcomes' and escalations'.
-    if not request.user.has_perm("compensation.view_outcome"):
-        raise PermissionDenied
-    dashboard = dashboard_get(now=timezone.now())
-    context = {
-        **admin.site.each_context(request),
-        "title": "Operations dashboard",
-        "dashboard": dashboard,
-        "charts": dashboard_charts(dashboard),
-    }
-    return TemplateResponse(request, "admin/compensation/dashboard.html", context)
-
-
-def _with_dashboard(get_urls: Callable[[], list]) -> Callable[[], list]:
-    """The admin site's URLs with /admin/dashboard/ first, so recovery_project/urls.py stays as it is."""
-
-    def get_urls_with_dashboard() -> list:
-        dashboard = path("dashboard/", admin.site.admin_view(dashboard_view), name="compensation_dashboard")
-        return [dashboard, *get_urls()]
-
-    return get_urls_with_dashboard
-
-
-admin.site.get_urls = _with_dashboard(admin.site.get_urls)

@@ -11,6 +11,8 @@ class CompensationConfig(AppConfig):
     verbose_name = "Compensation"
 
     def ready(self) -> None:
+        from compensation import tasks  # noqa: F401  (registers the tasks services send by name)
+
         if settings.CELERY_TASK_ALWAYS_EAGER:
             logger.warning(
                 "REDIS_URL is not set: Celery tasks run eagerly in this process (no broker, worker or beat). "

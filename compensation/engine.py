@@ -9,11 +9,18 @@ only for the options that are shown.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from compensation import ranking
+from compensation.engine_types import (
+    Candidate,
+    CustomerFacts,
+    EngineResult,
+    IncidentFacts,
+    NotOffered,
+    Option,
+    Spending,
+)
 from policies.choices import AMOUNT_KINDS, PERCENT_KINDS, OfferKind
 from policies.index import CompiledOffer, CompiledPerk, CompiledPolicy, PolicyIndex
 
@@ -22,81 +29,6 @@ HUNDRED = Decimal("100")
 ZERO = Decimal("0")
 ONE = Decimal("1")
 THOUSAND = Decimal("1000")
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerFacts:
-    external_id: str
-    name: str
-    tier: str
-    lifetime_value: Decimal
-    interests: frozenset[str]
-
-
-@dataclass(frozen=True, slots=True)
-class IncidentFacts:
-    category_id: int
-    category_name: str
-    severity: int
-    fault: str
-    correctable: bool
-    order_value: Decimal
-    repeat_count: int
-    same_category_repeat_count: int
-    occurred_on: date
-    window_days: int = 90
-
-
-@dataclass(frozen=True, slots=True)
-class Spending:
-    """What budgets have left, read per request (see ``selectors.spending_for``)."""
-
-    month_spent: Mapping[int, Decimal] = field(default_factory=dict)  # policy id -> spent this month
-    customer_spent_30d: Mapping[int, Decimal] = field(default_factory=dict)  # policy id -> to this customer
-    recent_perk_ids: frozenset[int] = frozenset()  # perks the customer got in the last 90 days
-
-
-@dataclass(slots=True)
-class Candidate:
-    """An offer the customer could get, before ranking."""
-
-    policy: CompiledPolicy
-    offer: CompiledOffer
-    kind: str
-    value: Decimal | None
-    unit: str | None
-    amount: Decimal  # the option's money value to the customer
-    estimated_cost: Decimal
-    perk: CompiledPerk | None
-    perk_overlap: tuple[str, ...]
-    multiplier: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class Option:
-    """A ranked, rendered option: what the agent reads out."""
-
-    label: str
-    candidate: Candidate
-    title: str
-    message: str
-    requires_approval: bool
-    score: float
-    score_breakdown: dict[str, float]
-    reasons: list[str]
-
-
-@dataclass(frozen=True, slots=True)
-class NotOffered:
-    policy: CompiledPolicy
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class EngineResult:
-    options: list[Option]
-    escalating_policies: list[CompiledPolicy]
-    not_offered: list[NotOffered]
 
 
 def _money(value: Decimal) -> Decimal:

@@ -9,10 +9,7 @@ from django import forms
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from compensation.models import Escalation, OfferSet, Outcome
-from compensation.reports import ReportScope, outcomes_in_scope, report_period_default
-from policies.choices import OfferKind, Tier
-from policies.models import Category, Policy
+from compensation.models import Escalation, OfferSet
 
 
 class OfferSetFilter(django_filters.FilterSet):
@@ -79,86 +76,3 @@ class EscalationFilter(django_filters.FilterSet):
             return queryset
         late = Q(status__in=[Escalation.Status.OPEN, Escalation.Status.ACKNOWLEDGED], due_at__lt=timezone.now())
         return queryset.filter(late) if value else queryset.exclude(late)
-
-
-# --- Reports and the outcome list ------------------------------------------------------------
-
-EARLIEST_DATE = date(1900, 1, 1)
-LATEST_DATE = date(9998, 12, 31)
-
-
-class ReportFilterForm(forms.Form):
-    """The period's dates must make sense together and stay within the calendar's reach."""
-
-    def clean(self) -> dict:
-        cleaned = super().clean()
-        for name in ("since", "until"):
-            value = cleaned.get(name)
-            if value is not None and not EARLIEST_DATE <= value <= LATEST_DATE:
-                self.add_error(name, f"must be a date between {EARLIEST_DATE} and {LATEST_DATE}")
-        since, until = cleaned.get("since"), cleaned.get("until")
-        if since is not None and until is not None and since > until:
-            self.add_error("until", "must be on or after since")
-        return cleaned
-
-
-class ReportFilter(django_filters.FilterSet):
-    """Period and filters of every report (API.md, "Reports"); dates are in TIME_ZONE, both inclusive."""
-
-    since = django_filters.DateFilter(method="filter_scope", help_text="from this date (YYYY-MM-DD), inclusive")
-    until = django_filters.DateFilter(method="filter_scope", help_text="to this date (YYYY-MM-DD), inclusive")
-    category = django_filters.ModelChoiceFilter(
-        queryset=Category.objects.all(),
-        to_field_name="slug",
-        method="filter_scope",
-        help_text="category slug",
-        error_messages={"invalid_choice": "no category has this slug"},
-    )
-    tier = django_filters.ChoiceFilter(choices=Tier.choices, method="filter_scope")
-    policy = django_filters.ModelChoiceFilter(
-        queryset=Policy.objects.all(),
-        method="filter_scope",
-        help_text="policy id",
-        error_messages={"invalid_choice": "no policy has this id"},
-    )
-
-    class Meta:
-        model = Outcome
-        fields = ["since", "until", "category", "tier", "policy"]
-        form = ReportFilterForm
-
-    def filter_scope(self, queryset: QuerySet, name: str, value: object) -> QuerySet:
-        return queryset  # applied together, by filter_queryset
-
-    def scope(self, *, default_period: bool) -> ReportScope:
-        """The validated filters; with ``default_period``, a missing date falls back to the last 30 days."""
-        data = self.form.cleaned_data
-        since, until = data.get("since"), data.get("until")
-        if default_period:
-            since, until = report_period_default(since=since, until=until)
-        return ReportScope(
-            since=since,
-            until=until,
-            category=data.get("category"),
-            tier=data.get("tier") or None,
-            policy=data.get("policy"),
-        )
-
-    def filter_queryset(self, queryset: QuerySet) -> QuerySet:
-        queryset = super().filter_queryset(queryset)
-        return outcomes_in_scope(self.scope(default_period=False), queryset)
-
-
-class OutcomeFilter(ReportFilter):
-    """The outcome list: the report filters (no default period) and choice, kind, agent."""
-
-    choice = django_filters.ChoiceFilter(
-        choices=[("a", "a"), ("b", "b"), ("c", "c"), ("declined", "declined")], help_text="a, b, c or declined"
-    )
-    kind = django_filters.ChoiceFilter(choices=OfferKind.choices, help_text="the chosen option's kind")
-    agent = django_filters.CharFilter(
-        field_name="agent__username", max_length=150, help_text="the username of the agent who made the set"
-    )
-
-    class Meta(ReportFilter.Meta):
-        fields = [*ReportFilter.Meta.fields, "choice", "kind", "agent"]

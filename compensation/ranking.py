@@ -21,12 +21,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
+from compensation.engine_types import Candidate, CustomerFacts, IncidentFacts
 from policies.choices import OfferKind
-
-if TYPE_CHECKING:
-    from compensation.engine import Candidate, CustomerFacts, IncidentFacts
 
 PRIOR_ACCEPTANCE = 1 / 3  # one of three options is chosen when nothing is known
 PRIOR_STRENGTH = 6.0  # how many outcomes the prior is worth

@@ -12,7 +12,7 @@ from django.db import connection
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
-from compensation.engine import Spending
+from compensation.engine_types import Spending
 from compensation.models import (
     AcceptanceStat,
     BudgetCharge,

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
+from compensation import queue
 from compensation.services import escalations, follow_ups, outcomes
 
 logger = logging.getLogger("compensation")
@@ -27,7 +28,7 @@ RETRY = {
 }
 
 
-@shared_task(bind=True, name="compensation.outcome_record", acks_late=True, **RETRY)
+@shared_task(bind=True, name=queue.OUTCOME_RECORD, acks_late=True, **RETRY)
 def outcome_record_task(self: Task, submission_id: str, batch: int | None = None) -> int:
     """Record this accepted outcome, with other pending ones in the same transaction; returns how many.
 
@@ -41,29 +42,27 @@ def outcome_record_task(self: Task, submission_id: str, batch: int | None = None
     return len(outcomes.outcomes_record(submission_id=submission_id, batch=size))
 
 
-@shared_task(name="compensation.outcome_submissions_requeue", acks_late=True)
+@shared_task(name=queue.OUTCOME_SUBMISSIONS_REQUEUE, acks_late=True)
 def outcome_submissions_requeue() -> int:
     return outcomes.outcome_submissions_requeue()
 
 
-@shared_task(name="compensation.follow_ups_send", acks_late=True)
+@shared_task(name=queue.FOLLOW_UPS_SEND, acks_late=True)
 def follow_ups_send() -> int:
     return follow_ups.follow_ups_send()
 
 
-@shared_task(
-    name="compensation.escalation_notify", acks_late=True, **{**RETRY, "autoretry_for": (DatabaseError, OSError)}
-)
+@shared_task(name=queue.ESCALATION_NOTIFY, acks_late=True, **{**RETRY, "autoretry_for": (DatabaseError, OSError)})
 def escalation_notify_task(escalation_id: int, overdue: bool = False) -> bool:
     return escalations.escalation_notify(escalation_id=escalation_id, overdue=overdue)
 
 
-@shared_task(name="compensation.escalations_flag_overdue", acks_late=True)
+@shared_task(name=queue.ESCALATIONS_FLAG_OVERDUE, acks_late=True)
 def escalations_flag_overdue() -> int:
     return escalations.escalations_flag_overdue()
 
 
-@shared_task(name="compensation.idempotency_records_purge", acks_late=True)
+@shared_task(name=queue.IDEMPOTENCY_RECORDS_PURGE, acks_late=True)
 def idempotency_records_purge() -> int:
     from compensation.idempotency import KEEP
     from compensation.models import IdempotencyRecord

@@ -19,11 +19,5 @@ urlpatterns = [
     path("escalations/<int:escalation_id>/resolve/", apis.EscalationResolveApi.as_view(), name="escalation-resolve"),
     path("escalations/<int:escalation_id>/approve/", apis.EscalationApproveApi.as_view(), name="escalation-approve"),
     path("escalations/<int:escalation_id>/reject/", apis.EscalationRejectApi.as_view(), name="escalation-reject"),
-    path("outcomes/", apis.OutcomeListApi.as_view(), name="outcome-list"),
-    path("reports/summary/", apis.SummaryReportApi.as_view(), name="report-summary"),
-    path("reports/policies/", apis.PolicyReportApi.as_view(), name="report-policies"),
-    path("reports/offer-kinds/", apis.KindReportApi.as_view(), name="report-offer-kinds"),
-    path("reports/categories/", apis.CategoryReportApi.as_view(), name="report-categories"),
-    path("reports/agents/", apis.AgentReportApi.as_view(), name="report-agents"),
     path("feedback/<str:token>/", apis.FeedbackSubmitApi.as_view(), name="feedback"),
 ]

@@ -4,11 +4,17 @@ missing a test skips with the reason, except in CI (CI=true), where it fails."""
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
+from django.utils import timezone
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -92,3 +98,40 @@ def client_for(make_user):
         return client
 
     return make
+
+
+# --- API clients of one user per role, as the report and offer-set tests use them ----------
+
+
+@pytest.fixture
+def agent1(client_for: Any) -> Any:
+    return client_for("agent", "agent-1")
+
+
+@pytest.fixture
+def agent2(client_for: Any) -> Any:
+    return client_for("agent", "agent-2")
+
+
+@pytest.fixture
+def manager(client_for: Any) -> Any:
+    return client_for("manager", "manager-1")
+
+
+@pytest.fixture
+def analyst(client_for: Any) -> Any:
+    return client_for("analyst", "analyst-1")
+
+
+DEMO_PACK = Path(settings.BASE_DIR) / "fixtures" / "demo_pack.yaml"
+
+
+@pytest.fixture
+def demo_pack(db: None) -> None:
+    """The demo policy pack, imported as ``import_policies`` does."""
+    call_command("import_policies", str(DEMO_PACK), stdout=io.StringIO(), stderr=io.StringIO())
+
+
+@pytest.fixture
+def now() -> datetime:
+    return timezone.now()

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from compensation.exceptions import Conflict
 from compensation.models import Customer, Escalation, Incident, OutcomeSubmission
+from compensation.queue import ESCALATION_NOTIFY, outcome_enqueue, task_send
 from compensation.roles import Role
 from compensation.services.budgets import budget_release
 from policies.serialization import money
@@ -36,15 +37,7 @@ def escalation_due(now: datetime) -> datetime:
 
 def escalation_notify_enqueue(escalation_id: int, *, overdue: bool = False) -> None:
     """Tell the managers after commit, through Celery; a broker outage only delays the e-mail."""
-    from compensation.tasks import escalation_notify_task
-
-    def send() -> None:
-        try:
-            escalation_notify_task.apply_async((escalation_id,), {"overdue": overdue}, retry=False)
-        except Exception:
-            logger.warning("could not enqueue the notification for escalation %s", escalation_id)
-
-    transaction.on_commit(send)
+    transaction.on_commit(lambda: task_send(ESCALATION_NOTIFY, escalation_id, overdue=overdue))
 
 
 def escalation_open_for_incident(
@@ -166,8 +159,6 @@ def _approval_to_decide(escalation_id: int, *, decision: str, verb: str) -> tupl
 
 def escalation_approve(*, escalation_id: int, user: Any, now: datetime | None = None) -> Escalation:
     """Let the waiting outcome be recorded; approving again changes nothing."""
-    from compensation.services.outcomes import outcome_enqueue
-
     now = now or timezone.now()
     with transaction.atomic():
         escalation, submission = _approval_to_decide(

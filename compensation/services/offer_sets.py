@@ -16,7 +16,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from compensation.engine import CustomerFacts, EngineResult, IncidentFacts, compute_options
+from compensation.engine import compute_options
+from compensation.engine_types import CustomerFacts, EngineResult, IncidentFacts
 from compensation.models import Customer, Escalation, Incident, Offer, OfferSet
 from compensation.roles import Role, user_has_role
 from compensation.selectors import RequestFacts, request_facts

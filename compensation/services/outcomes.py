@@ -37,6 +37,7 @@ from compensation.models import (
     OutcomeSubmission,
     PerkGrant,
 )
+from compensation.queue import outcome_enqueue
 from compensation.roles import Role, user_has_role
 from compensation.selectors import budget_month, offer_set_for_outcome
 from compensation.services.budgets import (
@@ -74,18 +75,6 @@ def _same_or_conflict(existing: OutcomeSubmission, choice: str) -> OutcomeSubmis
     if existing.choice == choice:
         return existing  # the identical choice, already accepted
     raise Conflict(f"This offer set already has an outcome ({existing.choice!r}, {existing.status}).", "outcome_exists")
-
-
-def outcome_enqueue(submission_id: Any) -> None:
-    """Send the recording task; if the broker is down, the requeue task sends it later."""
-    from compensation.tasks import outcome_record_task
-
-    try:
-        outcome_record_task.apply_async((str(submission_id),), retry=False)
-    except Exception:
-        logger.warning(
-            "could not enqueue outcome %s; it stays pending and will be re-sent", submission_id, exc_info=True
-        )
 
 
 def _submission_for(

@@ -18,10 +18,6 @@ from typing import Any
 import pytest
 
 from compensation.engine import (
-    CustomerFacts,
-    EngineResult,
-    IncidentFacts,
-    Spending,
     best_perk,
     candidate_for,
     compute_options,
@@ -29,6 +25,7 @@ from compensation.engine import (
     generosity_multiplier,
     render,
 )
+from compensation.engine_types import CustomerFacts, EngineResult, IncidentFacts, Spending
 from policies.index import (
     CompiledCategory,
     CompiledOffer,

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from compensation import ranking
-from compensation.engine import CustomerFacts, IncidentFacts, Spending, candidate_for, first_failed_condition
+from compensation.engine import candidate_for, first_failed_condition
+from compensation.engine_types import CustomerFacts, IncidentFacts, Spending
 from policies.index import CompiledOffer, CompiledPolicy
 from tests.compensation.test_engine import (
     CATEGORIES,

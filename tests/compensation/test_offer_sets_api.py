@@ -749,7 +749,7 @@ def test_a_manager_sees_every_offer_set(demo_pack: None, client_for: Any) -> Non
         assert manager.get(detail_url(offer_set["id"])).json() == offer_set
 
 
-@pytest.mark.parametrize("offer_set_id", [str(uuid.uuid4()), "not-a-uuid", "12345"])
+@pytest.mark.parametrize("offer_set_id", ["0d4f7a52-3b1e-4c8a-9f60-2e5d1c7b8a90", "not-a-uuid", "12345"])
 def test_unknown_or_malformed_id_is_a_json_404(demo_pack: None, client_for: Any, offer_set_id: str) -> None:
     response = client_for("manager").get(detail_url(offer_set_id))
 

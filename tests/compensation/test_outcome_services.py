@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core import mail
 from django.db import IntegrityError, transaction
 
-from compensation import ranking
+from compensation import queue, ranking
 from compensation.models import (
     AcceptanceStat,
     BudgetCharge,
@@ -461,7 +461,7 @@ def test_a_broker_outage_leaves_the_submission_pending_for_the_requeue(
     monkeypatch.setattr(outcome_record_task, "apply_async", broker_down)
     submission = submit(agent, offer_set_new(agent), "a")
 
-    outcomes.outcome_enqueue(submission.pk)  # what on_commit runs: it must not raise
+    queue.outcome_enqueue(submission.pk)  # what on_commit runs: it must not raise
 
     submission.refresh_from_db()
     assert submission.status == OutcomeSubmission.Status.PENDING

@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 
 from compensation import ranking
-from compensation.engine import Spending, candidate_for
+from compensation.engine import candidate_for
+from compensation.engine_types import Spending
 from tests.compensation.test_engine import (
     make_customer,
     make_incident,

@@ -18,8 +18,8 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
-from compensation import charts
 from compensation.models import Escalation, OfferSet, Outcome, OutcomeOption
+from reporting import charts
 
 WINDOW_DAYS = 30
 TOP_POLICIES = 15

@@ -19,11 +19,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from compensation.models import Coupon, Customer, Outcome
-from compensation.reports import CSV_HEADER
-from compensation.serializers import OutcomeRowSerializer
 from policies.choices import OfferKind
-from tests.compensation.reporting import Catalog
-from tests.compensation.test_reports_api import (
+from reporting.reports import CSV_HEADER
+from reporting.serializers import OutcomeRowSerializer
+from tests.factories import OfferTemplateFactory, PolicyFactory
+from tests.reporting.catalog import Catalog
+from tests.reporting.test_reports_api import (
     INVALID,
     PERIOD,
     SUMMARY,
@@ -32,7 +33,6 @@ from tests.compensation.test_reports_api import (
     get_ok,
     utc,
 )
-from tests.factories import OfferTemplateFactory, PolicyFactory
 
 pytestmark = pytest.mark.django_db
 

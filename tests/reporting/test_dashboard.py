@@ -16,15 +16,6 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from compensation import charts
-from compensation.dashboard import (
-    dashboard_charts,
-    dashboard_days,
-    dashboard_escalations,
-    dashboard_get,
-    dashboard_policy_acceptance,
-    dashboard_window,
-)
 from compensation.models import (
     Customer,
     Escalation,
@@ -37,6 +28,15 @@ from compensation.models import (
 )
 from policies.choices import OfferKind, Tier
 from policies.models import Policy
+from reporting import charts
+from reporting.dashboard import (
+    dashboard_charts,
+    dashboard_days,
+    dashboard_escalations,
+    dashboard_get,
+    dashboard_policy_acceptance,
+    dashboard_window,
+)
 from tests.factories import CategoryFactory, PolicyFactory
 
 pytestmark = pytest.mark.django_db
@@ -444,7 +444,7 @@ def test_the_admin_index_links_to_the_dashboard(admin_client: Any) -> None:
 
     assert response.status_code == 200
     assert f'href="{URL}"' in response.content.decode()
-    assert reverse("admin:compensation_dashboard") == URL
+    assert reverse("admin:dashboard") == URL
 
 
 def test_staff_see_the_charts_and_the_escalations(admin_client: Any, agent: Any) -> None:

@@ -33,17 +33,17 @@ from compensation.models import (
     OutcomeSubmission,
 )
 from compensation.roles import Role
-from compensation.serializers import (
+from policies.choices import OfferKind
+from policies.models import Category, Policy
+from reporting.serializers import (
     AgentReportSerializer,
     CategoryReportSerializer,
     KindReportSerializer,
     PolicyReportSerializer,
     SummaryReportSerializer,
 )
-from policies.choices import OfferKind
-from policies.models import Category, Policy
-from tests.compensation.reporting import Catalog
 from tests.factories import OfferTemplateFactory, PolicyFactory
+from tests.reporting.catalog import Catalog
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 from playwright.sync_api import Locator, expect, sync_playwright
 
 from tests.browser.test_admin_browser import CHROMIUM_ARGS, STEP_TIMEOUT_MS
-from tests.compensation.test_dashboard import escalation_due, month_new
+from tests.reporting.test_dashboard import escalation_due, month_new
 
 SCREENSHOT = Path("/tmp/dashboard_browser_failure.png")  # noqa: S108 - a debugging aid, overwritten each run
 CHARTS = ["chart-offers", "chart-cost", "chart-satisfaction", "chart-acceptance"]

@@ -1,0 +1,176 @@
+"""Shapes of the reports and the outcome list (JSON rows and CSV cells)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from compensation.serializers import iso
+from policies.choices import OfferKind
+from policies.serialization import money
+
+# --- Reports (output) ---------------------------------------------------------------------
+
+
+class SummaryReportSerializer(serializers.Serializer):
+    since = serializers.DateField()
+    until = serializers.DateField()
+    incidents = serializers.IntegerField()
+    offer_sets = serializers.IntegerField()
+    outcomes = serializers.IntegerField(help_text="recorded outcomes: accepted + declined")
+    accepted = serializers.IntegerField()
+    declined = serializers.IntegerField()
+    acceptance_rate = serializers.FloatField(allow_null=True, help_text="accepted / outcomes; null without outcomes")
+    total_cost = serializers.CharField(help_text="decimal string: the chosen options' estimated_cost")
+    average_cost_per_acceptance = serializers.CharField(allow_null=True, help_text="total_cost / accepted")
+    average_satisfaction = serializers.FloatField(allow_null=True)
+    escalations_opened = serializers.IntegerField()
+    escalations_resolved = serializers.IntegerField(help_text="of those opened in the period, the ones closed")
+    repeat_incident_share = serializers.FloatField(allow_null=True, help_text="incidents with repeat_count >= 2")
+    median_seconds_to_outcome = serializers.FloatField(allow_null=True, help_text="outcome submitted - set created")
+
+
+class _GroupReportSerializer(serializers.Serializer):
+    offered = serializers.IntegerField(help_text="options shown in offer sets that got a recorded outcome")
+    chosen = serializers.IntegerField()
+    acceptance_rate = serializers.FloatField(allow_null=True, help_text="chosen / offered")
+    total_cost = serializers.CharField(help_text="decimal string")
+    average_satisfaction = serializers.FloatField(allow_null=True)
+
+
+class _OutcomeCountsMixin(serializers.Serializer):
+    outcomes = serializers.IntegerField(help_text="recorded outcomes, the declined included")
+    declined = serializers.IntegerField()
+    outcome_acceptance_rate = serializers.FloatField(allow_null=True, help_text="chosen / outcomes")
+
+
+class PolicyNameSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class CategoryRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    slug = serializers.CharField()
+    name = serializers.CharField()
+
+
+class AgentRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+
+
+class PolicyReportSerializer(_GroupReportSerializer):
+    policy = PolicyNameSerializer()
+
+
+class KindReportSerializer(_GroupReportSerializer):
+    kind = serializers.ChoiceField(choices=OfferKind.choices)
+
+
+class CategoryReportSerializer(_OutcomeCountsMixin, _GroupReportSerializer):
+    category = CategoryRefSerializer()
+
+
+class AgentReportSerializer(_OutcomeCountsMixin, _GroupReportSerializer):
+    agent = AgentRefSerializer()
+
+
+class OutcomeRowSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    offer_set = serializers.UUIDField()
+    incident = serializers.IntegerField()
+    customer = serializers.CharField(help_text="the customer's external_id")
+    agent = serializers.CharField(help_text="username of the agent who made the offer set")
+    category = serializers.CharField(help_text="category slug")
+    tier = serializers.CharField(help_text="the customer's tier when the outcome was recorded")
+    choice = serializers.CharField(help_text="a, b, c or declined")
+    accepted = serializers.BooleanField()
+    kind = serializers.ChoiceField(choices=OfferKind.choices, allow_null=True)
+    policy = PolicyNameSerializer(allow_null=True)
+    cost = serializers.CharField(help_text="decimal string; 0.00 when declined")
+    currency = serializers.CharField()
+    satisfaction = serializers.IntegerField(allow_null=True)
+    coupon_code = serializers.CharField(allow_null=True)
+    offer_set_created_at = serializers.DateTimeField()
+    submitted_at = serializers.DateTimeField()
+    recorded_at = serializers.DateTimeField()
+    seconds_to_outcome = serializers.FloatField(help_text="submitted_at - offer_set_created_at")
+
+
+def outcome_row_fields(row: Any) -> dict[str, Any]:
+    """One row of :func:`reporting.reports.outcome_rows`, flat and formatted, keyed as ``CSV_HEADER``."""
+    created_at, submitted_at = row.offer_set_created_at, row.submitted_at
+    return {
+        "id": row.id,
+        "offer_set": str(row.offer_set_id),
+        "incident": row.offer_set__incident_id,
+        "customer": row.customer__external_id,
+        "agent": row.agent__username,
+        "category": row.category__slug,
+        "tier": row.tier,
+        "choice": row.choice,
+        "accepted": row.accepted,
+        "kind": row.kind or None,
+        "policy_id": row.policy_id,
+        "policy_name": row.policy__name,
+        "cost": money(row.cost),
+        "currency": row.currency,
+        "satisfaction": row.satisfaction,
+        "coupon_code": row.coupon__code,
+        "offer_set_created_at": iso(created_at),
+        "submitted_at": iso(submitted_at),
+        "recorded_at": iso(row.recorded_at),
+        "seconds_to_outcome": round((submitted_at - created_at).total_seconds(), 3),
+    }
+
+
+def outcome_row_payload(row: Any) -> dict[str, Any]:
+    """The outcome list's JSON row: the fields, with the policy as ``{"id", "name"}`` or null."""
+    fields = outcome_row_fields(row)
+    policy_id, policy_name = fields.pop("policy_id"), fields.pop("policy_name")
+    fields["policy"] = {"id": policy_id, "name": policy_name} if policy_id is not None else None
+    return fields
+
+
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> str:
+    """A cell a spreadsheet will not run: text that starts like a formula is quoted with a leading '."""
+    if value is None:
+        return ""
+    text = str(value)
+    return "'" + text if text.startswith(CSV_FORMULA_STARTS) else text
+
+
+def outcome_csv_row(row: Any) -> list[Any]:
+    """The CSV's cells for one row, in ``CSV_HEADER``'s order; free text made safe for spreadsheets.
+
+    Built directly from the row, not through :func:`outcome_row_fields`: an export runs it a
+    million times.
+    """
+    created_at, submitted_at = row.offer_set_created_at, row.submitted_at
+    return [
+        row.id,
+        row.offer_set_id,
+        row.offer_set__incident_id,
+        csv_cell(row.customer__external_id),
+        csv_cell(row.agent__username),
+        csv_cell(row.category__slug),
+        row.tier,
+        row.choice,
+        "true" if row.accepted else "false",
+        row.kind,
+        row.policy_id,
+        csv_cell(row.policy__name),
+        money(row.cost),
+        row.currency,
+        row.satisfaction,
+        row.coupon__code,
+        iso(created_at),
+        iso(submitted_at),
+        iso(row.recorded_at),
+        round((submitted_at - created_at).total_seconds(), 3),
+    ]
