@@ -13,7 +13,7 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -51,9 +51,9 @@ from compensation.services.escalations import (
     escalation_reject,
     escalation_resolve,
 )
-from compensation.services.follow_ups import FeedbackLinkInvalid, feedback_link_check, feedback_submit
+from compensation.services.follow_ups import feedback_link_check, feedback_submit
 from compensation.services.offer_sets import offer_set_create
-from compensation.services.outcomes import outcome_submit_for
+from compensation.services.outcomes import outcome_submit
 from policies.index import policy_index_get
 
 
@@ -178,10 +178,7 @@ class OutcomeSubmitApi(APIView):
             serializer = OutcomeInputSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
             data = serializer.validated_data
-            try:
-                submission = outcome_submit_for(user=request.user, offer_set_id=offer_set_id, **data)
-            except OfferSet.DoesNotExist:
-                raise NotFound() from None
+            submission = outcome_submit(user=request.user, offer_set_id=offer_set_id, **data)
             body = {
                 "status": "accepted",
                 "submission_id": str(submission.pk),
@@ -294,11 +291,8 @@ class FeedbackSubmitApi(APIView):
         },
     )
     def post(self, request: Request, token: str) -> Response:
-        try:
-            feedback_link_check(token)  # a bad, used or expired link says so whatever the body
-            serializer = FeedbackInputSerializer(data=request.data)
-            serializer.is_valid(raise_exception=True)
-            feedback_submit(token=token, **serializer.validated_data)
-        except FeedbackLinkInvalid:
-            raise NotFound("This feedback link is not valid.") from None
+        feedback_link_check(token)  # a bad, used or expired link says so whatever the body
+        serializer = FeedbackInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        feedback_submit(token=token, **serializer.validated_data)
         return Response({"status": "thank you"})

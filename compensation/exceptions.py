@@ -13,6 +13,9 @@ from rest_framework import exceptions
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
+
+from compensation import errors
 
 logger = logging.getLogger("compensation")
 
@@ -25,7 +28,29 @@ class PayloadTooLarge(APIException):
         super().__init__(f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
 
 
+# The one place domain errors become HTTP.
+HTTP_STATUS: dict[type[errors.ApplicationError], int] = {
+    errors.InvalidInput: 400,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.Gone: 410,
+}
+
+
+def _status_of(exc: errors.ApplicationError) -> int:
+    return next(status for kind, status in HTTP_STATUS.items() if isinstance(exc, kind))
+
+
+def application_error_response(exc: errors.ApplicationError) -> Response:
+    if isinstance(exc, errors.InvalidInput):
+        return Response(exc.errors, status=400)
+    return Response({"detail": exc.message, "code": str(exc.code)}, status=_status_of(exc))
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, errors.ApplicationError):
+        set_rollback()
+        return application_error_response(exc)
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
     response = drf_exception_handler(exc, context)
@@ -72,20 +97,3 @@ def handler400(request: HttpRequest, exception: Exception | None = None) -> Json
             return JsonResponse({"detail": str(error.detail), "code": error.default_code}, status=error.status_code)
         return JsonResponse({"detail": "Bad request.", "code": "bad_request"}, status=400)
     return bad_request(request, exception)
-
-
-class Conflict(APIException):
-    """409 with a machine-readable ``code`` (``outcome_exists``, ``expired``, ``budget_exhausted``, ...)."""
-
-    status_code = 409
-    default_detail = "The request conflicts with the current state."
-    default_code = "conflict"
-
-    def __init__(self, detail: str, code: str) -> None:
-        super().__init__(detail, code)
-
-
-class Gone(APIException):
-    status_code = 410
-    default_detail = "This link has expired."
-    default_code = "expired"

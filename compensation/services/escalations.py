@@ -19,12 +19,12 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from compensation.exceptions import Conflict
+from compensation.errors import Conflict, ErrorCode
 from compensation.models import Customer, Escalation, Incident, OutcomeSubmission
 from compensation.queue import ESCALATION_NOTIFY, outcome_enqueue, task_send
 from compensation.roles import Role
 from compensation.services.budgets import budget_release
-from policies.serialization import money
+from policies.money import money
 
 logger = logging.getLogger("compensation")
 
@@ -97,7 +97,9 @@ def _locked(escalation_id: int) -> Escalation:
 
 
 def _closed(escalation: Escalation, action: str) -> Conflict:
-    return Conflict(f"Escalation {escalation.pk} is {escalation.status}; it cannot be {action}.", "escalation_closed")
+    return Conflict(
+        f"Escalation {escalation.pk} is {escalation.status}; it cannot be {action}.", ErrorCode.ESCALATION_CLOSED
+    )
 
 
 def escalation_acknowledge(*, escalation_id: int, user: Any, now: datetime | None = None) -> Escalation:
@@ -131,7 +133,7 @@ def escalation_resolve(*, escalation_id: int, user: Any, resolution: str, now: d
     with transaction.atomic():
         escalation = _locked(escalation_id)
         if escalation.kind == Escalation.Kind.APPROVAL:
-            raise Conflict("An approval is closed by approving or rejecting it.", "approval_required")
+            raise Conflict("An approval is closed by approving or rejecting it.", ErrorCode.APPROVAL_REQUIRED)
         if escalation.status not in OPEN_STATUSES:
             raise _closed(escalation, "resolved")
         return _close(escalation, status=Escalation.Status.RESOLVED, resolution=resolution, user=user, now=now)
@@ -141,7 +143,7 @@ def _approval_to_decide(escalation_id: int, *, decision: str, verb: str) -> tupl
     """The approval and its waiting outcome, locked; no outcome when it already has this ``decision`` (a repeat)."""
     escalation = _locked(escalation_id)
     if escalation.kind != Escalation.Kind.APPROVAL:
-        raise Conflict(f"Only approval escalations are {verb}; resolve this one.", "not_an_approval")
+        raise Conflict(f"Only approval escalations are {verb}; resolve this one.", ErrorCode.NOT_AN_APPROVAL)
     if escalation.status == decision:
         return escalation, None
     if escalation.status not in OPEN_STATUSES:
@@ -153,7 +155,7 @@ def _approval_to_decide(escalation_id: int, *, decision: str, verb: str) -> tupl
         .first()
     )
     if submission is None:
-        raise Conflict(f"Escalation {escalation.pk} has no outcome waiting for approval.", "escalation_closed")
+        raise Conflict(f"Escalation {escalation.pk} has no outcome waiting for approval.", ErrorCode.ESCALATION_CLOSED)
     return escalation, submission
 
 

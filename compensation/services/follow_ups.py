@@ -17,7 +17,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from compensation.exceptions import Conflict, Gone
+from compensation.errors import Conflict, ErrorCode, Gone, NotFound
 from compensation.models import FollowUp, Outcome
 
 logger = logging.getLogger("compensation")
@@ -26,8 +26,11 @@ FEEDBACK_SALT = "recovery.feedback"
 BATCH = 200
 
 
-class FeedbackLinkInvalid(Exception):
-    """A token that was not made here, or names no satisfaction check: 404."""
+class FeedbackLinkInvalid(NotFound):
+    """A token that was not made here, or names no satisfaction check."""
+
+    def __init__(self) -> None:
+        super().__init__("This feedback link is not valid.")
 
 
 def feedback_token(follow_up: FollowUp) -> str:
@@ -113,7 +116,7 @@ def _feedback_follow_up_id(token: str) -> int:
     try:
         value = signer.unsign(token, max_age=timedelta(days=settings.FEEDBACK_LINK_MAX_AGE_DAYS))
     except signing.SignatureExpired:
-        raise Gone("This feedback link has expired.", "expired") from None
+        raise Gone("This feedback link has expired.") from None
     except signing.BadSignature:
         raise FeedbackLinkInvalid() from None
     if not value.isdigit():
@@ -127,7 +130,7 @@ def feedback_link_check(token: str) -> None:
     if follow_up is None:
         raise FeedbackLinkInvalid()
     if follow_up.responded_at is not None:
-        raise Conflict("This feedback link was already used. Thank you!", "feedback_used")
+        raise Conflict("This feedback link was already used. Thank you!", ErrorCode.FEEDBACK_USED)
 
 
 def feedback_submit(*, token: str, satisfaction: int, comment: str = "", now: datetime | None = None) -> FollowUp:
@@ -145,7 +148,7 @@ def feedback_submit(*, token: str, satisfaction: int, comment: str = "", now: da
         if follow_up is None:
             raise FeedbackLinkInvalid()
         if follow_up.responded_at is not None:
-            raise Conflict("This feedback link was already used. Thank you!", "feedback_used")
+            raise Conflict("This feedback link was already used. Thank you!", ErrorCode.FEEDBACK_USED)
         follow_up.responded_at = now
         follow_up.feedback_satisfaction = satisfaction
         follow_up.feedback_comment = comment
