@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db import connection
 from django.db.models import Prefetch, QuerySet
-from django.utils import timezone
 
 from compensation.engine_types import Spending
 from compensation.models import (
@@ -24,6 +23,7 @@ from compensation.models import (
     PerkGrant,
     PolicyMonthSpend,
 )
+from compensation.periods import month_start
 from compensation.roles import Role, user_has_role
 
 CUSTOMER_CAP_DAYS = 30
@@ -32,11 +32,6 @@ REPEAT_SLACK = timedelta(minutes=1)
 NO_INT = "CAST(NULL AS BIGINT)"
 NO_NUMBER = "CAST(NULL AS NUMERIC)"
 PERK_REPEAT_DAYS = 90
-
-
-def budget_month(now: datetime) -> date:
-    """First day of ``now``'s calendar month in the deployment's time zone."""
-    return timezone.localtime(now).date().replace(day=1)
 
 
 @dataclass(frozen=True)
@@ -107,7 +102,7 @@ def request_facts(
             f"SELECT 'm', {q('policy_id')}, {q('spent')}, {NO_INT} FROM {table(PolicyMonthSpend)} "
             f"WHERE {q('month')} = %s AND {q('policy_id')} IN ({marks})"
         )
-        params += [budget_month(now), *monthly_capped]
+        params += [month_start(now), *monthly_capped]
     parts.append(
         f"SELECT 's', {q('offer_template_id')}, CAST({q('offered')} AS NUMERIC), {q('chosen')} "
         f"FROM {table(AcceptanceStat)} "
@@ -166,22 +161,6 @@ def offer_set_visible_to(user) -> QuerySet[OfferSet]:
     if user_has_role(user, Role.MANAGER):
         return queryset
     return queryset.filter(created_by=user)
-
-
-def offer_set_for_outcome(*, user, offer_set_id) -> tuple[OfferSet, list[Offer]]:
-    """The set and its options (one query), if ``user`` may post its outcome; ``OfferSet.DoesNotExist`` otherwise."""
-    mine = {} if user_has_role(user, Role.MANAGER) else {"created_by": user}
-    offers = list(
-        Offer.objects.select_related("offer_set")
-        .filter(offer_set_id=offer_set_id, **{f"offer_set__{k}": v for k, v in mine.items()})
-        .order_by("rank")
-    )
-    if not offers:  # a set without options (every budget was spent)
-        return OfferSet.objects.get(pk=offer_set_id, **mine), []
-    offer_set = offers[0].offer_set
-    for offer in offers:
-        offer.offer_set = offer_set
-    return offer_set, offers
 
 
 def escalation_list() -> QuerySet[Escalation]:

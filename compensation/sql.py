@@ -55,3 +55,14 @@ def insert_values_sql(instances: list[Any]) -> tuple[str, list[Any]]:
     )
     params = [f.get_db_prep_save(getattr(obj, f.attname), connection) for obj in instances for f in fields]
     return sql, params
+
+
+def typed_param(field: models.Field) -> str:
+    """A ``%s`` placeholder typed as ``field`` where the value stands alone (``SELECT %s AS x``, no column to type it).
+
+    PostgreSQL needs the cast to know the type; SQLite compares untyped text as text, so it gets the cast
+    too, except for dates, whose SQLite "type" would turn ``'2026-12-01'`` into the number 2026.
+    """
+    if connection.vendor == "sqlite" and isinstance(field, models.DateField):
+        return "%s"
+    return f"CAST(%s AS {field.cast_db_type(connection)})"

@@ -15,19 +15,16 @@ from django.db import connection
 from django.db.models import F, Sum
 from django.db.models.functions import Round
 
-from compensation.exceptions import Conflict
+from compensation.errors import BudgetExhausted
 from compensation.models import BudgetCharge, Customer, PolicyMonthSpend
-from compensation.selectors import CUSTOMER_CAP_DAYS, budget_month
+from compensation.periods import month_start
+from compensation.selectors import CUSTOMER_CAP_DAYS
+from compensation.sql import typed_param
 from policies.index import policy_index_get
 from policies.models import Policy
-from policies.serialization import money
+from policies.money import money
 
 ZERO = Decimal("0")
-
-
-class BudgetExhausted(Conflict):
-    def __init__(self, detail: str) -> None:
-        super().__init__(f"{detail} Ask for new options.", "budget_exhausted")
 
 
 @dataclass(frozen=True)
@@ -46,21 +43,19 @@ def policy_caps(policy_id: int) -> PolicyCaps | None:
     return None if row is None else PolicyCaps(*row)
 
 
-def month_fits(amount: Decimal, cap: Decimal | None) -> bool:
-    """Whether ``amount`` fits an empty month: the upsert's first insert is not checked against the cap."""
-    return cap is None or amount <= cap
-
-
 def month_spend_upsert_sql(rows: str) -> str:
     """The conditional upsert: add each row's spend to its month unless that passes the cap it carries.
 
-    ``rows`` gives ``(policy_id, month, spent, cap)`` (``VALUES …`` or a
-    ``SELECT``); an existing month's row is updated, and returned, only if the
-    new total fits. Both ways of charging a budget use this one statement.
+    ``rows`` is a ``SELECT`` of columns named ``policy_id``, ``month``,
+    ``spent`` and ``cap``. A row whose spend alone passes its cap is not
+    inserted; an existing month's row is updated, and returned, only if the
+    new total fits. Both ways of charging a budget use this one statement, so
+    "fits the month" is defined here only.
     """
     table = connection.ops.quote_name(PolicyMonthSpend._meta.db_table)
     return (
-        f"INSERT INTO {table} (policy_id, month, spent, cap) {rows} "
+        f"INSERT INTO {table} (policy_id, month, spent, cap) "  # noqa: S608 - names only
+        f"SELECT policy_id, month, spent, cap FROM ({rows}) AS charged WHERE cap IS NULL OR spent <= cap "
         # ROUND: SQLite keeps decimals as floats, where 0.10 + 0.20 > 0.30.
         f"ON CONFLICT (policy_id, month) DO UPDATE SET spent = ROUND({table}.spent + EXCLUDED.spent, 2), "
         f"cap = EXCLUDED.cap WHERE EXCLUDED.cap IS NULL OR ROUND({table}.spent + EXCLUDED.spent, 2) <= EXCLUDED.cap"
@@ -97,14 +92,14 @@ def budget_charge(
                 f"{money(max(ZERO, customer_cap - spent))} is left for this customer and this option costs "
                 f"{money(amount)}."
             )
-    month = budget_month(now)
-    sql = month_spend_upsert_sql("VALUES (%s, %s, %s, %s)") + " RETURNING spent"
+    month = month_start(now)
+    fields = [PolicyMonthSpend._meta.get_field(name) for name in ("policy", "month", "spent", "cap")]
+    values = [typed_param(field) + f" AS {field.column}" for field in fields]
+    sql = month_spend_upsert_sql(f"SELECT {', '.join(values)}") + " RETURNING spent"
     params = [policy_id, month, amount, caps.monthly_cap]
-    added = month_fits(amount, caps.monthly_cap)
-    if added:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            added = cursor.fetchone() is not None
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        added = cursor.fetchone() is not None
     if not added:
         raise BudgetExhausted(
             f"Policy {caps.name!r} has not enough monthly budget left for this option ({money(amount)})."

@@ -1,4 +1,4 @@
-"""The outcome path of DESIGN.md: accept a choice in one transaction, record it in a task.
+"""The outcome path (docs/architecture.md): accept a choice in one transaction, record it in a task.
 
 ``outcome_submit`` checks the label, expiry and any earlier outcome, charges the
 budget and writes the submission (the outbox); after commit the recording task
@@ -10,10 +10,11 @@ nothing, and writes everything the choice promises.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import secrets
 import uuid
-from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -21,9 +22,8 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 
-from compensation.exceptions import Conflict
+from compensation.errors import BudgetExhausted, Conflict, ErrorCode, InvalidInput, NotFound
 from compensation.models import (
     AcceptanceStat,
     BudgetCharge,
@@ -37,19 +37,15 @@ from compensation.models import (
     OutcomeSubmission,
     PerkGrant,
 )
+from compensation.periods import month_start
 from compensation.queue import outcome_enqueue
 from compensation.roles import Role, user_has_role
-from compensation.selectors import budget_month, offer_set_for_outcome
-from compensation.services.budgets import (
-    BudgetExhausted,
-    budget_charge,
-    month_spend_upsert_sql,
-    policy_caps,
-)
+from compensation.services.budgets import PolicyCaps, budget_charge, month_spend_upsert_sql
 from compensation.services.escalations import escalation_approval_open, escalation_open_for_incident
 from compensation.sql import insert_select_sql
 from policies.choices import OfferKind
 from policies.models import OfferTemplate, Policy
+from policies.money import cents
 
 logger = logging.getLogger("compensation")
 
@@ -61,27 +57,96 @@ FOLLOW_UP_DUE = timedelta(hours=24)
 COUPON_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
-def _labels(offers: Iterable[Offer]) -> dict[str, Offer]:
-    return {offer.label: offer for offer in offers}
-
-
-def _live_submission(offer_set: OfferSet) -> OutcomeSubmission | None:
+def _live_submission(offer_set_id: Any) -> OutcomeSubmission | None:
     return (
-        OutcomeSubmission.objects.filter(offer_set=offer_set).exclude(status=OutcomeSubmission.Status.REJECTED).first()
+        OutcomeSubmission.objects.filter(offer_set_id=offer_set_id)
+        .exclude(status=OutcomeSubmission.Status.REJECTED)
+        .first()
     )
 
 
 def _same_or_conflict(existing: OutcomeSubmission, choice: str) -> OutcomeSubmission:
     if existing.choice == choice:
         return existing  # the identical choice, already accepted
-    raise Conflict(f"This offer set already has an outcome ({existing.choice!r}, {existing.status}).", "outcome_exists")
+    raise Conflict(
+        f"This offer set already has an outcome ({existing.choice!r}, {existing.status}).", ErrorCode.OUTCOME_EXISTS
+    )
+
+
+# --- The rules of a submission, defined once ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionFacts:
+    """One row of :func:`_facts_sql`: the set, the chosen option (if the label names one) and each rule's answer."""
+
+    offer_set_id: Any
+    customer_id: int
+    open: bool  # the set has not expired
+    offer_id: int | None  # None: declined, or a label the set does not have
+    policy_id: int | None
+    estimated_cost: Decimal | None
+    needs_approval: bool  # the option requires approval and the user is an agent
+    policy_name: str | None
+    monthly_cap: Decimal | None
+    per_customer_cap_30d: Decimal | None
+
+    @property
+    def caps(self) -> PolicyCaps:
+        return PolicyCaps(self.policy_name or "", self.monthly_cap, self.per_customer_cap_30d)
+
+
+@functools.cache
+def _facts_sql(*, agent: bool, vendor: str) -> str:
+    """The submission's facts in one row; the single definition of who may answer a set, of expiry and of approval.
+
+    No row: the set does not exist or the user may not answer it (an agent answers only their own sets).
+    Both ways of submitting read it: :func:`_submitted_in_one_statement` as the first part of its
+    statement, keeping the row only when every rule lets it through, and :func:`outcome_submit` as a
+    query, to say which rule refused.
+    """
+    q = connection.ops.quote_name
+    needs_approval = "o.requires_approval" if agent else "FALSE"  # managers never need approval
+    return (
+        f"SELECT s.id AS offer_set_id, s.customer_id, (s.expires_at > %s) AS open, "  # noqa: S608 - names only
+        f"o.id AS offer_id, o.policy_id, o.estimated_cost, ({needs_approval}) AS needs_approval, "
+        f"p.name AS policy_name, p.monthly_cap, p.per_customer_cap_30d "
+        f"FROM {q(OfferSet._meta.db_table)} s "
+        f"LEFT JOIN {q(Offer._meta.db_table)} o ON o.offer_set_id = s.id AND o.label = %s "
+        f"LEFT JOIN {q(Policy._meta.db_table)} p ON p.id = o.policy_id "
+        f"WHERE s.id = %s" + (" AND s.created_by_id = %s" if agent else "")
+    )
+
+
+def _facts_params(*, user: Any, agent: bool, offer_set_id: Any, choice: str, now: datetime) -> list[Any]:
+    set_id = OfferSet._meta.pk.get_db_prep_value(offer_set_id, connection)
+    return [now, choice, set_id, *([user.pk] if agent else [])]
+
+
+def _facts(*, user: Any, offer_set_id: Any, choice: str, now: datetime) -> SubmissionFacts | None:
+    agent = not user_has_role(user, Role.MANAGER)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _facts_sql(agent=agent, vendor=connection.vendor),
+            _facts_params(user=user, agent=agent, offer_set_id=offer_set_id, choice=choice, now=now),
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    converters = {2: bool, 6: bool}  # SQLite answers booleans as 0 and 1
+    values = [converters[i](v) if i in converters and v is not None else v for i, v in enumerate(row)]
+    for i in (5, 8, 9):  # money: SQLite answers floats
+        if values[i] is not None:
+            values[i] = cents(Decimal(str(values[i])))
+    values[0] = OfferSet._meta.pk.to_python(values[0])
+    return SubmissionFacts(*values)
 
 
 def _submission_for(
     *,
     user: Any,
     offer_set_id: Any,
-    offer: Offer | None,
+    offer_id: int | None,
     choice: str,
     satisfaction: int | None,
     notes: str,
@@ -91,7 +156,7 @@ def _submission_for(
     return OutcomeSubmission(
         id=uuid.uuid4(),
         offer_set_id=offer_set_id,
-        offer=offer,
+        offer_id=offer_id,
         choice=choice,
         satisfaction=satisfaction,
         notes=notes,
@@ -105,39 +170,26 @@ def _submission_for(
 def _submitted_in_one_statement(
     *, user: Any, offer_set_id: Any, choice: str, satisfaction: int | None, notes: str, now: datetime
 ) -> OutcomeSubmission | None:
-    """PostgreSQL, the common case: check, charge and write the outbox row in one statement.
+    """PostgreSQL, the common case: the facts, the charge and the outbox row in one statement.
 
-    A data-modifying CTE. ``chosen`` finds the option if the user may answer
-    the set, it has not expired and it needs no approval; ``spend`` is the
-    month's conditional upsert against the policy's current cap, for a policy
-    without a per-customer cap (that one needs a lock first); ``charge`` and
-    the submission follow only if it was charged. A repeat hits the unique
-    "one live submission per set" index. Anything else (no row: not found,
-    expired, approval, per-customer cap, budget short; or a repeat) falls
-    back to :func:`outcome_submit`, which says which it is. One statement is
-    atomic, so no transaction round trips are needed.
-
-    The rules here repeat those of :func:`outcome_submit` and
-    :func:`~compensation.services.budgets.budget_charge` (ownership, expiry,
-    approval, the month's conditional upsert); a change to one is a change to
-    both. The outcome API tests cover every case on PostgreSQL (this path
-    first) and on SQLite (the general path alone).
+    A data-modifying CTE: ``facts`` is :func:`_facts_sql`; ``chosen`` keeps its
+    row when the set is open, the label names an option, no approval is needed
+    and the policy has no per-customer cap (that one is checked under a lock,
+    by :func:`~compensation.services.budgets.budget_charge`); ``spend`` is the
+    month's conditional upsert (:func:`month_spend_upsert_sql`, shared with
+    ``budget_charge``); the charge and the submission follow only if it was
+    charged. A repeat hits the unique "one live submission per set" index. No
+    row back (refused, or a case this statement leaves out) means
+    :func:`outcome_submit` takes the general path, which says why. One
+    statement is atomic, so no transaction round trips are needed.
     """
-    q = connection.ops.quote_name
     agent = not user_has_role(user, Role.MANAGER)
-    month = budget_month(now)
-    chosen = (
-        f"SELECT o.id AS offer_id, o.policy_id, o.estimated_cost, s.customer_id "  # noqa: S608
-        f"FROM {q(Offer._meta.db_table)} o JOIN {q(OfferSet._meta.db_table)} s ON s.id = o.offer_set_id "
-        f"WHERE o.offer_set_id = %s AND o.label = %s AND s.expires_at > %s"
-        + (" AND s.created_by_id = %s AND NOT o.requires_approval" if agent else "")
-    )
-    chosen_params = [offer_set_id, choice, now] + ([user.pk] if agent else [])
+    facts_sql = _facts_sql(agent=agent, vendor=connection.vendor)
+    facts_params = _facts_params(user=user, agent=agent, offer_set_id=offer_set_id, choice=choice, now=now)
     spend_sql = month_spend_upsert_sql(
-        f"SELECT p.id, CAST(%s AS date), chosen.estimated_cost, p.monthly_cap "  # noqa: S608
-        f"FROM chosen JOIN {q(Policy._meta.db_table)} p ON p.id = chosen.policy_id "
-        f"WHERE p.per_customer_cap_30d IS NULL AND (p.monthly_cap IS NULL OR chosen.estimated_cost <= p.monthly_cap)"
+        "SELECT policy_id, CAST(%s AS date) AS month, estimated_cost AS spent, monthly_cap AS cap FROM chosen"
     )
+    month = month_start(now)
     charge = BudgetCharge(created_at=now, month=month)
     charge_sql, charge_params = insert_select_sql(
         charge,
@@ -151,7 +203,7 @@ def _submitted_in_one_statement(
     submission = _submission_for(
         user=user,
         offer_set_id=offer_set_id,
-        offer=None,  # the statement fills in offer_id
+        offer_id=None,  # the statement fills in offer_id
         choice=choice,
         satisfaction=satisfaction,
         notes=notes,
@@ -161,11 +213,14 @@ def _submitted_in_one_statement(
         submission, source="chosen, charge", columns={"offer_id": "chosen.offer_id", "charge_id": "charge.id"}
     )
     sql = (
-        f"WITH chosen AS ({chosen}), spend AS ({spend_sql} RETURNING policy_id), charge AS ({charge_sql} RETURNING id) "
+        f"WITH facts AS ({facts_sql}), "  # noqa: S608 - names only; values are parameters
+        "chosen AS (SELECT * FROM facts WHERE open AND offer_id IS NOT NULL AND NOT needs_approval "
+        "AND per_customer_cap_30d IS NULL), "
+        f"spend AS ({spend_sql} RETURNING policy_id), charge AS ({charge_sql} RETURNING id) "
         f"{submission_sql} RETURNING offer_id, charge_id"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*chosen_params, month, *charge_params, *submission_params])
+        cursor.execute(sql, [*facts_params, month, *charge_params, *submission_params])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -174,7 +229,7 @@ def _submitted_in_one_statement(
     return submission
 
 
-def outcome_submit_for(
+def outcome_submit(
     *,
     user: Any,
     offer_set_id: Any,
@@ -183,82 +238,60 @@ def outcome_submit_for(
     notes: str = "",
     now: datetime | None = None,
 ) -> OutcomeSubmission:
-    """Accept the customer's choice for the set ``offer_set_id`` (see :func:`outcome_submit`).
+    """Accept the customer's choice: charge the budget and write the outbox row, atomically.
 
-    ``OfferSet.DoesNotExist`` when the user may not answer it. On PostgreSQL
-    the common case takes one statement and nothing is read first.
+    Raises :class:`NotFound` when the user may not answer the set,
+    :class:`InvalidInput` for a label the set does not have and
+    :class:`Conflict` (``outcome_exists``, ``expired``, ``budget_exhausted``).
+    On PostgreSQL the common case takes one statement and nothing is read
+    first; the earlier outcome is looked up only when the write cannot go
+    through, since the unique "one live submission per set" index decides.
     """
     now = now or timezone.now()
     if connection.vendor == "postgresql" and choice != DECLINED:
-        # Inside a caller's transaction (Idempotency-Key, tests) a failed statement must not break it.
-        guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
         try:
-            with guard:
+            with _savepoint():
                 submission = _submitted_in_one_statement(
                     user=user, offer_set_id=offer_set_id, choice=choice, satisfaction=satisfaction, notes=notes, now=now
                 )
         except IntegrityError:
-            submission = None  # a repeat, or a concurrent answer: the full path says which
+            submission = None  # a repeat, or a concurrent answer: the general path says which
         if submission is not None:
             transaction.on_commit(lambda: outcome_enqueue(submission.pk))
             return submission
-    offer_set, offers = offer_set_for_outcome(user=user, offer_set_id=offer_set_id)
-    return outcome_submit(
-        user=user, offer_set=offer_set, offers=offers, choice=choice, satisfaction=satisfaction, notes=notes, now=now
-    )
-
-
-def outcome_submit(
-    *,
-    user: Any,
-    offer_set: OfferSet,
-    offers: Iterable[Offer] | None = None,
-    choice: str,
-    satisfaction: int | None = None,
-    notes: str = "",
-    now: datetime | None = None,
-) -> OutcomeSubmission:
-    """Accept the customer's choice: charge the budget and write the outbox row, atomically.
-
-    Raises ``ValidationError`` for a label the set does not have and
-    :class:`Conflict` (``outcome_exists``, ``expired``, ``budget_exhausted``).
-    The earlier outcome is looked up only when the write cannot go through,
-    since the unique "one live submission per set" index decides.
-    """
-    now = now or timezone.now()
-    by_label = _labels(offer_set.offers.all() if offers is None else offers)
-    if choice != DECLINED and choice not in by_label:
-        valid = ", ".join([*sorted(by_label), DECLINED])
-        raise ValidationError({"choice": [f"{choice!r} is not an option of this offer set; choose one of: {valid}"]})
-    if offer_set.expires_at <= now:
-        existing = _live_submission(offer_set)
+    facts = _facts(user=user, offer_set_id=offer_set_id, choice=choice, now=now)
+    if facts is None:
+        raise NotFound("Not found.")
+    if choice != DECLINED and facts.offer_id is None:
+        labels = Offer.objects.filter(offer_set_id=offer_set_id).order_by("label").values_list("label", flat=True)
+        valid = ", ".join([*labels, DECLINED])
+        raise InvalidInput({"choice": [f"{choice!r} is not an option of this offer set; choose one of: {valid}"]})
+    if not facts.open:
+        existing = _live_submission(offer_set_id)
         if existing is not None:  # the same choice again, even after expiry, is answered as before
             return _same_or_conflict(existing, choice)
         # A manager may take hours to refuse an approval; the agent's new choice is still owed an answer.
-        rejected = OutcomeSubmission.objects.filter(offer_set=offer_set, status=OutcomeSubmission.Status.REJECTED)
+        rejected = OutcomeSubmission.objects.filter(offer_set_id=offer_set_id, status=OutcomeSubmission.Status.REJECTED)
         if not rejected.exists():
+            expires_at = OfferSet.objects.values_list("expires_at", flat=True).get(pk=offer_set_id)
             raise Conflict(
-                f"This offer set expired at {offer_set.expires_at.isoformat()}; ask for new options.", "expired"
+                f"This offer set expired at {expires_at.isoformat()}; ask for new options.", ErrorCode.EXPIRED
             )
-    offer = by_label.get(choice)
     submission = _submission_for(
         user=user,
-        offer_set_id=offer_set.pk,
-        offer=offer,
+        offer_set_id=offer_set_id,
+        offer_id=facts.offer_id,
         choice=choice,
         satisfaction=satisfaction,
         notes=notes,
         now=now,
     )
-    submission.offer_set = offer_set
-    # Inside a caller's transaction (Idempotency-Key, tests) a failed write must not break it: a savepoint.
-    guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
     try:
-        with guard:
-            _write(submission=submission, offer=offer, user=user, now=now)
+        with _savepoint():
+            _write(submission=submission, facts=facts, user=user, now=now)
     except (IntegrityError, BudgetExhausted):
         # A live submission exists (a repeat, or a concurrent request that won): it decides the answer.
-        existing = _live_submission(offer_set)
+        existing = _live_submission(offer_set_id)
         if existing is None:
             raise
         return _same_or_conflict(existing, choice)
@@ -267,28 +300,31 @@ def outcome_submit(
     return submission
 
 
-def _write(*, submission: OutcomeSubmission, offer: Offer | None, user: Any, now: datetime) -> None:
+def _savepoint() -> Any:
+    """Inside a caller's transaction (Idempotency-Key, tests) a failed write must not break it."""
+    return transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+
+
+def _write(*, submission: OutcomeSubmission, facts: SubmissionFacts, user: Any, now: datetime) -> None:
     """Charge the budget (unless declined) and save the submission, or raise and write nothing."""
-    if offer is None:  # declined: nothing to charge
+    if facts.offer_id is None:  # declined: nothing to charge
         submission.save(force_insert=True)
         return
-    needs_approval = offer.requires_approval and not user_has_role(user, Role.MANAGER)
-    caps = policy_caps(offer.policy_id)
-    if caps is None:
-        raise BudgetExhausted("The policy of this option no longer exists.")
     with transaction.atomic():
         submission.charge = budget_charge(
-            caps=caps,
-            policy_id=offer.policy_id,
-            customer_id=submission.offer_set.customer_id,
-            amount=offer.estimated_cost,
+            caps=facts.caps,
+            policy_id=facts.policy_id,  # an option always has its policy (PROTECT)
+            customer_id=facts.customer_id,
+            amount=facts.estimated_cost,
             now=now,
         )
-        if needs_approval:
+        if facts.needs_approval:
             submission.status = OutcomeSubmission.Status.AWAITING_APPROVAL
             submission.enqueued_at = None
         submission.save(force_insert=True)
-        if needs_approval:
+        if facts.needs_approval:
+            submission.offer = Offer.objects.select_related("offer_set").get(pk=facts.offer_id)
+            submission.offer_set = submission.offer.offer_set
             submission.approval = escalation_approval_open(submission=submission, user=user, now=now)
             submission.save(update_fields=["approval"])
 

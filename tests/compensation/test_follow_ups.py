@@ -70,7 +70,7 @@ def recorded(user: Any, now: Any, *, kind: str | None = "free_shipping", **kwarg
     email = kwargs.pop("email", "ada@example.com")
     created = offer_set_new(user, external_id=kwargs.pop("external_id", "C-1"), email=email)
     choice = next(o.label for o in created.offers if o.kind == kind) if kind else "declined"
-    submitted = outcome_submit(user=user, offer_set=created.offer_set, choice=choice, now=now, **kwargs)
+    submitted = outcome_submit(user=user, offer_set_id=created.offer_set.pk, choice=choice, now=now, **kwargs)
     outcome = outcome_record(submission_id=submitted.pk, now=now)
     assert outcome is not None
     return outcome

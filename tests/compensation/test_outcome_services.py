@@ -14,6 +14,7 @@ from django.core import mail
 from django.db import IntegrityError, transaction
 
 from compensation import queue, ranking
+from compensation.errors import BudgetExhausted
 from compensation.models import (
     AcceptanceStat,
     BudgetCharge,
@@ -28,10 +29,10 @@ from compensation.models import (
     PerkGrant,
     PolicyMonthSpend,
 )
-from compensation.selectors import budget_month
+from compensation.periods import month_start
 from compensation.serializers import offer_set_input_validate
 from compensation.services import outcomes
-from compensation.services.budgets import BudgetExhausted, budget_charge, budget_release, policy_caps
+from compensation.services.budgets import budget_charge, budget_release, policy_caps
 from compensation.services.offer_sets import OfferSetCreated, offer_set_create
 from compensation.services.outcomes import (
     COUPON_ALPHABET,
@@ -77,7 +78,7 @@ def offer_of(created: OfferSetCreated, kind: str) -> Offer:
 
 
 def submit(user: Any, created: OfferSetCreated, choice: str, **kwargs: Any) -> OutcomeSubmission:
-    return outcome_submit(user=user, offer_set=created.offer_set, choice=choice, **kwargs)
+    return outcome_submit(user=user, offer_set_id=created.offer_set.pk, choice=choice, **kwargs)
 
 
 def record(user: Any, created: OfferSetCreated, choice: str, *, now: Any = None, **kwargs: Any) -> Outcome:
@@ -502,7 +503,7 @@ def test_budget_charge_never_passes_the_monthly_cap(
     customer: Customer, now: Any, cap: str, spent: str | None, amount: str, fits: bool
 ) -> None:
     policy = PolicyFactory(monthly_cap=Decimal(cap))
-    month = budget_month(now)
+    month = month_start(now)
     if spent is not None:
         PolicyMonthSpend.objects.create(policy=policy, month=month, spent=Decimal(spent), cap=Decimal(cap))
     before = Decimal(spent or "0")
@@ -513,7 +514,7 @@ def test_budget_charge_never_passes_the_monthly_cap(
     else:
         with pytest.raises(BudgetExhausted) as raised:
             charged(policy, customer, amount, now)
-        assert raised.value.get_codes() == "budget_exhausted"
+        assert raised.value.code == "budget_exhausted"
 
     row = PolicyMonthSpend.objects.filter(policy=policy, month=month).first()
     after = row.spent if row is not None else Decimal("0")
@@ -548,7 +549,7 @@ def test_budget_charge_never_passes_the_customers_30_day_cap(
     policy = PolicyFactory(monthly_cap=None, per_customer_cap_30d=Decimal("50.00"))
     other_policy = PolicyFactory(monthly_cap=None, per_customer_cap_30d=Decimal("50.00"))
     other_customer = Customer.objects.create(external_id="C-other")
-    month = budget_month(now)
+    month = month_start(now)
 
     def prior(amount: str, *, days_ago: float, released: bool = False, **kwargs: Any) -> None:
         BudgetCharge.objects.create(

@@ -374,7 +374,7 @@ def outcomes_submit(agent: Agent, offer_set_ids: list[str], choice: str = "a") -
     """Accept ``choice`` on each set through the service; each commit enqueues its recording task."""
     offer_sets = OfferSet.objects.prefetch_related("offers").in_bulk(offer_set_ids)
     return [
-        str(outcome_submit(user=agent.user, offer_set=offer_sets[uuid.UUID(offer_set_id)], choice=choice).pk)
+        str(outcome_submit(user=agent.user, offer_set_id=offer_sets[uuid.UUID(offer_set_id)].pk, choice=choice).pk)
         for offer_set_id in offer_set_ids
     ]
 
