@@ -14,9 +14,8 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
-from rest_framework.exceptions import APIException
 
-from compensation.engine_types import CustomerFacts, IncidentFacts
+from compensation.errors import ApplicationError
 from compensation.models import (
     Coupon,
     CreditEntry,
@@ -36,7 +35,7 @@ from compensation.services.escalations import (
     escalation_reject,
     escalation_resolve,
 )
-from compensation.services.offer_sets import engine_run, facts_read
+from compensation.services.offer_sets import offer_set_preview
 from policies.choices import Fault, Tier
 from policies.index import policy_index_get
 
@@ -125,43 +124,16 @@ class OfferSetAdmin(ReadOnlyAdmin):
         result = None
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
-            category = index.categories[data["category"]]
-            existing = Customer.objects.filter(external_id=data["external_id"]).first() if data["external_id"] else None
-            customer = CustomerFacts(
-                external_id=data["external_id"] or "preview",
-                name=data["customer_name"],
-                tier=data["tier"],
-                lifetime_value=data["lifetime_value"],
-                interests=frozenset(t.strip().lower() for t in data["interests"].split(",") if t.strip()),
-            )
-            incident = IncidentFacts(
-                category_id=category.id,
-                category_name=category.name,
-                severity=data["severity"],
-                fault=data["fault"],
-                correctable=data["correctable"],
-                order_value=data["order_value"],
-                repeat_count=data["repeat_count"],
-                same_category_repeat_count=data["same_category_repeat_count"],
-                occurred_on=timezone.localdate(),
-                window_days=settings.INCIDENT_REPEAT_WINDOW_DAYS,
-            )
-            facts = facts_read(
+            result = offer_set_preview(
                 index=index,
-                category_id=category.id,
-                customer_id=existing.pk if existing else None,
-                customer_is_new=existing is None,
-                occurred_at=timezone.now(),
-                count_repeats=False,
-                now=timezone.now(),
-            )
-            result = engine_run(
-                index=index,
-                customer=customer,
-                incident=incident,
-                facts=facts,
-                approval_limit=settings.AGENT_APPROVAL_LIMIT,
-                explain=True,
+                customer={
+                    "external_id": data["external_id"],
+                    "name": data["customer_name"],
+                    "tier": data["tier"],
+                    "lifetime_value": data["lifetime_value"],
+                    "interests": [t.strip().lower() for t in data["interests"].split(",") if t.strip()],
+                },
+                incident={**data, "category": index.categories[data["category"]]},
             )
         context = {
             **self.admin_site.each_context(request),
@@ -206,8 +178,8 @@ class _EscalationAction:
         for pk in queryset.values_list("pk", flat=True):
             try:
                 self.service(escalation_id=pk, user=request.user, **dict.fromkeys(self.extra, note))
-            except APIException as exc:
-                modeladmin.message_user(request, f"#{pk}: {exc.detail}", messages.WARNING)
+            except ApplicationError as exc:
+                modeladmin.message_user(request, f"#{pk}: {exc.message}", messages.WARNING)
             else:
                 done += 1
         if done:

@@ -9,7 +9,7 @@ only for the options that are shown.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from compensation import ranking
 from compensation.engine_types import (
@@ -23,16 +23,12 @@ from compensation.engine_types import (
 )
 from policies.choices import AMOUNT_KINDS, PERCENT_KINDS, OfferKind
 from policies.index import CompiledOffer, CompiledPerk, CompiledPolicy, PolicyIndex
+from policies.money import cents
 
-CENT = Decimal("0.01")
 HUNDRED = Decimal("100")
 ZERO = Decimal("0")
 ONE = Decimal("1")
 THOUSAND = Decimal("1000")
-
-
-def _money(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def _plain(value: Decimal | None) -> str:
@@ -55,30 +51,10 @@ def first_failed_condition(policy: CompiledPolicy, customer: CustomerFacts, inci
         return f"expired on {policy.valid_until.isoformat()}"
     if policy.category_ids and incident.category_id not in policy.category_ids:
         return f"category {incident.category_name!r} is not covered"
-    if policy.severity_min is not None and incident.severity < policy.severity_min:
-        return f"severity {incident.severity} is below severity_min {policy.severity_min}"
-    if policy.severity_max is not None and incident.severity > policy.severity_max:
-        return f"severity {incident.severity} is above severity_max {policy.severity_max}"
-    if policy.faults and incident.fault not in policy.faults:
-        return f"fault {incident.fault} is not one of {', '.join(sorted(policy.faults))}"
-    if policy.tiers and customer.tier not in policy.tiers:
-        return f"tier {customer.tier} is not one of {', '.join(sorted(policy.tiers))}"
-    if policy.correctable is not None and incident.correctable != policy.correctable:
-        return "the incident is correctable" if incident.correctable else "the incident is not correctable"
-    if policy.min_repeat_count is not None and incident.repeat_count < policy.min_repeat_count:
-        return f"repeat_count {incident.repeat_count} is below min_repeat_count {policy.min_repeat_count}"
-    if (
-        policy.min_same_category_repeat_count is not None
-        and incident.same_category_repeat_count < policy.min_same_category_repeat_count
-    ):
-        return (
-            f"same_category_repeat_count {incident.same_category_repeat_count} is below "
-            f"min_same_category_repeat_count {policy.min_same_category_repeat_count}"
-        )
-    if policy.min_lifetime_value is not None and customer.lifetime_value < policy.min_lifetime_value:
-        return f"lifetime value {customer.lifetime_value:.2f} is below min_lifetime_value {policy.min_lifetime_value}"
-    if policy.min_order_value is not None and incident.order_value < policy.min_order_value:
-        return f"order value {incident.order_value:.2f} is below min_order_value {policy.min_order_value}"
+    for condition, value in policy.conditions:  # only those the policy sets (policies/conditions.py)
+        fact = getattr(customer if condition.on_customer else incident, condition.attribute)
+        if not condition.holds(value, fact):
+            return condition.failure(value, fact)
     return None
 
 
@@ -128,7 +104,7 @@ def candidate_for(
     multiplier: Decimal,
     perk_choice: tuple[CompiledPerk, tuple[str, ...]] | None,
 ) -> Candidate | None:
-    """Value, money amount and estimated cost of one offer (see API.md, "Offer kinds")."""
+    """Value, money amount and estimated cost of one offer (the README's "Offer kinds")."""
     kind = offer.kind
     order_value = incident.order_value
     scaled = multiplier is not ONE  # generosity_multiplier returns ONE itself when nothing scales
@@ -140,14 +116,14 @@ def candidate_for(
             amount = cap if order_value == 0 else min(amount, cap)
         elif offer.max_amount is not None:
             amount = min(amount, offer.max_amount)
-        amount = _money(amount)
-        return Candidate(policy, offer, kind, _money(percent), "percent", amount, amount, None, (), multiplier)
+        amount = cents(amount)
+        return Candidate(policy, offer, kind, cents(percent), "percent", amount, amount, None, (), multiplier)
     if kind in AMOUNT_KINDS:
         if not scaled:  # stored with two decimals already
             cost = offer.value if offer.cost is None else offer.cost
             return Candidate(policy, offer, kind, offer.value, "amount", offer.value, cost, None, (), multiplier)
-        amount = _money(offer.value * multiplier)
-        cost = amount if offer.cost is None else _money(offer.cost * multiplier)
+        amount = cents(offer.value * multiplier)
+        cost = amount if offer.cost is None else cents(offer.cost * multiplier)
         return Candidate(policy, offer, kind, amount, "amount", amount, cost, None, (), multiplier)
     if kind == OfferKind.PERSONALIZED_PERK:
         if perk_choice is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 
 import django_filters
 from django import forms
@@ -10,6 +10,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from compensation.models import Escalation, OfferSet
+from compensation.periods import days_between
 
 
 class OfferSetFilter(django_filters.FilterSet):
@@ -18,10 +19,14 @@ class OfferSetFilter(django_filters.FilterSet):
     )
     category = django_filters.CharFilter(field_name="incident__category__slug", help_text="category slug")
     since = django_filters.DateFilter(
-        field_name="created_at", method="filter_since", help_text="created on or after this date (YYYY-MM-DD, UTC)"
+        field_name="created_at",
+        method="filter_since",
+        help_text="created on or after this day (YYYY-MM-DD, TIME_ZONE)",
     )
     until = django_filters.DateFilter(
-        field_name="created_at", method="filter_until", help_text="created on or before this date (YYYY-MM-DD, UTC)"
+        field_name="created_at",
+        method="filter_until",
+        help_text="created on or before this day (YYYY-MM-DD, TIME_ZONE)",
     )
 
     class Meta:
@@ -29,17 +34,10 @@ class OfferSetFilter(django_filters.FilterSet):
         fields = ["customer", "category", "since", "until"]
 
     def filter_since(self, queryset: QuerySet, name: str, value: date) -> QuerySet:
-        return queryset.filter(created_at__gte=utc_midnight(value))
+        return queryset.filter(days_between("created_at", since=value))
 
     def filter_until(self, queryset: QuerySet, name: str, value: date) -> QuerySet:
-        if value >= date.max:
-            return queryset
-        return queryset.filter(created_at__lt=utc_midnight(value + timedelta(days=1)))
-
-
-def utc_midnight(day: date) -> datetime:
-    """The start of ``day`` in UTC, as API.md's dates mean (an index-friendly range, not __date)."""
-    return datetime.combine(day, time.min, tzinfo=UTC)
+        return queryset.filter(days_between("created_at", until=value))
 
 
 class StrictBooleanField(forms.NullBooleanField):

@@ -18,7 +18,7 @@ from rest_framework import serializers
 from compensation.models import Escalation, Incident, Offer, OfferSet, OutcomeSubmission
 from policies.choices import Fault, OfferKind, Tier
 from policies.index import PolicyIndex
-from policies.serialization import money
+from policies.money import money
 
 CLOCK_SKEW = timedelta(minutes=1)
 

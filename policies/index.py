@@ -14,6 +14,7 @@ from datetime import date
 from decimal import Decimal
 
 from policies.choices import OfferKind
+from policies.conditions import CompiledConditions, conditions_compile
 from policies.models import Category, OfferTemplate, Perk, Policy
 from policies.selectors import policy_revision_current
 
@@ -42,15 +43,7 @@ class CompiledPolicy:
     valid_from: date | None
     valid_until: date | None
     category_ids: frozenset[int]
-    severity_min: int | None
-    severity_max: int | None
-    faults: frozenset[str]
-    tiers: frozenset[str]
-    correctable: bool | None
-    min_repeat_count: int | None
-    min_same_category_repeat_count: int | None
-    min_lifetime_value: Decimal | None
-    min_order_value: Decimal | None
+    conditions: CompiledConditions  # the conditions on customer and incident it sets
     escalate: bool
     monthly_cap: Decimal | None
     per_customer_cap_30d: Decimal | None
@@ -155,15 +148,7 @@ def policy_index_build(revision: int) -> PolicyIndex:
             valid_from=p.valid_from,
             valid_until=p.valid_until,
             category_ids=frozenset(policy_categories.get(p.id, ())),
-            severity_min=p.severity_min,
-            severity_max=p.severity_max,
-            faults=frozenset(p.faults or ()),
-            tiers=frozenset(p.tiers or ()),
-            correctable=p.correctable,
-            min_repeat_count=p.min_repeat_count,
-            min_same_category_repeat_count=p.min_same_category_repeat_count,
-            min_lifetime_value=p.min_lifetime_value,
-            min_order_value=p.min_order_value,
+            conditions=conditions_compile(p),
             escalate=p.escalate,
             monthly_cap=p.monthly_cap,
             per_customer_cap_30d=p.per_customer_cap_30d,

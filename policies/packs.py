@@ -27,6 +27,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from policies.conditions import CONDITION_NAMES, CONDITIONS, Condition
 from policies.models import Category, OfferTemplate, Perk, Policy
 from policies.serialization import PackDict, policy_to_pack
 from policies.services import policy_set_active, policy_version_record
@@ -185,6 +186,14 @@ class _Reader:
             return []
         return list(value)
 
+    def condition(self, data: dict, condition: Condition, path: str) -> Any:
+        """A policy condition's value, read as its kind is written (policies/conditions.py)."""
+        if condition.kind == "choices":
+            return self.strings(data, condition.name, path)
+        if condition.kind == "boolean":
+            return self.boolean(data, condition.name, path, default=None)
+        return getattr(self, condition.kind)(data, condition.name, path)
+
     def entries(self, document: dict, key: str) -> list:
         value = document.get(key)
         if value is None:
@@ -224,18 +233,7 @@ POLICY_KEYS = {
     "budget",
     "offers",
 }
-CONDITION_KEYS = {
-    "categories",
-    "severity_min",
-    "severity_max",
-    "faults",
-    "tiers",
-    "correctable",
-    "min_repeat_count",
-    "min_same_category_repeat_count",
-    "min_lifetime_value",
-    "min_order_value",
-}
+CONDITION_KEYS = {"categories", *CONDITION_NAMES}
 BUDGET_KEYS = {"monthly_cap", "per_customer_cap_30d"}
 GENEROSITY_KEYS = {"per_severity", "per_repeat", "per_1000_lifetime_value", "max_multiplier"}
 OFFER_KEYS = {"kind", "title", "message", "value", "max_amount", "cost", "expires_in_days", "requires_approval"}
@@ -348,15 +346,8 @@ def _plan_policy(
     policy.priority = 50 if priority is None else priority
     policy.valid_from = reader.day(data, "valid_from", path)
     policy.valid_until = reader.day(data, "valid_until", path)
-    policy.severity_min = reader.integer(conditions, "severity_min", cpath)
-    policy.severity_max = reader.integer(conditions, "severity_max", cpath)
-    policy.faults = reader.strings(conditions, "faults", cpath)
-    policy.tiers = reader.strings(conditions, "tiers", cpath)
-    policy.correctable = reader.boolean(conditions, "correctable", cpath, default=None)
-    policy.min_repeat_count = reader.integer(conditions, "min_repeat_count", cpath)
-    policy.min_same_category_repeat_count = reader.integer(conditions, "min_same_category_repeat_count", cpath)
-    policy.min_lifetime_value = reader.decimal(conditions, "min_lifetime_value", cpath)
-    policy.min_order_value = reader.decimal(conditions, "min_order_value", cpath)
+    for condition in CONDITIONS:
+        setattr(policy, condition.name, reader.condition(conditions, condition, cpath))
     policy.escalate = bool(reader.boolean(data, "escalate", path, default=False))
     for key, default in (
         ("per_severity", Decimal("0")),

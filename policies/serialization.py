@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any
 
+from policies.conditions import CONDITIONS, condition_to_pack
 from policies.models import Category, OfferTemplate, Perk, Policy
+from policies.money import money
 
 PackDict = dict[str, Any]
-
-
-def money(value: Decimal | None) -> str | None:
-    return None if value is None else f"{value:.2f}"
 
 
 def _date(value: Any) -> str | None:
@@ -79,15 +76,7 @@ def policy_to_pack(
         "valid_until": _date(policy.valid_until),
         "conditions": {
             "categories": categories,
-            "severity_min": policy.severity_min,
-            "severity_max": policy.severity_max,
-            "faults": list(policy.faults or []),
-            "tiers": list(policy.tiers or []),
-            "correctable": policy.correctable,
-            "min_repeat_count": policy.min_repeat_count,
-            "min_same_category_repeat_count": policy.min_same_category_repeat_count,
-            "min_lifetime_value": money(policy.min_lifetime_value),
-            "min_order_value": money(policy.min_order_value),
+            **{c.name: condition_to_pack(c, getattr(policy, c.name)) for c in CONDITIONS},
         },
         "escalate": policy.escalate,
         "generosity": {

@@ -9,7 +9,7 @@ calendar days in the current time zone (``TIME_ZONE``), today included.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 
 from django.conf import settings
@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from compensation.models import Escalation, OfferSet, Outcome, OutcomeOption
+from compensation.periods import day_start, local_date
 from reporting import charts
 
 WINDOW_DAYS = 30
@@ -133,15 +134,14 @@ class Dashboard:
 
 def dashboard_window(*, now: datetime, days: int = WINDOW_DAYS) -> Window:
     """The last ``days`` calendar days in the current time zone, today included."""
-    tz = timezone.get_current_timezone()
-    today = timezone.localdate(now, tz)
+    today = local_date(now)
     first_day = today - timedelta(days=days - 1)
     return Window(
         first_day=first_day,
         last_day=today,
-        start=datetime.combine(first_day, time.min, tzinfo=tz),
-        end=datetime.combine(today + timedelta(days=1), time.min, tzinfo=tz),
-        tz=tz,
+        start=day_start(first_day),
+        end=day_start(today + timedelta(days=1)),
+        tz=timezone.get_default_timezone(),
     )
 
 

@@ -1,4 +1,4 @@
-"""Report selectors: what recovery costs and what it buys (API.md, "Reports").
+"""Report selectors: what recovery costs and what it buys (figures as the OpenAPI schema describes them).
 
 Every figure is an aggregate computed by the database; Python only divides
 the few totals it gets back and merges grouped rows by their key. Counts go
@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -37,11 +37,13 @@ from django.db.models import (
 from django.utils import timezone
 
 from compensation.models import Escalation, Incident, Offer, OfferSet, Outcome, OutcomeOption
+from compensation.periods import days_between, local_date
 from compensation.roles import Role
 from policies.choices import OfferKind
 from policies.models import Category, Policy
+from policies.money import money
 
-CENT = Decimal("0.01")
+ZERO = Decimal("0")
 DEFAULT_DAYS = 30
 
 
@@ -76,23 +78,14 @@ class ReportScope:
     policy: Policy | None = None
 
     def between(self, field: str) -> Q:
-        """``field`` within the period: ``[since 00:00, the midnight after until)``, index-friendly."""
-        bounds = {}
-        if self.since is not None:
-            bounds[f"{field}__gte"] = _local_midnight(self.since)
-        if self.until is not None:
-            bounds[f"{field}__lt"] = _local_midnight(self.until + timedelta(days=1))
-        return Q(**bounds)
-
-
-def _local_midnight(day: date) -> datetime:
-    return timezone.make_aware(datetime.combine(day, time.min), timezone.get_default_timezone())
+        """``field`` within the period (see :func:`compensation.periods.days_between`)."""
+        return days_between(field, since=self.since, until=self.until)
 
 
 def report_period_default(*, since: date | None, until: date | None, today: date | None = None) -> tuple[date, date]:
     """By default the last 30 days including today; ``since`` alone runs to today (or to itself, if
     later), ``until`` alone covers the 30 days up to it. Days are in TIME_ZONE."""
-    today = today or timezone.localdate(timezone=timezone.get_default_timezone())
+    today = today or local_date(timezone.now())
     if until is None:
         until = today if since is None else max(since, today)
     if since is None:
@@ -177,10 +170,6 @@ def _escalations_in_scope(scope: ReportScope) -> QuerySet[Escalation]:
 # --- Arithmetic -------------------------------------------------------------------------------
 
 
-def _money(value: Decimal | None) -> str:
-    return str((value or Decimal("0")).quantize(CENT, rounding=ROUND_HALF_UP))
-
-
 def _ratio(numerator: float | int | None, denominator: float | int | None) -> float | None:
     if not denominator:
         return None
@@ -221,8 +210,8 @@ def report_summary(scope: ReportScope) -> dict[str, Any]:
         "accepted": accepted,
         "declined": outcomes["outcomes"] - accepted,
         "acceptance_rate": _ratio(accepted, outcomes["outcomes"]),
-        "total_cost": _money(total_cost),
-        "average_cost_per_acceptance": _money(total_cost / accepted) if accepted else None,
+        "total_cost": money(total_cost or ZERO),
+        "average_cost_per_acceptance": money(total_cost / accepted) if accepted else None,
         "average_satisfaction": _average(outcomes["average_satisfaction"]),
         "escalations_opened": escalations["opened"],
         "escalations_resolved": escalations["resolved"],
@@ -282,7 +271,7 @@ def _row(key_field: str, key_value: Any, offered: int, figures: dict | None, *, 
         "offered": offered,
         "chosen": chosen,
         "acceptance_rate": _ratio(chosen, offered),
-        "total_cost": _money(figures.get("total_cost")),
+        "total_cost": money(figures.get("total_cost") or ZERO),
         "average_satisfaction": _average(figures.get("average_satisfaction")),
     }
     if with_outcomes:
@@ -306,7 +295,7 @@ def report_by_policy(scope: ReportScope) -> list[dict[str, Any]]:
 
 
 def report_by_kind(scope: ReportScope) -> list[dict[str, Any]]:
-    """One row per offer kind, in the order API.md lists them."""
+    """One row per offer kind, in the order OfferKind lists them."""
     offered, outcomes = _grouped(scope, option_key="kind", outcome_key="kind")
     return [
         _row("kind", kind, offered.get(kind, 0), outcomes.get(kind), with_outcomes=False) for kind in OfferKind.values

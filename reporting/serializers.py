@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from compensation.serializers import iso
 from policies.choices import OfferKind
-from policies.serialization import money
+from policies.money import money
 
 # --- Reports (output) ---------------------------------------------------------------------
 

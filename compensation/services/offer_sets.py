@@ -1,4 +1,4 @@
-"""Creating an offer set: the request path of DESIGN.md, in one transaction.
+"""Creating an offer set: the first request path (docs/architecture.md), in one transaction.
 
 Customer upsert (one statement), incident create-or-reuse with repeat counts,
 the engine over the in-memory policy index, and the snapshot written in two
@@ -19,12 +19,14 @@ from django.utils import timezone
 from compensation.engine import compute_options
 from compensation.engine_types import CustomerFacts, EngineResult, IncidentFacts
 from compensation.models import Customer, Escalation, Incident, Offer, OfferSet
+from compensation.periods import local_date
 from compensation.roles import Role, user_has_role
 from compensation.selectors import RequestFacts, request_facts
 from compensation.services.escalations import escalation_open_for_incident
 from compensation.sql import insert_select_sql, insert_values_sql
 from policies.index import CompiledCategory, PolicyIndex
 from policies.models import Category
+from policies.money import cents
 
 CUSTOMER_FIELDS = ("name", "email", "tier", "lifetime_value", "interests")
 
@@ -144,7 +146,7 @@ def customer_upsert(
         name=row[1],
         email=row[2],
         tier=row[3],
-        lifetime_value=Decimal(str(row[4])).quantize(Decimal("0.01")),
+        lifetime_value=cents(Decimal(str(row[4]))),
         interests=interests if isinstance(interests, list) else [],
     )
     customer._state.adding = False
@@ -228,7 +230,7 @@ def incident_facts(incident: Incident, category: CompiledCategory) -> IncidentFa
         order_value=incident.order_value,
         repeat_count=incident.repeat_count,
         same_category_repeat_count=incident.same_category_repeat_count,
-        occurred_on=timezone.localtime(incident.occurred_at).date(),
+        occurred_on=local_date(incident.occurred_at),
         window_days=settings.INCIDENT_REPEAT_WINDOW_DAYS,
     )
 
@@ -277,6 +279,57 @@ def engine_run(
         currency=settings.DEFAULT_CURRENCY,
         approval_limit=approval_limit,
         explain=explain,
+    )
+
+
+def offer_set_preview(
+    *, index: PolicyIndex, customer: dict[str, Any], incident: dict[str, Any], now: datetime | None = None
+) -> EngineResult:
+    """What an agent would be offered for this customer and incident right now; creates nothing.
+
+    The admin's "Try the policies". The same reads and engine as :func:`offer_set_create`:
+    ``customer`` may name a stored customer (``external_id``), whose budget caps and recent
+    perks then count; the repeat counts are given in ``incident``, not counted.
+    """
+    now = now or timezone.now()
+    category: CompiledCategory = incident["category"]
+    external_id = customer.get("external_id") or ""
+    stored_id = (
+        Customer.objects.filter(external_id=external_id).values_list("pk", flat=True).first() if external_id else None
+    )
+    facts = facts_read(
+        index=index,
+        category_id=category.id,
+        customer_id=stored_id,
+        customer_is_new=stored_id is None,
+        occurred_at=now,
+        count_repeats=False,
+        now=now,
+    )
+    return engine_run(
+        index=index,
+        customer=CustomerFacts(
+            external_id=external_id or "preview",
+            name=customer.get("name", ""),
+            tier=customer["tier"],
+            lifetime_value=customer["lifetime_value"],
+            interests=frozenset(customer.get("interests", ())),
+        ),
+        incident=IncidentFacts(
+            category_id=category.id,
+            category_name=category.name,
+            severity=incident["severity"],
+            fault=incident["fault"],
+            correctable=incident["correctable"],
+            order_value=incident["order_value"],
+            repeat_count=incident["repeat_count"],
+            same_category_repeat_count=incident["same_category_repeat_count"],
+            occurred_on=local_date(now),
+            window_days=settings.INCIDENT_REPEAT_WINDOW_DAYS,
+        ),
+        facts=facts,
+        approval_limit=settings.AGENT_APPROVAL_LIMIT,
+        explain=True,
     )
 
 

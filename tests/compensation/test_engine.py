@@ -26,6 +26,7 @@ from compensation.engine import (
     render,
 )
 from compensation.engine_types import CustomerFacts, EngineResult, IncidentFacts, Spending
+from policies.conditions import CONDITION_NAMES, conditions_compile
 from policies.index import (
     CompiledCategory,
     CompiledOffer,
@@ -89,15 +90,6 @@ def make_policy(*offers: CompiledOffer, id: int = 1, **overrides: Any) -> Compil
         "valid_from": None,
         "valid_until": None,
         "category_ids": frozenset(),
-        "severity_min": None,
-        "severity_max": None,
-        "faults": frozenset(),
-        "tiers": frozenset(),
-        "correctable": None,
-        "min_repeat_count": None,
-        "min_same_category_repeat_count": None,
-        "min_lifetime_value": None,
-        "min_order_value": None,
         "escalate": False,
         "monthly_cap": None,
         "per_customer_cap_30d": None,
@@ -107,9 +99,11 @@ def make_policy(*offers: CompiledOffer, id: int = 1, **overrides: Any) -> Compil
         "generosity_max_multiplier": D("2.00"),
         "offers": offers or (make_offer(),),
     }
-    for name in ("category_ids", "faults", "tiers"):
-        if name in overrides:
-            overrides[name] = frozenset(overrides[name])
+    if "category_ids" in overrides:
+        overrides["category_ids"] = frozenset(overrides["category_ids"])
+    fields["conditions"] = conditions_compile(
+        {name: overrides.pop(name) for name in CONDITION_NAMES if name in overrides}
+    )
     fields.update(overrides)
     return CompiledPolicy(**fields)
 
@@ -408,7 +402,9 @@ def test_index_built_from_database_matches_conditions_and_prices_offers():
     assert index.revision == 7
     assert {p.id for p in index.policies_for(late.id)} == {strict.id, anywhere.id}
     assert [p.id for p in index.policies_for(damaged.id)] == [anywhere.id]
-    assert index.policies[anywhere.id].faults == frozenset({"company"})
+    assert [(c.name, value) for c, value in index.policies[anywhere.id].conditions] == [
+        ("faults", frozenset({"company"}))
+    ]
 
     mild = make_incident(category_id=late.id, category_name="late delivery", severity=3)
     result = run(index=index, incident=mild, explain=True)

@@ -35,7 +35,7 @@ from compensation.models import (
     OfferSet,
     PolicyMonthSpend,
 )
-from compensation.selectors import budget_month
+from compensation.periods import month_start
 from compensation.serializers import OptionSerializer
 from policies.choices import OfferKind
 from policies.models import Category, Perk, Policy
@@ -655,7 +655,7 @@ def test_explain_accounts_for_every_active_policy(demo_pack: None, agent: Any) -
 def test_explain_names_the_monthly_budget_that_excluded_a_policy(demo_pack: None, agent: Any) -> None:
     policy = Policy.objects.get(slug="wrong-shipping-method-fix")
     assert policy.monthly_cap == Decimal("2500.00")
-    PolicyMonthSpend.objects.create(policy=policy, month=budget_month(timezone.now()), spent=Decimal("2495.00"))
+    PolicyMonthSpend.objects.create(policy=policy, month=month_start(timezone.now()), spent=Decimal("2495.00"))
 
     data = created(agent, body(category="wrong_shipping_method"), explain=True)
 
@@ -666,7 +666,7 @@ def test_explain_names_the_monthly_budget_that_excluded_a_policy(demo_pack: None
 
 def test_last_months_spending_does_not_exclude_a_policy(demo_pack: None, agent: Any) -> None:
     policy = Policy.objects.get(slug="wrong-shipping-method-fix")
-    last_month = (budget_month(timezone.now()) - timedelta(days=1)).replace(day=1)
+    last_month = (month_start(timezone.now()) - timedelta(days=1)).replace(day=1)
     PolicyMonthSpend.objects.create(policy=policy, month=last_month, spent=Decimal("2500.00"))
 
     data = created(agent, body(category="wrong_shipping_method"))
@@ -678,7 +678,7 @@ def test_options_are_empty_but_201_when_every_budget_is_spent(db: None, agent: A
     category = CategoryFactory(slug="late_delivery")
     policy = PolicyFactory(categories=[category], monthly_cap=Decimal("100.00"))
     OfferTemplateFactory(policy=policy, kind=OfferKind.FIXED_CREDIT, value=Decimal("10.00"))
-    PolicyMonthSpend.objects.create(policy=policy, month=budget_month(timezone.now()), spent=Decimal("100.00"))
+    PolicyMonthSpend.objects.create(policy=policy, month=month_start(timezone.now()), spent=Decimal("100.00"))
 
     response = post(agent, body(), explain=True)
 

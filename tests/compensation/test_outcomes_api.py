@@ -35,7 +35,7 @@ from compensation.models import (
     OutcomeSubmission,
     PolicyMonthSpend,
 )
-from compensation.selectors import budget_month
+from compensation.periods import month_start
 from compensation.serializers import OutcomeAcceptedSerializer, OutcomeOutputSerializer
 from policies.choices import OfferKind
 from policies.models import Policy
@@ -353,7 +353,7 @@ def _short_of_budget(how: str, policy: Policy, customer_id: int, cost: Decimal, 
     now = timezone.now()
     if how == "monthly":
         PolicyMonthSpend.objects.create(
-            policy=policy, month=budget_month(now), spent=policy.monthly_cap - cost + spare, cap=policy.monthly_cap
+            policy=policy, month=month_start(now), spent=policy.monthly_cap - cost + spare, cap=policy.monthly_cap
         )
     else:
         BudgetCharge.objects.create(
@@ -361,7 +361,7 @@ def _short_of_budget(how: str, policy: Policy, customer_id: int, cost: Decimal, 
             customer_id=customer_id,
             amount=policy.per_customer_cap_30d - cost + spare,
             created_at=now - timedelta(days=1),
-            month=budget_month(now),
+            month=month_start(now),
         )
 
 
