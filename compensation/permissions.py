@@ -1,4 +1,4 @@
-"""Role permissions (API.md, "Authentication and roles")."""
+"""Role permissions (the README's "Roles")."""
 
 from __future__ import annotations
 

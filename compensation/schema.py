@@ -1,4 +1,4 @@
-"""OpenAPI: every operation declares the errors it can answer, in the shapes API.md gives them."""
+"""OpenAPI: every operation declares the errors it can answer, as JSON (``{"detail", "code"}`` or field errors)."""
 
 from __future__ import annotations
 

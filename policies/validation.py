@@ -146,7 +146,7 @@ def offer_errors(
     max_amount: Decimal | None,
     cost: Decimal | None,
 ) -> Errors:
-    """Rules that depend on the offer's kind (see API.md, "Offer kinds")."""
+    """Rules that depend on the offer's kind (the README's "Offer kinds")."""
     errors: Errors = {}
     if kind not in OfferKind.values:
         _add(errors, "kind", f"unknown kind {kind!r}; allowed: {', '.join(OfferKind.values)}")

@@ -35,7 +35,7 @@ class ReportFilterForm(forms.Form):
 
 
 class ReportFilter(django_filters.FilterSet):
-    """Period and filters of every report (API.md, "Reports"); dates are in TIME_ZONE, both inclusive."""
+    """Period and filters of every report (see the OpenAPI schema); dates are in TIME_ZONE, both inclusive."""
 
     since = django_filters.DateFilter(method="filter_scope", help_text="from this date (YYYY-MM-DD), inclusive")
     until = django_filters.DateFilter(method="filter_scope", help_text="to this date (YYYY-MM-DD), inclusive")
