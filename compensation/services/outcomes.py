@@ -120,7 +120,7 @@ def _facts_sql(*, agent: bool, vendor: str) -> str:
 
 def _facts_params(*, user: Any, agent: bool, offer_set_id: Any, choice: str, now: datetime) -> list[Any]:
     set_id = OfferSet._meta.pk.get_db_prep_value(offer_set_id, connection)
-    return [now, choice, set_id, *([user.pk] if agent else [])]
+    return [connection.ops.adapt_datetimefield_value(now), choice, set_id, *([user.pk] if agent else [])]
 
 
 def _facts(*, user: Any, offer_set_id: Any, choice: str, now: datetime) -> SubmissionFacts | None:
