@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Callable
 from typing import Any
 
+from django.core.cache import caches
+from django.core.cache.backends.base import BaseCache
+from django.core.cache.backends.redis import RedisCache
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
@@ -22,6 +27,69 @@ class SafeJSONParser(JSONParser):
             raise ParseError("JSON parse error - the document is nested too deeply") from None
 
 
+def window_count(backend: BaseCache, key: str, *, duration: int, now: float) -> tuple[int, float]:
+    """Count a request in ``key``'s window; the requests counted in it (this one too) and its seconds left.
+
+    A window opens with the first request after the last one closed and lasts
+    ``duration`` seconds. On Redis this is one round trip: ``SET key 0 PX … NX``
+    (opens a window if none is open), ``INCR`` and ``PTTL`` inside
+    ``MULTI``/``EXEC``, so the window cannot close between opening and
+    counting. Other caches (LocMem in development and the tests without
+    Redis) read and write a ``(closes_at, count)`` pair instead: not atomic,
+    which is fine for one process's memory.
+    """
+    if isinstance(backend, RedisCache):
+        name = backend.make_and_validate_key(key)
+        client = backend._cache.get_client(name, write=True)  # the cache's own pool and timeouts
+        pipe = client.pipeline(transaction=True)
+        pipe.set(name, 0, px=duration * 1000, nx=True)
+        pipe.incr(name)
+        pipe.pttl(name)
+        _, count, left_ms = pipe.execute()
+        if left_ms < 0:  # a key without an expiry (written by something else): give it one
+            client.pexpire(name, duration * 1000)
+            left_ms = duration * 1000
+        return count, left_ms / 1000
+    window = backend.get(key)
+    closes_at, count = window if window is not None and window[0] > now else (now + duration, 0)
+    count += 1
+    backend.set(key, (closes_at, count), math.ceil(closes_at - now))
+    return count, closes_at - now
+
+
+class _FixedWindow:
+    """DRF's rate throttles with a counter per window instead of a list of timestamps.
+
+    DRF's cache throttle reads and writes the whole request history, two round
+    trips and a list as long as the rate, on every request; this is one round
+    trip of three small commands (:func:`window_count`). Same settings, same
+    429 with ``Retry-After``: the seconds until the window closes, when the
+    count starts again. The price of counting by window: a client may fit its
+    whole allowance at the end of one window and again at the start of the
+    next, twice the rate over a short stretch, never more.
+    """
+
+    # Not DRF's key: its timestamp lists and these counters must not meet while old and new processes
+    # share one Redis during a deploy (each would fail on the other's value and let requests through).
+    cache_format = "throttle_%(scope)s_%(ident)s:window"
+    num_requests: int
+    duration: int
+    rate: str | None
+    timer: Callable[[], float]
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        if self.rate is None:
+            return True
+        key = self.get_cache_key(request, view)  # type: ignore[attr-defined]
+        if key is None:
+            return True
+        count, self._wait = window_count(caches["default"], key, duration=self.duration, now=self.timer())
+        return count <= self.num_requests
+
+    def wait(self) -> float:
+        return max(1.0, self._wait)
+
+
 class _Resilient:
     """A rate limit that lets requests through while its cache (Redis) is unreachable.
 
@@ -36,9 +104,9 @@ class _Resilient:
             return True
 
 
-class ResilientUserRateThrottle(_Resilient, UserRateThrottle):
+class ResilientUserRateThrottle(_Resilient, _FixedWindow, UserRateThrottle):
     """Per-user rate limit (THROTTLE_USER_RATE)."""
 
 
-class ResilientAnonRateThrottle(_Resilient, AnonRateThrottle):
+class ResilientAnonRateThrottle(_Resilient, _FixedWindow, AnonRateThrottle):
     """Per-address rate limit for the no-login endpoints, the feedback links (THROTTLE_ANON_RATE)."""
