@@ -212,7 +212,8 @@ THROTTLE_ANON_RATE = env.throttle_rate("THROTTLE_ANON_RATE", "60/min")  # the fe
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # DRF's token authentication, reading the user's role in the same query (no query per check).
+        "compensation.authentication.RoleTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
