@@ -42,15 +42,17 @@ INSTALLED_APPS = [
     "reporting",
 ]
 
+# Django's session, CSRF, auth, messages and clickjacking middleware, each skipped for API calls
+# that carry a token (they serve browsers: the admin, the browsable API); see recovery_project/middleware.py.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "recovery_project.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "recovery_project.middleware.CsrfViewMiddleware",
+    "recovery_project.middleware.AuthenticationMiddleware",
+    "recovery_project.middleware.MessageMiddleware",
+    "recovery_project.middleware.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "recovery_project.urls"
