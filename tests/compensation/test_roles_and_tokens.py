@@ -8,6 +8,8 @@ from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 from rest_framework.authtoken.models import Token
 
+from compensation.roles import user_role
+
 pytestmark = pytest.mark.django_db
 
 
@@ -180,3 +182,32 @@ def test_an_inactive_users_token_is_refused(client_for):
 
     assert response.status_code == 401
     assert response.json()["code"] == "authentication_failed"
+
+
+def test_token_authentication_gives_the_user_and_token_as_the_orm_reads_them(make_user):
+    from compensation.authentication import RoleTokenAuthentication
+
+    user, key = make_user("casey", "analyst")
+    user.groups.add(Group.objects.create(name="editors"))  # a group that is no role
+    get_user_model().objects.filter(pk=user.pk).update(last_login=user.date_joined, first_name="Casey")
+
+    authenticated, token = RoleTokenAuthentication().authenticate_credentials(key)
+
+    stored = get_user_model().objects.get(pk=user.pk)
+    fields = [f.attname for f in get_user_model()._meta.concrete_fields]
+    assert [getattr(authenticated, f) for f in fields] == [getattr(stored, f) for f in fields]
+    assert authenticated.date_joined.tzinfo is not None  # SQLite hands back naive times; the converters make them aware
+    assert isinstance(authenticated.is_active, bool)
+    assert (token.key, token.user_id, token.created) == (key, user.pk, Token.objects.get(key=key).created)
+    assert token.user is authenticated
+    assert authenticated._state.adding is False
+    assert user_role(authenticated) == "analyst"
+
+
+def test_an_unknown_token_is_refused_as_drf_refuses_it(api_client):
+    api_client.credentials(HTTP_AUTHORIZATION="Token " + "0" * 40)
+
+    response = api_client.get("/api/v1/me/")
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Invalid token.", "code": "authentication_failed"}
