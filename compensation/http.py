@@ -27,28 +27,37 @@ class SafeJSONParser(JSONParser):
             raise ParseError("JSON parse error - the document is nested too deeply") from None
 
 
+# One window's count, atomically: open the window if none is open (a counter that expires when it closes),
+# count the request, and say how long the window has left. A key left without an expiry (written by
+# something else) is given one rather than counting forever.
+_WINDOW_LUA = """
+redis.call('SET', KEYS[1], 0, 'PX', ARGV[1], 'NX')
+local count = redis.call('INCR', KEYS[1])
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
+end
+return {count, left}
+"""
+
+
 def window_count(backend: BaseCache, key: str, *, duration: int, now: float) -> tuple[int, float]:
     """Count a request in ``key``'s window; the requests counted in it (this one too) and its seconds left.
 
     A window opens with the first request after the last one closed and lasts
-    ``duration`` seconds. On Redis this is one round trip: ``SET key 0 PX … NX``
-    (opens a window if none is open), ``INCR`` and ``PTTL`` inside
-    ``MULTI``/``EXEC``, so the window cannot close between opening and
-    counting. Other caches (LocMem in development and the tests without
-    Redis) read and write a ``(closes_at, count)`` pair instead: not atomic,
-    which is fine for one process's memory.
+    ``duration`` seconds. On Redis this is one round trip: a script
+    (``EVALSHA``) that opens, counts and reads the window atomically, through
+    the cache's own client and connection pool. Other caches (LocMem in
+    development and the tests without Redis) read and write a
+    ``(closes_at, count)`` pair instead: not atomic, which is fine for one
+    process's memory.
     """
     if isinstance(backend, RedisCache):
-        name = backend.make_and_validate_key(key)
-        client = backend._cache.get_client(name, write=True)  # the cache's own pool and timeouts
-        pipe = client.pipeline(transaction=True)
-        pipe.set(name, 0, px=duration * 1000, nx=True)
-        pipe.incr(name)
-        pipe.pttl(name)
-        _, count, left_ms = pipe.execute()
-        if left_ms < 0:  # a key without an expiry (written by something else): give it one
-            client.pexpire(name, duration * 1000)
-            left_ms = duration * 1000
+        script = getattr(backend, "_window_script", None)
+        if script is None:  # registered once per cache object; redis-py sends EVAL if Redis lost it
+            script = backend._window_script = backend._cache.get_client(write=True).register_script(_WINDOW_LUA)
+        count, left_ms = script(keys=[backend.make_and_validate_key(key)], args=[duration * 1000])
         return count, left_ms / 1000
     window = backend.get(key)
     closes_at, count = window if window is not None and window[0] > now else (now + duration, 0)
@@ -62,7 +71,7 @@ class _FixedWindow:
 
     DRF's cache throttle reads and writes the whole request history, two round
     trips and a list as long as the rate, on every request; this is one round
-    trip of three small commands (:func:`window_count`). Same settings, same
+    trip to a small script (:func:`window_count`). Same settings, same
     429 with ``Retry-After``: the seconds until the window closes, when the
     count starts again. The price of counting by window: a client may fit its
     whole allowance at the end of one window and again at the start of the

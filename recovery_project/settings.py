@@ -148,7 +148,7 @@ REDIS_URL = env.redis_url("REDIS_URL")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "recovery_project.cache.RedisCache",  # Django's, reusing its redis-py client
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "recovery",
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},

@@ -14,6 +14,7 @@ import yaml
 from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.locmem import LocMemCache
+from django.core.cache.backends.redis import RedisCache
 from django.test import override_settings
 
 from compensation.http import ResilientAnonRateThrottle, ResilientUserRateThrottle, window_count
@@ -59,7 +60,7 @@ def test_the_limit_is_per_user(client_for: Any, three_per_minute: None) -> None:
 def test_the_count_is_kept_in_redis_where_configured(
     client_for: Any, three_per_minute: None, needs_redis: None
 ) -> None:
-    assert settings.CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert isinstance(caches["default"], RedisCache)
     client_for("agent").get("/api/v1/me/")
 
     assert _throttle_keys(), "the throttle's count is not in Redis"
