@@ -55,7 +55,7 @@ def window_count(backend: BaseCache, key: str, *, duration: int, now: float) -> 
     """
     if isinstance(backend, RedisCache):
         script = getattr(backend, "_window_script", None)
-        if script is None:  # registered once per cache object; redis-py sends EVAL if Redis lost it
+        if script is None:  # registered once per cache object; redis-py loads it again if Redis lost it
             script = backend._window_script = backend._cache.get_client(write=True).register_script(_WINDOW_LUA)
         count, left_ms = script(keys=[backend.make_and_validate_key(key)], args=[duration * 1000])
         return count, left_ms / 1000
@@ -92,6 +92,7 @@ class _FixedWindow:
         key = self.get_cache_key(request, view)  # type: ignore[attr-defined]
         if key is None:
             return True
+        # The backend itself, not DRF's ``cache`` attribute (a proxy that hides which backend it is).
         count, self._wait = window_count(caches["default"], key, duration=self.duration, now=self.timer())
         return count <= self.num_requests
 
