@@ -77,12 +77,14 @@ DATABASES = {"default": env.database("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db
 DATABASES["default"]["CONN_MAX_AGE"] = env.integer("CONN_MAX_AGE", 60, minimum=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Server-side parameters let psycopg prepare statements the hot path repeats,
-    # so PostgreSQL stops re-planning them (not for PgBouncer in transaction mode).
-    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env.boolean(
-        "DATABASE_SERVER_SIDE_BINDING", True
-    )
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.boolean(
+    "DATABASE_SERVER_SIDE_BINDING", True
+):
+    # Server-side parameters, and prepared statements: psycopg prepares a statement the fifth time a
+    # connection runs it, so PostgreSQL stops planning the hot path's statements on every request.
+    # Django turns preparing off unless prepare_threshold is given. Not behind PgBouncer in transaction
+    # mode, where a statement prepared on one server connection is missing on the next.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file database shared by the dev server and an eager worker: take the write lock when a
     # transaction starts and wait for it, so concurrent requests queue instead of failing.

@@ -84,3 +84,19 @@ def test_models_and_migrations_agree():
     from django.core.management import call_command
 
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+@pytest.mark.django_db
+def test_postgresql_prepares_the_statements_a_connection_repeats():
+    from django.db import connection
+
+    from tests.conftest import need
+
+    need(connection.vendor == "postgresql", "needs PostgreSQL (DATABASE_URL=postgres://…): its prepared statements")
+    with connection.cursor() as cursor:
+        for _ in range(6):  # psycopg prepares a statement the fifth time a connection runs it
+            cursor.execute("SELECT %s::int + 1 AS prepared_probe", [1])
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+
+    assert any("prepared_probe" in statement for statement in prepared), prepared
