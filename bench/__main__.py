@@ -64,6 +64,11 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=int, default=300, help="plumbing: offer-set requests to profile in-process (0: none)"
     )
+    parser.add_argument(
+        "--endpoints",
+        type=lambda value: value.split(","),
+        help="plumbing: which of me,offer-sets,outcomes to drive (default all three)",
+    )
     parser.add_argument("--requests", type=int, default=20, help="reports: timed requests per endpoint (default 20)")
     parser.add_argument("--csv-requests", type=int, default=3, help="reports: timed CSV exports per filter (default 3)")
     args = parser.parse_args()
@@ -91,6 +96,7 @@ def main() -> None:
             compare=args.compare,
             reseed=args.reseed,
             profile=args.profile,
+            endpoints=args.endpoints,
         )
         return
 

@@ -160,9 +160,7 @@ def outcome_pool(*, agent, needed: int, out) -> list[str]:
             customers=customers,
             seed=len(ids),
         )
-        print(
-            f"outcome pool: {needed - len(ids):,} offer sets added in {time.perf_counter() - started:.0f} s", file=out
-        )
+        print(f"outcome pool: {missing:,} offer sets added in {time.perf_counter() - started:.0f} s", file=out)
     return ids
 
 
@@ -210,6 +208,7 @@ def run(
     compare: list[str],
     reseed: bool,
     profile: int,
+    endpoints: list[str] | None = None,
     out=sys.stdout,
 ) -> None:
     if shutil.which("wrk") is None:
@@ -228,7 +227,8 @@ def run(
     agent, token, _ = user_token_issue(username="bench-agent", role="agent")
     slice_size = max(1, seconds // SLICES) * OUTCOME_IDS_PER_SECOND
     projects = [("this " + _revision(ROOT), ROOT), *((f"before {_revision(Path(p))}", Path(p)) for p in compare)]
-    ids = outcome_pool(agent=agent, needed=slice_size * SLICES * len(projects) * rounds, out=out)
+    answering = endpoints is None or "outcomes" in endpoints
+    ids = outcome_pool(agent=agent, needed=slice_size * SLICES * len(projects) * rounds if answering else 0, out=out)
     db_connections.close_all()
     celery_app.control.purge()
 
@@ -290,7 +290,7 @@ def run(
         for number in range(rounds):
             rows = []
             previous_floor = wrk(floor_url, LUA_ME % values, seconds=slice_seconds, connections=connections)
-            for what in PATHS:
+            for what in endpoints or PATHS:
                 for server in servers:
                     slices, ratios = [], []
                     for _ in range(SLICES):
