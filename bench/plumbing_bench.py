@@ -186,11 +186,11 @@ PATHS = {"me": "GET /api/v1/me/", "offer-sets": "POST /api/v1/offer-sets/", "out
 
 def _print_round(number: int, rounds: int, floor_label: str, rows: list[dict[str, Any]], out) -> None:
     print(f"\nround {number + 1} of {rounds}", file=out)
-    print(f"{'':<46}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'non-2xx':>8}{'floor':>8}{'x floor':>9}", file=out)
+    print(f"{'':<64}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'non-2xx':>8}{'floor':>8}{'x floor':>9}", file=out)
     for row in rows:
         target = TARGETS.get(row["what"])
         print(
-            f"{row['label'] + ': ' + PATHS[row['what']]:<46}{row['rps']:>8.0f}{row['p50']:>8.1f}{row['p99']:>8.1f}"
+            f"{row['label'] + ': ' + PATHS[row['what']]:<64}{row['rps']:>8.0f}{row['p50']:>8.1f}{row['p99']:>8.1f}"
             f"{row['non_2xx']:>8.0f}{row['floor']:>8.0f}{row['ratio']:>9.2f}"
             + (f"  (target >= {target:.2f})" if target else ""),
             file=out,
@@ -226,7 +226,10 @@ def run(
 
     agent, token, _ = user_token_issue(username="bench-agent", role="agent")
     slice_size = max(1, seconds // SLICES) * OUTCOME_IDS_PER_SECOND
-    projects = [("this " + _revision(ROOT), ROOT), *((f"before {_revision(Path(p))}", Path(p)) for p in compare)]
+    others = [Path(path) for path in compare]
+    projects = [("this " + _revision(ROOT), ROOT), *((f"{path.name} {_revision(path)}", path) for path in others)]
+    if len({label for label, _ in projects}) < len(projects):
+        raise SystemExit("bench: --compare checkouts need folders of different names")
     answering = endpoints is None or "outcomes" in endpoints
     ids = outcome_pool(agent=agent, needed=slice_size * SLICES * len(projects) * rounds if answering else 0, out=out)
     db_connections.close_all()
@@ -328,7 +331,7 @@ def run(
     for (label, what), ratios in summary.items():
         target = TARGETS.get(what)
         print(
-            f"  {label:<24}{what:<12}{statistics.median(ratios):>6.2f}"
+            f"  {label:<36}{what:<12}{statistics.median(ratios):>6.2f}"
             + (f"   target >= {target:.2f}" if target else "")
             + (f"   rounds: {', '.join(f'{r:.2f}' for r in ratios)}" if rounds > 1 else ""),
             file=out,
