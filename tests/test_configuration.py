@@ -100,3 +100,19 @@ def test_postgresql_prepares_the_statements_a_connection_repeats():
         prepared = [row[0] for row in cursor.fetchall()]
 
     assert any("prepared_probe" in statement for statement in prepared), prepared
+
+
+@pytest.mark.django_db(transaction=True)  # the report's transaction is the outermost one, as in production
+def test_reports_plan_each_query_for_its_own_period_despite_prepared_statements():
+    from django.db import connection
+
+    from reporting.reports import report_session
+    from tests.conftest import need
+
+    need(connection.vendor == "postgresql", "needs PostgreSQL (DATABASE_URL=postgres://…): its plan cache")
+    with report_session(), connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone()[0] == "force_custom_plan"
+    with connection.cursor() as cursor:  # for the report's transaction only
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone()[0] == "auto"
