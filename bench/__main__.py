@@ -53,7 +53,12 @@ def main() -> None:
     parser.add_argument(
         "--reseed", action="store_true", help="reports, plumbing: seed the database anew even if it is kept"
     )
-    parser.add_argument("--rounds", type=int, default=1, help="plumbing: rounds of every run (default 1)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="plumbing: rounds of every run (default 1; 0: no load, only --cpu/--profile)",
+    )
     parser.add_argument(
         "--compare",
         action="append",
@@ -64,6 +69,14 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=int, default=300, help="plumbing: offer-set requests to profile in-process (0: none)"
     )
+    parser.add_argument(
+        "--cpu",
+        type=int,
+        default=0,
+        metavar="N",
+        help="plumbing: also measure processor time per request, N requests per batch, in-process (0: not)",
+    )
+    parser.add_argument("--cpu-batches", type=int, default=3, help="plumbing: interleaved batches of --cpu (default 3)")
     parser.add_argument(
         "--endpoints",
         type=lambda value: value.split(","),
@@ -97,6 +110,8 @@ def main() -> None:
             reseed=args.reseed,
             profile=args.profile,
             endpoints=args.endpoints,
+            cpu=args.cpu,
+            cpu_batches=args.cpu_batches,
         )
         return
 

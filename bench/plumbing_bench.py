@@ -40,6 +40,7 @@ request's time goes.
 from __future__ import annotations
 
 import cProfile
+import json
 import os
 import pstats
 import random
@@ -209,6 +210,8 @@ def run(
     reseed: bool,
     profile: int,
     endpoints: list[str] | None = None,
+    cpu: int = 0,
+    cpu_batches: int = 3,
     out=sys.stdout,
 ) -> None:
     if shutil.which("wrk") is None:
@@ -252,7 +255,6 @@ def run(
         for label, path in projects
     ]
     values = {"token": token.key, "customers": sizes["customers"], "categories": CATEGORIES}
-    id_files: list[str] = []
     cache = settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
     print(
         f"gunicorn {workers} sync workers each, DEBUG off, cache {cache}, broker Redis, throttle {THROTTLE_RATE}; "
@@ -260,6 +262,64 @@ def run(
         f"{rounds} round(s); {sizes['policies']} policies, {sizes['customers']:,} customers",
         file=out,
     )
+    summary = (
+        _load(
+            floor=floor,
+            servers=servers,
+            workers=workers,
+            values=values,
+            ids=ids,
+            slice_size=slice_size,
+            seconds=seconds,
+            connections=connections,
+            rounds=rounds,
+            endpoints=endpoints,
+            out=out,
+        )
+        if rounds
+        else {}
+    )
+    if summary:
+        print(f"\nratio to the floor{' (median of the rounds)' if rounds > 1 else ''}", file=out)
+    for (label, what), ratios in summary.items():
+        target = TARGETS.get(what)
+        print(
+            f"  {label:<36}{what:<12}{statistics.median(ratios):>6.2f}"
+            + (f"   target >= {target:.2f}" if target else "")
+            + (f"   rounds: {', '.join(f'{r:.2f}' for r in ratios)}" if rounds > 1 else ""),
+            file=out,
+        )
+    if cpu:
+        cpu_env = {
+            **env,
+            "BENCH_TOKEN": token.key,
+            "BENCH_CUSTOMERS": str(sizes["customers"]),
+            "BENCH_CATEGORIES": str(CATEGORIES),
+        }
+        cpu_per_request(projects=projects, requests=cpu, batches=cpu_batches, env=cpu_env, out=out)
+    if profile:
+        profile_offer_sets(requests=profile, token=token.key, sizes=sizes, out=out)
+
+
+def _load(
+    *,
+    floor: Server,
+    servers: list[Server],
+    workers: int,
+    values: dict[str, Any],
+    ids: list[str],
+    slice_size: int,
+    seconds: int,
+    connections: int,
+    rounds: int,
+    endpoints: list[str] | None,
+    out,
+) -> dict[tuple[str, str], list[float]]:
+    """Serve the floor and every checkout, drive them in rounds; each measurement's ratios to the floor."""
+    from recovery_project.celery import app as celery_app
+
+    summary: dict[tuple[str, str], list[float]] = {}
+    id_files: list[str] = []
     try:
         for server in [floor, *servers]:
             server.port = _free_port()
@@ -274,7 +334,6 @@ def run(
         # has the floor of its own minute beside it: the machine is shared, its load moves within a round.
         floor_url = f"{base[floor.label]}/me/"
         slice_seconds = max(1, seconds // SLICES)
-        summary: dict[tuple[str, str], list[float]] = {}
         outcome_slices = iter(range(len(ids) // slice_size))
 
         def target(server: Server, what: str) -> tuple[str, str]:
@@ -326,18 +385,51 @@ def run(
         for name in id_files:
             os.unlink(name)
         celery_app.control.purge()  # the outcomes' recording tasks: no worker will take them
+    return summary
 
-    print(f"\nratio to the floor{' (median of the rounds)' if rounds > 1 else ''}", file=out)
-    for (label, what), ratios in summary.items():
-        target = TARGETS.get(what)
+
+# --- Processor time per request ----------------------------------------------------------------------
+
+
+def cpu_per_request(*, projects: list[tuple[str, Path]], requests: int, batches: int, env: dict, out) -> None:
+    """Each checkout's processor time per request (its process and its PostgreSQL backend), batches interleaved.
+
+    bench/plumbing_cpu.py runs in each checkout's folder, one process per
+    batch; the median batch is shown. Django's test client, not gunicorn: no
+    WSGI server and no per-request connection health check, the same for all.
+    """
+    driver = ROOT / "bench" / "plumbing_cpu.py"
+    results: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for batch in range(batches):
+        for what in ("me", "offer-sets"):
+            for label, path in projects:
+                done = subprocess.run(
+                    [sys.executable, str(driver), what, str(requests)],
+                    cwd=path,
+                    env={**env, "BENCH_SEED": str(batch)},
+                    capture_output=True,
+                    text=True,
+                )
+                if done.returncode:
+                    raise SystemExit(f"bench: {driver.name} failed in {path}:\n{done.stderr[-2000:]}")
+                results.setdefault((label, what), []).append(json.loads(done.stdout.strip().splitlines()[-1]))
+    print(
+        f"\nprocessor time per request, in-process ({requests} requests x {batches} interleaved batches, median):",
+        file=out,
+    )
+    print(f"{'':<60}{'python ms':>10}{'database':>10}{'total':>10}{'x this':>8}{'wall ms':>9}  totals", file=out)
+    base: dict[str, float] = {}
+    for (label, what), runs in results.items():
+        python = statistics.median(r["python_ms"] for r in runs)
+        database = statistics.median(r["database_ms"] for r in runs)
+        wall = statistics.median(r["wall_ms"] for r in runs)
+        base.setdefault(what, python + database)
+        totals = sorted(r["python_ms"] + r["database_ms"] for r in runs)
         print(
-            f"  {label:<36}{what:<12}{statistics.median(ratios):>6.2f}"
-            + (f"   target >= {target:.2f}" if target else "")
-            + (f"   rounds: {', '.join(f'{r:.2f}' for r in ratios)}" if rounds > 1 else ""),
+            f"{label + ': ' + PATHS[what]:<60}{python:>10.3f}{database:>10.3f}{python + database:>10.3f}"
+            f"{(python + database) / base[what]:>8.2f}{wall:>9.2f}  {', '.join(f'{t:.2f}' for t in totals)}",
             file=out,
         )
-    if profile:
-        profile_offer_sets(requests=profile, token=token.key, sizes=sizes, out=out)
 
 
 # --- Where an offer-set request's time goes ---------------------------------------------------------
@@ -367,8 +459,6 @@ PHASES = [
 
 def profile_offer_sets(*, requests: int, token: str, sizes: dict[str, int], out) -> None:
     """N offer-set requests in-process: wall time without a profiler, then cProfile's breakdown."""
-    import json
-
     from django.db import connection
     from django.test import Client
 
