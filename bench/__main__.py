@@ -10,6 +10,11 @@ Each run uses a database of its own (``<name>_bench``, see bench/setup.py).
   db 14): the 202 submission endpoint beside the floor, then recording
   throughput of one worker draining 10,000 queued outcomes.
 - ``packs``: pack import/export and policy revision reads.
+- ``plumbing`` (PostgreSQL and Redis; not part of ``all``): a stock DRF floor
+  service (bench/floor/) beside this checkout (and ``--compare`` checkouts),
+  each with gunicorn: the floor's ``/me/``, ``/api/v1/me/``, offer sets and
+  outcome submissions, each as a ratio of the floor; its database is kept
+  between runs; ``--profile N`` profiles N offer-set requests in-process.
 - ``reports`` (PostgreSQL; not part of ``all``): seeds 1,000,000 recorded outcomes
   over 1,000 policies with set-based SQL into ``<name>_reports_bench``, kept
   between runs (``--reseed`` to seed anew), then times every report, the
@@ -31,15 +36,52 @@ LOCAL_REDIS = "redis://127.0.0.1:6379/14"
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
-        "suite", nargs="?", choices=["all", "offer-sets", "outcomes", "packs", "reports"], default="all"
+        "suite", nargs="?", choices=["all", "offer-sets", "outcomes", "packs", "plumbing", "reports"], default="all"
     )
-    parser.add_argument("--policies", type=int, default=1000, help="policies in the packs benchmark (default 1000)")
+    parser.add_argument(
+        "--policies",
+        type=int,
+        default=1000,
+        help="policies in the packs and plumbing benchmarks (default 1000; plumbing scales customers and incidents "
+        "with it: smaller for quick iterations, the default for figures to report)",
+    )
     parser.add_argument("--seconds", type=int, default=15, help="load duration per endpoint (default 15)")
     parser.add_argument("--connections", type=int, default=16, help="concurrent connections (default 16)")
     parser.add_argument(
         "--workers", type=int, help="gunicorn workers (default: gunicorn.conf.py, WEB_CONCURRENCY or one per core)"
     )
-    parser.add_argument("--reseed", action="store_true", help="reports: seed its database anew even if it is kept")
+    parser.add_argument(
+        "--reseed", action="store_true", help="reports, plumbing: seed the database anew even if it is kept"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="plumbing: rounds of every run (default 1; 0: no load, only --cpu/--profile)",
+    )
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="plumbing: another checkout of the project to serve and measure beside this one (repeatable)",
+    )
+    parser.add_argument(
+        "--profile", type=int, default=300, help="plumbing: offer-set requests to profile in-process (0: none)"
+    )
+    parser.add_argument(
+        "--cpu",
+        type=int,
+        default=0,
+        metavar="N",
+        help="plumbing: also measure processor time per request, N requests per batch, in-process (0: not)",
+    )
+    parser.add_argument("--cpu-batches", type=int, default=3, help="plumbing: interleaved batches of --cpu (default 3)")
+    parser.add_argument(
+        "--endpoints",
+        type=lambda value: value.split(","),
+        help="plumbing: which of me,offer-sets,outcomes to drive (default all three)",
+    )
     parser.add_argument("--requests", type=int, default=20, help="reports: timed requests per endpoint (default 20)")
     parser.add_argument("--csv-requests", type=int, default=3, help="reports: timed CSV exports per filter (default 3)")
     args = parser.parse_args()
@@ -50,6 +92,26 @@ def main() -> None:
 
         reports_bench.run(
             reseed=args.reseed, requests=args.requests, csv_requests=args.csv_requests, workers=args.workers
+        )
+        return
+
+    if args.suite == "plumbing":  # a database of its own, kept between runs
+        os.environ.setdefault("DATABASE_URL", LOCAL_POSTGRES)
+        os.environ.setdefault("REDIS_URL", LOCAL_REDIS)
+        from bench import plumbing_bench
+
+        plumbing_bench.run(
+            seconds=args.seconds,
+            connections=args.connections,
+            workers=args.workers,
+            policies=args.policies,
+            rounds=args.rounds,
+            compare=args.compare,
+            reseed=args.reseed,
+            profile=args.profile,
+            endpoints=args.endpoints,
+            cpu=args.cpu,
+            cpu_batches=args.cpu_batches,
         )
         return
 

@@ -93,7 +93,7 @@ def seed_policies(count: int, *, start: int = 0, categories: list | None = None)
         )
 
 
-def seed(*, out) -> None:
+def seed(*, out, policies: int = POLICIES, customers: int = CUSTOMERS, incidents: int = INCIDENTS) -> None:
     from django.utils import timezone
 
     from compensation.models import Customer, Incident
@@ -104,7 +104,7 @@ def seed(*, out) -> None:
     categories = Category.objects.bulk_create(
         [Category(slug=f"cat_{i}", name=f"problem {i}") for i in range(CATEGORIES)]
     )
-    seed_policies(POLICIES, categories=categories)
+    seed_policies(policies, categories=categories)
     rng = random.Random(7)
     Customer.objects.bulk_create(
         [
@@ -115,17 +115,17 @@ def seed(*, out) -> None:
                 lifetime_value=Decimal(rng.randint(0, 8000)),
                 interests=rng.sample(INTERESTS, 2),
             )
-            for i in range(CUSTOMERS)
+            for i in range(customers)
         ],
         batch_size=5000,
     )
-    customer_ids = list(Customer.objects.values_list("pk", flat=True))
+    customer_ids = list(Customer.objects.filter(external_id__startswith="C-").values_list("pk", flat=True))
     now = timezone.now()
     batch = []
-    for i in range(INCIDENTS):
+    for i in range(incidents):
         batch.append(
             Incident(
-                customer_id=customer_ids[i % CUSTOMERS],
+                customer_id=customer_ids[i % customers],
                 category_id=categories[rng.randrange(CATEGORIES)].pk,
                 severity=rng.randint(1, 5),
                 order_value=Decimal(rng.randint(0, 400)),
@@ -139,7 +139,7 @@ def seed(*, out) -> None:
     Incident.objects.bulk_create(batch)
     policy_revision_bump()
     print(
-        f"seeded {POLICIES} policies / {CATEGORIES} categories, {CUSTOMERS:,} customers, {INCIDENTS:,} incidents "
+        f"seeded {policies} policies / {CATEGORIES} categories, {customers:,} customers, {incidents:,} incidents "
         f"in {time.perf_counter() - started:.0f} s",
         file=out,
     )
@@ -195,14 +195,20 @@ def wrk(url: str, script: str, *, seconds: int, connections: int) -> dict[str, f
     }
 
 
-def start_gunicorn(port: int, env: dict[str, str], workers: int | None) -> subprocess.Popen:
-    """gunicorn with the project's gunicorn.conf.py (as production starts it), on a port of our own."""
-    command = [str(Path(sys.executable).parent / "gunicorn"), "recovery_project.wsgi", "--bind", f"127.0.0.1:{port}"]
+def start_gunicorn(
+    port: int, env: dict[str, str], workers: int | None, *, app: str = "recovery_project.wsgi", cwd: Path = ROOT
+) -> subprocess.Popen:
+    """gunicorn with the gunicorn.conf.py of ``cwd`` (as production starts it), on a port of our own.
+
+    ``app`` and ``cwd`` serve another WSGI module (the plumbing benchmark's floor) or
+    another checkout of the project (its before-and-after comparison).
+    """
+    command = [str(Path(sys.executable).parent / "gunicorn"), app, "--bind", f"127.0.0.1:{port}"]
     if workers:
         command += ["--workers", str(workers)]
     process = subprocess.Popen(
         [*command, "--log-level", "warning"],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         start_new_session=True,
     )

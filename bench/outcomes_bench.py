@@ -55,23 +55,22 @@ end
 """
 
 
-def seed(*, agent, count: int, out) -> list[str]:
-    """``count`` unexpired offer sets with options a/b/c from three capped policies; returns their ids."""
-    from django.utils import timezone
+OPTIONS = [  # kind, value, unit, estimated cost: the three options of every seeded set
+    ("percent_discount", Decimal("20"), "percent", Decimal("12.00")),
+    ("fixed_credit", Decimal("10.00"), "amount", Decimal("10.00")),
+    ("gift", Decimal("15.00"), "amount", Decimal("15.00")),
+]
+CATEGORY = "late_delivery"
 
-    from compensation.models import Customer, Incident, Offer, OfferSet
+
+def seed_policies():
+    """The category and three capped policies the sets' options come from; returns (category, templates)."""
     from policies.models import Category, OfferTemplate, Policy
     from policies.services import policy_revision_bump
 
-    started = time.perf_counter()
-    category = Category.objects.create(slug="late_delivery", name="Late delivery")
-    options = [
-        ("percent_discount", Decimal("20"), "percent", Decimal("12.00")),
-        ("fixed_credit", Decimal("10.00"), "amount", Decimal("10.00")),
-        ("gift", Decimal("15.00"), "amount", Decimal("15.00")),
-    ]
+    category = Category.objects.create(slug=CATEGORY, name="Late delivery")
     templates = []
-    for n, (kind, value, _, _) in enumerate(options):
+    for n, (kind, value, _, _) in enumerate(OPTIONS):
         policy = Policy.objects.create(
             slug=f"bench-{kind}", name=f"Bench {kind}", priority=50, monthly_cap=Decimal("9999999.00"), version=1
         )
@@ -88,11 +87,16 @@ def seed(*, agent, count: int, out) -> list[str]:
             )
         )
     policy_revision_bump()
-    rng = random.Random(11)
-    customers = Customer.objects.bulk_create(
-        [Customer(external_id=f"O-{i}", name=f"Customer {i}", email=f"c{i}@example.com") for i in range(CUSTOMERS)],
-        batch_size=5000,
-    )
+    return category, templates
+
+
+def seed_offer_sets(*, agent, count: int, category, templates, customers: list, seed: int = 11) -> list[str]:
+    """``count`` offer sets open for a day, for ``customers`` in turn; returns their ids."""
+    from django.utils import timezone
+
+    from compensation.models import Incident, Offer, OfferSet
+
+    rng = random.Random(seed)
     now = timezone.now()
     ids: list[str] = []
     for start in range(0, count, 5000):
@@ -100,7 +104,7 @@ def seed(*, agent, count: int, out) -> list[str]:
         incidents = Incident.objects.bulk_create(
             [
                 Incident(
-                    customer=customers[(start + i) % CUSTOMERS],
+                    customer=customers[(start + i) % len(customers)],
                     category=category,
                     severity=rng.randint(1, 5),
                     order_value=Decimal(rng.randint(20, 300)),
@@ -143,11 +147,25 @@ def seed(*, agent, count: int, out) -> list[str]:
                     score=1.0 - n / 10,
                 )
                 for offer_set in sets
-                for n, (template, (_, _, unit, cost)) in enumerate(zip(templates, options, strict=True))
+                for n, (template, (_, _, unit, cost)) in enumerate(zip(templates, OPTIONS, strict=True))
             ],
             batch_size=5000,
         )
         ids += [str(offer_set.id) for offer_set in sets]
+    return ids
+
+
+def seed(*, agent, count: int, out) -> list[str]:
+    """``count`` unexpired offer sets with options a/b/c from three capped policies; returns their ids."""
+    from compensation.models import Customer
+
+    started = time.perf_counter()
+    category, templates = seed_policies()
+    customers = Customer.objects.bulk_create(
+        [Customer(external_id=f"O-{i}", name=f"Customer {i}", email=f"c{i}@example.com") for i in range(CUSTOMERS)],
+        batch_size=5000,
+    )
+    ids = seed_offer_sets(agent=agent, count=count, category=category, templates=templates, customers=customers)
     print(f"seeded {count:,} offer sets for {CUSTOMERS:,} customers in {time.perf_counter() - started:.0f} s", file=out)
     return ids
 

@@ -14,6 +14,7 @@ class Role(models.TextChoices):
 
 # When a user is (wrongly) in several role groups, the most capable one counts.
 _PRECEDENCE = [Role.MANAGER, Role.AGENT, Role.ANALYST]
+ROLE_NAMES: tuple[str, ...] = tuple(role.value for role in _PRECEDENCE)
 
 
 def user_role(user: AbstractBaseUser | AnonymousUser) -> str | None:
@@ -30,15 +31,26 @@ def user_role(user: AbstractBaseUser | AnonymousUser) -> str | None:
 
 
 def user_has_role(user: AbstractBaseUser | AnonymousUser, *roles: str) -> bool:
+    """Whether the user is a superuser or in one of the groups ``roles`` (:class:`Role` values)."""
     if not user.is_authenticated:
         return False
     return user.is_superuser or bool(_group_names(user) & set(roles))
 
 
-def _group_names(user: AbstractBaseUser) -> set[str]:
-    # Cached on the user object: permission checks run several times per request.
-    cached = getattr(user, "_recovery_groups", None)
+def user_roles_preset(user: AbstractBaseUser, names: set[str]) -> None:
+    """Tell the user object which role groups it is in, read along with it (compensation/authentication.py).
+
+    ``names`` must be exactly the user's groups among :data:`ROLE_NAMES`; the
+    functions above then ask the database nothing.
+    """
+    user._recovery_roles = frozenset(names)
+
+
+def _group_names(user: AbstractBaseUser) -> frozenset[str]:
+    """The user's role groups (other groups do not matter here), read at most once per user object."""
+    # Kept on the user object: permission checks run several times per request.
+    cached = getattr(user, "_recovery_roles", None)
     if cached is None:
-        cached = set(user.groups.values_list("name", flat=True))
-        user._recovery_groups = cached
+        cached = frozenset(user.groups.filter(name__in=ROLE_NAMES).values_list("name", flat=True))
+        user._recovery_roles = cached
     return cached

@@ -42,15 +42,17 @@ INSTALLED_APPS = [
     "reporting",
 ]
 
+# Django's session, CSRF, auth, messages and clickjacking middleware, each skipped for API calls
+# that carry a token (they serve browsers: the admin, the browsable API); see recovery_project/middleware.py.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "recovery_project.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "recovery_project.middleware.CsrfViewMiddleware",
+    "recovery_project.middleware.AuthenticationMiddleware",
+    "recovery_project.middleware.MessageMiddleware",
+    "recovery_project.middleware.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "recovery_project.urls"
@@ -75,12 +77,14 @@ DATABASES = {"default": env.database("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db
 DATABASES["default"]["CONN_MAX_AGE"] = env.integer("CONN_MAX_AGE", 60, minimum=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Server-side parameters let psycopg prepare statements the hot path repeats,
-    # so PostgreSQL stops re-planning them (not for PgBouncer in transaction mode).
-    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env.boolean(
-        "DATABASE_SERVER_SIDE_BINDING", True
-    )
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.boolean(
+    "DATABASE_SERVER_SIDE_BINDING", True
+):
+    # Server-side parameters, and prepared statements: psycopg prepares a statement the fifth time a
+    # connection runs it, so PostgreSQL stops planning the hot path's statements on every request.
+    # Django turns preparing off unless prepare_threshold is given. Not behind PgBouncer in transaction
+    # mode, where a statement prepared on one server connection is missing on the next.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file database shared by the dev server and an eager worker: take the write lock when a
     # transaction starts and wait for it, so concurrent requests queue instead of failing.
@@ -146,7 +150,7 @@ REDIS_URL = env.redis_url("REDIS_URL")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "recovery_project.cache.RedisCache",  # Django's, reusing its redis-py client
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "recovery",
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
@@ -212,7 +216,8 @@ THROTTLE_ANON_RATE = env.throttle_rate("THROTTLE_ANON_RATE", "60/min")  # the fe
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # DRF's token authentication, reading the user's role in the same query (no query per check).
+        "compensation.authentication.RoleTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

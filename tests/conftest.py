@@ -54,10 +54,25 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
+def cache_clear() -> None:
+    """Empty this process's cache. On Redis only its own keys: pytest-xdist's processes share one Redis
+    database, each with a key prefix of its own (tests/settings.py), and one clearing the whole database
+    would wipe another's throttle counts and policy revision in the middle of a test."""
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        backend.clear()
+        return
+    client = backend._cache.get_client(write=True)
+    keys = list(client.scan_iter(match=f"{backend.key_prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache() -> None:
-    from django.core.cache import cache
-
     from policies.index import policy_index_clear
 
     # Revision numbers repeat after a test's rollback, so the process's index must go too.
@@ -65,7 +80,7 @@ def _clear_cache() -> None:
 
     # A missing Redis is reported by the tests that need it, not here.
     with contextlib.suppress(Exception):
-        cache.clear()
+        cache_clear()
 
 
 @pytest.fixture

@@ -84,3 +84,35 @@ def test_models_and_migrations_agree():
     from django.core.management import call_command
 
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+@pytest.mark.django_db
+def test_postgresql_prepares_the_statements_a_connection_repeats():
+    from django.db import connection
+
+    from tests.conftest import need
+
+    need(connection.vendor == "postgresql", "needs PostgreSQL (DATABASE_URL=postgres://…): its prepared statements")
+    with connection.cursor() as cursor:
+        for _ in range(6):  # psycopg prepares a statement the fifth time a connection runs it
+            cursor.execute("SELECT %s::int + 1 AS prepared_probe", [1])
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+
+    assert any("prepared_probe" in statement for statement in prepared), prepared
+
+
+@pytest.mark.django_db(transaction=True)  # the report's transaction is the outermost one, as in production
+def test_reports_plan_each_query_for_its_own_period_despite_prepared_statements():
+    from django.db import connection
+
+    from reporting.reports import report_session
+    from tests.conftest import need
+
+    need(connection.vendor == "postgresql", "needs PostgreSQL (DATABASE_URL=postgres://…): its plan cache")
+    with report_session(), connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone()[0] == "force_custom_plan"
+    with connection.cursor() as cursor:  # for the report's transaction only
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone()[0] == "auto"

@@ -4,15 +4,20 @@ configured), oversized bodies (413), oversized pages, and a schema that declares
 from __future__ import annotations
 
 import json
+import math
+import time
 from typing import Any
 
 import pytest
+import redis
 import yaml
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.locmem import LocMemCache
+from django.core.cache.backends.redis import RedisCache
 from django.test import override_settings
 
-from compensation.http import ResilientUserRateThrottle
+from compensation.http import ResilientAnonRateThrottle, ResilientUserRateThrottle, window_count
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +26,11 @@ pytestmark = pytest.mark.django_db
 def three_per_minute(monkeypatch: pytest.MonkeyPatch) -> None:
     """THROTTLE_USER_RATE=3/min for this test (DRF reads the rates when the class is defined)."""
     monkeypatch.setattr(ResilientUserRateThrottle, "THROTTLE_RATES", {"user": "3/min", "anon": "60/min"})
-    cache.clear()
+
+
+def _throttle_keys() -> list[bytes]:
+    """The per-user throttle's keys in Redis (this process's: the cache was emptied before the test)."""
+    return redis.Redis.from_url(settings.REDIS_URL).keys(f"{caches['default'].key_prefix}:*throttle_user_*")
 
 
 def _flood(client: Any, path: str, times: int) -> list[Any]:
@@ -51,13 +60,108 @@ def test_the_limit_is_per_user(client_for: Any, three_per_minute: None) -> None:
 def test_the_count_is_kept_in_redis_where_configured(
     client_for: Any, three_per_minute: None, needs_redis: None
 ) -> None:
-    import redis
-
-    assert settings.CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert isinstance(caches["default"], RedisCache)
     client_for("agent").get("/api/v1/me/")
 
-    keys = redis.Redis.from_url(settings.REDIS_URL).keys("recovery:*throttle_user_*")
-    assert keys, "the throttle's history is not in Redis"
+    assert _throttle_keys(), "the throttle's count is not in Redis"
+
+
+def test_a_window_counts_until_it_closes_then_starts_again() -> None:
+    backend = LocMemCache("throttle-test", {})
+
+    assert window_count(backend, "k", duration=60, now=1000.0) == (1, 60.0)
+    assert window_count(backend, "k", duration=60, now=1030.0) == (2, 30.0)
+    assert window_count(backend, "k", duration=60, now=1059.5) == (3, 0.5)
+    assert window_count(backend, "k", duration=60, now=1060.0) == (1, 60.0)
+    assert window_count(backend, "other", duration=60, now=1060.0) == (1, 60.0)
+
+
+@pytest.fixture
+def redis_sends(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """What redis-py writes to its sockets, one entry per write: a round trip each."""
+    from redis.connection import AbstractConnection
+
+    sent: list[bytes] = []
+    original = AbstractConnection.send_packed_command
+
+    def send(self: Any, command: Any, check_health: bool = True) -> None:
+        sent.append(command)
+        original(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", send)
+    return sent
+
+
+def test_on_redis_a_request_costs_the_throttle_one_round_trip(
+    client_for: Any, three_per_minute: None, needs_redis: None, redis_sends: list[bytes]
+) -> None:
+    agent = client_for("agent")
+    agent.get("/api/v1/me/")  # the pool's connection is made (and introduced) here
+    redis_sends.clear()
+
+    assert agent.get("/api/v1/me/").status_code == 200
+
+    assert len(redis_sends) == 1, redis_sends
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    [key] = _throttle_keys()
+    assert int(client.get(key)) == 2
+    assert 0 < client.pttl(key) <= 60_000
+
+
+def test_on_redis_the_limit_lifts_when_the_window_closes(
+    client_for: Any, three_per_minute: None, needs_redis: None
+) -> None:
+    agent = client_for("agent")
+    responses = _flood(agent, "/api/v1/me/", 4)
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    [key] = _throttle_keys()
+    assert int(responses[-1]["Retry-After"]) == math.ceil(client.pttl(key) / 1000)
+
+    client.pexpire(key, 1)  # the minute is up
+    deadline = time.monotonic() + 5
+    while client.exists(key) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    assert agent.get("/api/v1/me/").status_code == 200
+
+
+@override_settings(CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}})
+def test_retry_after_says_when_the_window_closes(
+    client_for: Any, three_per_minute: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache.clear()  # this LocMem (where Redis is configured, the autouse fixture emptied Redis, not it)
+    clock = [1000.0]
+    monkeypatch.setattr(ResilientUserRateThrottle, "timer", lambda self: clock[0])
+    agent = client_for("agent")
+    assert [r.status_code for r in _flood(agent, "/api/v1/me/", 3)] == [200, 200, 200]
+
+    clock[0] = 1020.0
+    assert agent.get("/api/v1/me/")["Retry-After"] == "40"
+    clock[0] = 1045.5
+    assert agent.get("/api/v1/me/")["Retry-After"] == "15"  # refused requests do not push the window back
+
+    clock[0] = 1060.0
+    assert [r.status_code for r in _flood(agent, "/api/v1/me/", 4)] == [200, 200, 200, 429]
+
+
+@pytest.fixture
+def two_per_minute_per_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    """THROTTLE_ANON_RATE=2/min for this test."""
+    monkeypatch.setattr(ResilientAnonRateThrottle, "THROTTLE_RATES", {"user": "1000/min", "anon": "2/min"})
+
+
+@pytest.mark.usefixtures("two_per_minute_per_address")
+def test_feedback_links_are_limited_per_address(api_client: Any) -> None:
+    url = "/api/v1/feedback/not-a-real-token/"
+
+    answers = [api_client.post(url, {"satisfaction": 5}, format="json", REMOTE_ADDR="10.0.0.1") for _ in range(3)]
+
+    assert [r.status_code for r in answers] == [404, 404, 429]
+    assert answers[-1].json()["code"] == "throttled"
+    assert 1 <= int(answers[-1]["Retry-After"]) <= 60
+    other = api_client.post(url, {"satisfaction": 5}, format="json", REMOTE_ADDR="10.0.0.2")
+    assert other.status_code == 404
 
 
 def test_a_body_over_the_limit_is_413_and_writes_nothing(client_for: Any) -> None:

@@ -60,15 +60,15 @@ OUTCOME_KEYS = {
 }
 WRITTEN = (OutcomeSubmission, Outcome, BudgetCharge, PolicyMonthSpend, Coupon, CreditEntry, FollowUp, Escalation)
 
-# Measured for an option whose policy caps each customer: token, groups, the set's offers, the policy
-# revision, the customer lock, the customer's 30-day sum, the month upsert, the charge and the submission
-# inserts, and the savepoints the test's transaction makes of atomic blocks. PostgreSQL first tries the
+# Measured for an option whose policy caps each customer: the token (with the role), the set's offers, the
+# policy revision, the customer lock, the customer's 30-day sum, the month upsert, the charge and the
+# submission inserts, and the savepoints the test's transaction makes of atomic blocks. PostgreSQL first tries the
 # one-statement path, which a per-customer cap turns down (that statement and its savepoint pair).
-OUTCOME_QUERIES_OBSERVED = {"postgresql": 15, "sqlite": 13}
+OUTCOME_QUERIES_OBSERVED = {"postgresql": 14, "sqlite": 12}
 OUTCOME_QUERIES_MAX = OUTCOME_QUERIES_OBSERVED[connection.vendor] + 1
 # Without a per-customer cap, on PostgreSQL the check, the charge, the charge row and the submission are
-# one statement (token, groups, that statement and two savepoints); SQLite takes the long way.
-UNCAPPED_QUERIES_OBSERVED = {"postgresql": 5, "sqlite": 11}
+# one statement (the token with the role, that statement and two savepoints); SQLite takes the long way.
+UNCAPPED_QUERIES_OBSERVED = {"postgresql": 4, "sqlite": 10}
 
 
 # --- Helpers ---------------------------------------------------------------------------------

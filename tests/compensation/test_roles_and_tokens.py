@@ -8,6 +8,8 @@ from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 from rest_framework.authtoken.models import Token
 
+from compensation.roles import user_role
+
 pytestmark = pytest.mark.django_db
 
 
@@ -99,3 +101,113 @@ def test_api_keeps_answering_when_the_throttle_cache_is_down(client_for, setting
     }
     response = client.get("/api/v1/me/")
     assert response.status_code == 200
+
+
+# --- The role comes with the token ------------------------------------------------------------------
+
+
+def test_me_costs_one_query_that_brings_the_role(client_for, django_assert_num_queries):
+    client = client_for("manager", username="manager-1")
+    client.get("/api/v1/me/")  # the first request of a process may read more (content types, say)
+
+    with django_assert_num_queries(1):
+        response = client.get("/api/v1/me/")
+
+    assert response.json() == {"username": "manager-1", "role": "manager"}
+
+
+def _admin_sets_groups(admin_client, user, groups: list[Group]) -> None:
+    """What an admin does on the user's change page: everything as it was, but these groups."""
+    response = admin_client.post(
+        f"/admin/auth/user/{user.pk}/change/",
+        {
+            "username": user.username,
+            "first_name": "",
+            "last_name": "",
+            "email": "",
+            "is_active": "on",
+            "groups": [group.pk for group in groups],
+            "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
+            "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+            "last_login_0": "",
+            "last_login_1": "",
+        },
+    )
+    assert response.status_code == 302, response.content
+
+
+def test_the_role_follows_an_admins_change_of_groups_on_the_next_request(client_for, admin_client):
+    client = client_for("agent", username="sam")
+    sam = get_user_model().objects.get(username="sam")
+    assert client.get("/api/v1/me/").json()["role"] == "agent"
+    assert client.get("/api/v1/escalations/").status_code == 403
+
+    _admin_sets_groups(admin_client, sam, [Group.objects.get(name="manager")])
+
+    assert client.get("/api/v1/me/").json()["role"] == "manager"
+    assert client.get("/api/v1/escalations/").status_code == 200
+
+    _admin_sets_groups(admin_client, sam, [])
+
+    assert client.get("/api/v1/me/").json()["role"] is None
+    assert client.get("/api/v1/offer-sets/").status_code == 403
+
+
+def test_a_user_in_two_role_groups_has_the_stronger_role_and_the_rights_of_both(client_for):
+    client = client_for("agent", username="dana")
+    get_user_model().objects.get(username="dana").groups.add(Group.objects.get(name="analyst"))
+
+    assert client.get("/api/v1/me/").json()["role"] == "agent"
+    assert client.get("/api/v1/offer-sets/").status_code == 200  # an agent's
+    assert client.get("/api/v1/reports/summary/").status_code == 200  # an analyst's
+    assert client.get("/api/v1/escalations/").status_code == 403  # a manager's
+
+
+@pytest.mark.parametrize(
+    ("flags", "role"),
+    [({"is_superuser": True, "is_staff": True}, "superuser"), ({"is_staff": True}, "staff"), ({}, None)],
+)
+def test_a_token_user_without_a_role_group_is_superuser_staff_or_nothing(api_client, flags, role):
+    user = get_user_model().objects.create_user("robin", **flags)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+
+    assert api_client.get("/api/v1/me/").json() == {"username": "robin", "role": role}
+
+
+def test_an_inactive_users_token_is_refused(client_for):
+    client = client_for("agent", username="gone")
+    get_user_model().objects.filter(username="gone").update(is_active=False)
+
+    response = client.get("/api/v1/me/")
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "authentication_failed"
+
+
+def test_token_authentication_gives_the_user_and_token_as_the_orm_reads_them(make_user):
+    from compensation.authentication import RoleTokenAuthentication
+
+    user, key = make_user("casey", "analyst")
+    user.groups.add(Group.objects.create(name="editors"))  # a group that is no role
+    get_user_model().objects.filter(pk=user.pk).update(last_login=user.date_joined, first_name="Casey")
+
+    authenticated, token = RoleTokenAuthentication().authenticate_credentials(key)
+
+    stored = get_user_model().objects.get(pk=user.pk)
+    fields = [f.attname for f in get_user_model()._meta.concrete_fields]
+    assert [getattr(authenticated, f) for f in fields] == [getattr(stored, f) for f in fields]
+    assert authenticated.date_joined.tzinfo is not None  # SQLite hands back naive times; the converters make them aware
+    assert isinstance(authenticated.is_active, bool)
+    assert (token.key, token.user_id, token.created) == (key, user.pk, Token.objects.get(key=key).created)
+    assert token.user is authenticated
+    assert authenticated._state.adding is False
+    assert user_role(authenticated) == "analyst"
+
+
+def test_an_unknown_token_is_refused_as_drf_refuses_it(api_client):
+    api_client.credentials(HTTP_AUTHORIZATION="Token " + "0" * 40)
+
+    response = api_client.get("/api/v1/me/")
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Invalid token.", "code": "authentication_failed"}
