@@ -16,7 +16,18 @@ from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
 
+from tests.clock import SHIFT_ENV, clock_shift_days, clock_shift_start
+
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    clock_shift_start()
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    days = clock_shift_days()
+    return f"clock: {days} days ahead ({SHIFT_ENV}), now {timezone.now():%Y-%m-%d %H:%M} UTC" if days else None
 
 
 def need(available: bool, what: str) -> None:
