@@ -14,6 +14,7 @@ import os
 from datetime import UTC, datetime, timedelta
 
 SHIFT_ENV = "TEST_CLOCK_SHIFT_DAYS"
+AT_ENV = "TEST_CLOCK_AT"  # or start the clock at an ISO 8601 instant: month ends, New Year's Eve, DST changes
 
 # Python code that moves the clock of a process a test starts, before anything in it reads the time.
 CLOCK_PRELUDE = "import tests.clock; tests.clock.clock_shift_start(); "
@@ -31,13 +32,27 @@ def clock_shift_days() -> int:
         raise SystemExit(f"{SHIFT_ENV} must be a whole number of days, not {raw!r}") from None
 
 
-def clock_shift_start() -> None:
-    """Move this process's clock ``TEST_CLOCK_SHIFT_DAYS`` ahead (nothing when unset or 0); it keeps ticking."""
-    global _traveller
+def clock_start_at() -> datetime | None:
+    """Where the clock starts: ``TEST_CLOCK_AT``, else ``TEST_CLOCK_SHIFT_DAYS`` from now; None for today."""
+    raw = os.environ.get(AT_ENV, "").strip()
+    if raw:
+        try:
+            at = datetime.fromisoformat(raw)
+        except ValueError:
+            raise SystemExit(f"{AT_ENV} must be an ISO 8601 date and time, not {raw!r}") from None
+        return at if at.tzinfo else at.replace(tzinfo=UTC)
     days = clock_shift_days()
-    if not days or _traveller is not None:
+    return datetime.now(UTC) + timedelta(days=days) if days else None
+
+
+def clock_shift_start() -> None:
+    """Move this process's clock (``TEST_CLOCK_AT`` / ``TEST_CLOCK_SHIFT_DAYS``; nothing when both are unset);
+    it keeps ticking from there."""
+    global _traveller
+    at = clock_start_at()
+    if at is None or _traveller is not None:
         return
     import time_machine
 
-    _traveller = time_machine.travel(datetime.now(UTC) + timedelta(days=days), tick=True)
+    _traveller = time_machine.travel(at, tick=True)
     _traveller.start()

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
 
-from tests.clock import SHIFT_ENV, clock_shift_days, clock_shift_start
+from tests.clock import clock_shift_start, clock_start_at
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -26,8 +26,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
-    days = clock_shift_days()
-    return f"clock: {days} days ahead ({SHIFT_ENV}), now {timezone.now():%Y-%m-%d %H:%M} UTC" if days else None
+    moved = clock_start_at() is not None
+    return (
+        f"clock moved (tests/clock.py): the suite starts at {timezone.now():%Y-%m-%d %H:%M:%S} UTC" if moved else None
+    )
 
 
 def need(available: bool, what: str) -> None:

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import time_machine
 from django.conf import settings
 
 from compensation.models import Customer, Incident, Offer, OfferSet
@@ -37,13 +38,18 @@ def late_delivery(db: None) -> Any:
 
 
 def create(user: Any, *, now: datetime = NOW, external_id: str = "C-1", **incident: Any) -> Any:
-    """Validate a request as the API does, then call the service with a fixed clock."""
+    """Validate a request as the API does, then call the service with a fixed clock.
+
+    The request arrives at ``now``: the API's validation reads the clock (an incident is at most
+    INCIDENT_MAX_AGE_DAYS old and not in the future), so the clock stops there while it runs, whatever
+    today is."""
     index = policy_index_get()
     data = {
         "customer": {"external_id": external_id},
         "incident": {"category": "late_delivery", "severity": 3, "occurred_at": now.isoformat(), **incident},
     }
-    validated = offer_set_input_validate(data, index=index)
+    with time_machine.travel(now, tick=False):
+        validated = offer_set_input_validate(data, index=index)
     return offer_set_create(
         user=user,
         index=index,
