@@ -1,4 +1,4 @@
-"""Benchmarks: ``make bench`` (or ``python -m bench [offer-sets|outcomes|packs|reports] ...``).
+"""Benchmarks: ``make bench`` (or ``python -m bench [offer-sets|outcomes|packs|reports|broker-outage] ...``).
 
 Figures are printed, never asserted: speed is measured here, not in the tests.
 Each run uses a database of its own (``<name>_bench``, see bench/setup.py).
@@ -20,6 +20,11 @@ Each run uses a database of its own (``<name>_bench``, see bench/setup.py).
   between runs (``--reseed`` to seed anew), then times every report, the
   outcome list and its CSV over gunicorn, counts their queries and EXPLAINs
   the slowest (issue 5: <= 500 ms per request).
+- ``broker-outage`` (PostgreSQL and Redis; not part of ``all``): the 202
+  submission endpoint with the broker down (a closed local port) and up, one
+  gunicorn each, requests one at a time and alternating (``--requests``,
+  default 200 per server); p50/p95/max per request, their ratio and the
+  configured ``socket_connect_timeout``.
 """
 
 from __future__ import annotations
@@ -36,7 +41,10 @@ LOCAL_REDIS = "redis://127.0.0.1:6379/14"
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
-        "suite", nargs="?", choices=["all", "offer-sets", "outcomes", "packs", "plumbing", "reports"], default="all"
+        "suite",
+        nargs="?",
+        choices=["all", "offer-sets", "outcomes", "packs", "plumbing", "reports", "broker-outage"],
+        default="all",
     )
     parser.add_argument(
         "--policies",
@@ -82,7 +90,11 @@ def main() -> None:
         type=lambda value: value.split(","),
         help="plumbing: which of me,offer-sets,outcomes to drive (default all three)",
     )
-    parser.add_argument("--requests", type=int, default=20, help="reports: timed requests per endpoint (default 20)")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        help="reports: timed requests per endpoint (default 20); broker-outage: per server (default 200)",
+    )
     parser.add_argument("--csv-requests", type=int, default=3, help="reports: timed CSV exports per filter (default 3)")
     args = parser.parse_args()
 
@@ -91,8 +103,18 @@ def main() -> None:
         from bench import reports_bench
 
         reports_bench.run(
-            reseed=args.reseed, requests=args.requests, csv_requests=args.csv_requests, workers=args.workers
+            reseed=args.reseed, requests=args.requests or 20, csv_requests=args.csv_requests, workers=args.workers
         )
+        return
+
+    if args.suite == "broker-outage":  # a fresh database (django_setup), Redis as the broker when it is up
+        os.environ.setdefault("DATABASE_URL", LOCAL_POSTGRES)
+        os.environ.setdefault("REDIS_URL", LOCAL_REDIS)
+        url = django_setup()
+        from bench import broker_outage_bench
+
+        print(f"database: {url.split('@')[-1]}")
+        broker_outage_bench.run(requests=args.requests or 200, workers=args.workers)
         return
 
     if args.suite == "plumbing":  # a database of its own, kept between runs

@@ -9,6 +9,7 @@ the compiled index's memory for 10,000 policies.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -196,22 +197,32 @@ def wrk(url: str, script: str, *, seconds: int, connections: int) -> dict[str, f
 
 
 def start_gunicorn(
-    port: int, env: dict[str, str], workers: int | None, *, app: str = "recovery_project.wsgi", cwd: Path = ROOT
+    port: int,
+    env: dict[str, str],
+    workers: int | None,
+    *,
+    app: str = "recovery_project.wsgi",
+    cwd: Path = ROOT,
+    log: Path | None = None,
 ) -> subprocess.Popen:
     """gunicorn with the gunicorn.conf.py of ``cwd`` (as production starts it), on a port of our own.
 
     ``app`` and ``cwd`` serve another WSGI module (the plumbing benchmark's floor) or
-    another checkout of the project (its before-and-after comparison).
+    another checkout of the project (its before-and-after comparison); ``log`` takes
+    its output (and the project's log lines) instead of this terminal.
     """
     command = [str(Path(sys.executable).parent / "gunicorn"), app, "--bind", f"127.0.0.1:{port}"]
     if workers:
         command += ["--workers", str(workers)]
-    process = subprocess.Popen(
-        [*command, "--log-level", "warning"],
-        cwd=cwd,
-        env=env,
-        start_new_session=True,
-    )
+    with log.open("ab") if log else contextlib.nullcontext() as output:
+        process = subprocess.Popen(
+            [*command, "--log-level", "warning"],
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            stdout=output,
+            stderr=output,
+        )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:

@@ -12,8 +12,9 @@ import pytest
 from django.conf import settings
 from django.core import mail
 from django.db import IntegrityError, transaction
+from kombu.exceptions import OperationalError
 
-from compensation import queue, ranking
+from compensation import ranking
 from compensation.errors import BudgetExhausted
 from compensation.models import (
     AcceptanceStat,
@@ -452,20 +453,36 @@ def test_a_requeued_submission_is_recorded_by_the_worker(demo_pack: None, agent:
 
 
 def test_a_broker_outage_leaves_the_submission_pending_for_the_requeue(
-    demo_pack: None, agent: Any, monkeypatch: pytest.MonkeyPatch
+    demo_pack: None, agent: Any, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
 ) -> None:
     from compensation.tasks import outcome_record_task
 
-    def broker_down(*args: Any, **kwargs: Any) -> None:
-        raise ConnectionError("broker unreachable")
+    publishes: list[tuple[Any, ...]] = []
 
-    monkeypatch.setattr(outcome_record_task, "apply_async", broker_down)
-    submission = submit(agent, offer_set_new(agent), "a")
+    def broker_down(args: Any = None, kwargs: Any = None, **options: Any) -> None:
+        publishes.append(tuple(str(arg) for arg in args or ()))
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    queue.outcome_enqueue(submission.pk)  # what on_commit runs: it must not raise
+    created = offer_set_new(agent)
+    with monkeypatch.context() as outage:
+        outage.setattr(outcome_record_task, "apply_async", broker_down)
+        # The commit's callbacks run inside the outage: the one the submission registered publishes, and fails.
+        with django_capture_on_commit_callbacks(execute=True):
+            submission = submit(agent, created, "a")
 
-    submission.refresh_from_db()
+    assert publishes == [(str(submission.pk),)]  # the commit did try to send the recording task
+    submission.refresh_from_db()  # accepted all the same: the outbox row stays, pending
     assert submission.status == OutcomeSubmission.Status.PENDING
+    assert BudgetCharge.objects.filter(pk=submission.charge_id).exists()
+    assert not Outcome.objects.exists()
+
+    # The broker is back (tasks run eagerly in the suite): the sweep sends it again and it is recorded, once.
+    assert outcome_submissions_requeue(older_than=timedelta(0)) == 1
+    submission.refresh_from_db()
+    assert submission.status == OutcomeSubmission.Status.RECORDED
+    assert Outcome.objects.get().submission_id == submission.pk
+    assert outcome_submissions_requeue(older_than=timedelta(0)) == 0
+    assert Outcome.objects.count() == 1
 
 
 # --- budget_charge and budget_release ------------------------------------------------------------------

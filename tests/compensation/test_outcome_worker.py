@@ -53,6 +53,7 @@ from compensation.tasks import outcome_record_task
 from policies.choices import OfferKind
 from policies.models import Policy
 from recovery_project.celery import app as celery_app
+from tests.clock import CLOCK_PRELUDE
 from tests.conftest import need
 from tests.factories import CategoryFactory, OfferTemplateFactory, PolicyFactory
 
@@ -255,7 +256,8 @@ def worker_stop(process: subprocess.Popen, *, kill: bool = False, timeout: float
 
 # ``celery -A recovery_project worker``, except that what the worker publishes itself (a retry) goes to
 # the broker: tests.settings makes tasks eager, which would run a retry inline, inside the failed attempt.
-WORKER_MAIN = (
+# CLOCK_PRELUDE first: the worker reads the clock (recorded_at, follow-ups) as shifted as the test's.
+WORKER_MAIN = CLOCK_PRELUDE + (
     "import sys; from recovery_project.celery import app; "
     "app.conf.task_always_eager = False; app.worker_main(sys.argv[1:])"
 )
@@ -537,17 +539,14 @@ def test_outcomes_accepted_while_the_broker_is_down_are_recorded_once_it_is_back
 ) -> None:
     client = agent.client()
     offer_set_ids = offer_sets_create(client, [f"C-{i}" for i in range(FAULT_OUTCOMES)], options=2)
-    connect_timeout = settings.CELERY_BROKER_TRANSPORT_OPTIONS["socket_connect_timeout"]
 
+    # How long each request waits for the dead broker is measured in bench/broker_outage_bench.py, not here.
     submission_ids = []
-    with broker_unreachable() as dead_broker:
+    with broker_unreachable():
         for offer_set_id in offer_set_ids:
-            started = time.monotonic()
             response = client.post(outcome_url(offer_set_id), {"choice": "a"}, format="json")
-            took = time.monotonic() - started
             assert response.status_code == 202, response.content
             assert response.json()["outcome_status"] == "pending"
-            assert took < connect_timeout + 0.5, f"POST took {took:.1f}s with the broker at {dead_broker} down"
             submission_ids.append(response.json()["submission_id"])
 
     assert OutcomeSubmission.objects.filter(status=PENDING).count() == FAULT_OUTCOMES
