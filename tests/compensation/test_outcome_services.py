@@ -4,7 +4,7 @@ the ranking that learns from them, the requeue sweep, and ``budget_charge`` / ``
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -493,6 +493,9 @@ def customer(db: None) -> Customer:
     return Customer.objects.create(external_id="C-budget")
 
 
+MID_MONTH = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
+
+
 def charged(policy: Policy, customer: Customer, amount: str | Decimal, now: Any) -> BudgetCharge:
     caps = policy_caps(policy.pk)
     assert caps is not None
@@ -594,7 +597,8 @@ def test_budget_charge_never_passes_the_customers_30_day_cap(
     assert PolicyMonthSpend.objects.filter(policy=policy).exists() is fits
 
 
-def test_budget_release_gives_a_charge_back_once_only(customer: Customer, now: Any) -> None:
+def test_budget_release_gives_a_charge_back_once_only(customer: Customer) -> None:
+    now = MID_MONTH  # the charges an hour and two apart stay in one month whatever today is
     policy = PolicyFactory(monthly_cap=Decimal("100.00"), per_customer_cap_30d=Decimal("60.00"))
     kept = charged(policy, customer, "20.00", now)
     charge = charged(policy, customer, "40.00", now)
