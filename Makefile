@@ -21,9 +21,11 @@ install: $(STAMP)
 run: install
 	@bash scripts/run.sh
 
-## make test: lint, then the whole suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)
+## make test: lint, then the whole suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set), in one
+## pytest-xdist process per core up to 8 (PYTEST_WORKERS=0: one process)
+PYTEST_WORKERS ?= auto
 test: install lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --maxprocesses 8 $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

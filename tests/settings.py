@@ -5,10 +5,25 @@ against real PostgreSQL and Redis.
 """
 
 import os
+from urllib.parse import urlsplit, urlunsplit
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
 
-from recovery_project.settings import *  # noqa: F403
+
+def redis_url_of_this_process(url: str | None, worker: str | None) -> str | None:
+    """pytest-xdist's worker gwN uses the Redis database N below REDIS_URL's (wrapping round the 16), so the
+    Celery queues of the worker tests running in two processes at once never meet: CI's /15 gives 15, 14, ..."""
+    if not url or not worker or not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    database = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(database - int(worker.removeprefix('gw'))) % 16}"))
+
+
+if os.environ.get("REDIS_URL"):
+    os.environ["REDIS_URL"] = redis_url_of_this_process(os.environ["REDIS_URL"], os.environ.get("PYTEST_XDIST_WORKER"))
+
+from recovery_project.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -116,3 +116,21 @@ def test_reports_plan_each_query_for_its_own_period_despite_prepared_statements(
     with connection.cursor() as cursor:  # for the report's transaction only
         cursor.execute("SHOW plan_cache_mode")
         assert cursor.fetchone()[0] == "auto"
+
+
+@pytest.mark.parametrize(
+    ("url", "worker", "expected"),
+    [
+        ("redis://127.0.0.1:6379/15", "gw0", "redis://127.0.0.1:6379/15"),
+        ("redis://127.0.0.1:6379/15", "gw3", "redis://127.0.0.1:6379/12"),
+        ("redis://127.0.0.1:6379/1", "gw3", "redis://127.0.0.1:6379/14"),
+        ("redis://127.0.0.1:6379", "gw1", "redis://127.0.0.1:6379/15"),
+        ("rediss://:secret@cache:6380/4?ssl_cert_reqs=none", "gw1", "rediss://:secret@cache:6380/3?ssl_cert_reqs=none"),
+        ("redis://127.0.0.1:6379/15", None, "redis://127.0.0.1:6379/15"),
+        (None, "gw2", None),
+    ],
+)
+def test_each_xdist_worker_gets_a_redis_database_of_its_own(url: str | None, worker: str | None, expected: str) -> None:
+    from tests.settings import redis_url_of_this_process
+
+    assert redis_url_of_this_process(url, worker) == expected
