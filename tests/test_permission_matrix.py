@@ -1,4 +1,4 @@
-"""The permission matrix (API.md, "Authentication and roles"): every endpoint as every kind of caller,
+"""The permission matrix (README, "Roles"): every endpoint as every kind of caller,
 one table. No credentials or a bad token: 401; the wrong role: 403; another agent's offer set: 404.
 
 Each case builds its own data (an offer set the agent created through the API, an open senior-manager

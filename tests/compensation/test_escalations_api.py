@@ -1,5 +1,5 @@
-"""The escalations API's contract (API.md, "Escalations"): the list with pagination and filters, the
-detail and its payload, acknowledge / resolve / approve / reject and their conflicts, permissions,
+"""The escalations API's contract (the OpenAPI schema, ``/api/v1/escalations/``): the list with pagination
+and filters, the detail and its payload, acknowledge / resolve / approve / reject and their conflicts, permissions,
 and the managers' e-mails (on opening, after commit, and once when overdue)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Follow-ups after an outcome (``follow_ups_send``): each sent once and not early, skipped without an
 e-mail address, kept for the next run when SMTP fails; what the e-mails say; and the customer's
-feedback link (API.md, "Customer feedback"): no login, single use, 404 / 409 / 410, validated."""
+feedback link (README, "Recording what the customer chose"): no login, single use, 404 / 409 / 410, validated."""
 
 from __future__ import annotations
 

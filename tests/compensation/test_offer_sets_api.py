@@ -1,4 +1,4 @@
-"""The offer-set API's contract (API.md, "Offer sets"): the 201 shape, every 400 of the
+"""The offer-set API's contract (README, "Asking for options"; the OpenAPI schema): the 201 shape, every 400 of the
 validation table writing nothing, the customer upsert, incident reuse and repeat counts,
 the demo pack's scenarios, ``?explain=true``, budgets, permissions, ``Idempotency-Key``,
 the list with its pagination and filters, query counts, and the policy index rebuilt
@@ -103,8 +103,8 @@ def parse(value: str) -> datetime:
 
 
 def example_body() -> dict[str, Any]:
-    """API.md's example request, verbatim but for occurred_at: its fixed date would be "in the future"
-    on a clock set before it, so it is a day ago instead."""
+    """The README's example request ("Asking for options") with every field filled in; occurred_at is a
+    day ago, so it is neither in the future nor too old whatever today is."""
     return {
         "customer": {
             "external_id": "C-1001",

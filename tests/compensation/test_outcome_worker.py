@@ -1,4 +1,5 @@
-"""The outcome path of DESIGN.md for real: Redis, a Celery worker, PostgreSQL, and the faults between them.
+"""The outcome path (docs/architecture.md, "Request path 2") for real: Redis, a Celery worker, PostgreSQL,
+and the faults between them.
 
 tests/settings.py makes tasks eager; the worker tests switch the app to publishing to the Redis at
 REDIS_URL and start real workers, in this process (``celery.contrib.testing``) or as a subprocess that

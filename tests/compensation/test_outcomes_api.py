@@ -1,4 +1,4 @@
-"""The outcome endpoint's contract (API.md, "POST /api/v1/offer-sets/{id}/outcome/"): the 202 body,
+"""The outcome endpoint's contract (README, "Recording what the customer chose"; the OpenAPI schema): the 202 body,
 identical repeats, conflicts, validation writing nothing, expiry, budgets, permissions,
 ``Idempotency-Key``, the outcome as ``GET`` shows it, approvals, and the query count.
 

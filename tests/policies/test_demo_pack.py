@@ -1,4 +1,4 @@
-"""The demo pack `make run` loads encodes every service-recovery principle of DESIGN.md."""
+"""The demo pack `make run` loads encodes every service-recovery principle its header lists."""
 
 from __future__ import annotations
 

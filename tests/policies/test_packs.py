@@ -1,4 +1,4 @@
-"""Policy packs: ``import_policies`` / ``export_policies`` and ``pack_import`` (API.md, "Policy packs")."""
+"""Policy packs: ``import_policies`` / ``export_policies`` and ``pack_import`` (README, "Management commands")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The outcome list (API.md, "Reports": ``GET /api/v1/outcomes/``): rows, order, filters, pagination,
+"""The outcome list (README, "Reports and the outcome list": ``GET /api/v1/outcomes/``): rows, order, filters,
+pagination,
 the CSV export of every row of the filter, and its agreement with the summary report.
 
 Data goes through the real API as in test_reports_api.py, whose helpers and policies this reuses:

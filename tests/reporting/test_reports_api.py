@@ -1,4 +1,4 @@
-"""The report endpoints (API.md, "Reports") against hand-computed figures.
+"""The report endpoints (README, "Reports and the outcome list"; the OpenAPI schema) against hand-computed figures.
 
 Data goes through the real API (POST an offer set, POST its outcome, recorded eagerly when the
 test's on_commit callbacks run); the rows' timestamps are then moved with ``update()`` to put each
