@@ -208,17 +208,50 @@ def test_fewer_candidates_than_three_give_fewer_options():
 
 
 def test_same_input_gives_identical_output():
-    kw = {
-        "customer": make_customer(tier="gold", lifetime_value=D("3000"), interests={"sports", "cooking"}),
-        "incident": make_incident(severity=4, repeat_count=2, same_category_repeat_count=2),
-        "stats": {11: (20, 8), 31: (20, 2)},
-        "spending": Spending(month_spent={2: D("10.00")}),
-        "explain": True,
-    }
-    first = run(*mixed_policies(), perks=[make_perk(1, ["sports"]), make_perk(2, ["cooking"])], **kw)
-    second = run(*mixed_policies(), perks=[make_perk(1, ["sports"]), make_perk(2, ["cooking"])], **kw)
-    assert first == second
-    assert [o.candidate.offer.id for o in first.options] == [o.candidate.offer.id for o in second.options]
+    # Two perks tie (one interest each, both 12.00): the older, perk 1, must win every time.
+    def once(perks):
+        return run(
+            *mixed_policies(),
+            perks=perks,
+            customer=make_customer(tier="gold", lifetime_value=D("3000"), interests={"sports", "cooking"}),
+            incident=make_incident(severity=4, repeat_count=2, same_category_repeat_count=2),
+            stats={11: (20, 8), 31: (20, 2)},
+            spending=Spending(month_spent={2: D("10.00")}),
+            explain=True,
+        )
+
+    first = once([make_perk(1, ["sports"]), make_perk(2, ["cooking"])])
+    second = once([make_perk(1, ["sports"]), make_perk(2, ["cooking"])])
+    listed_the_other_way = once([make_perk(2, ["cooking"]), make_perk(1, ["sports"])])
+    assert first == second == listed_the_other_way
+
+    # By hand (the formula above): allowance 8 × 4 × (1 + 0.5 × 1 + 0.2 × 1) × (1 + 3000/5000) × 1.25
+    # = 32 × 1.7 × 1.6 × 1.25 = 108.8; propensity 11: (8 + 2) / (20 + 6) = 0.3846, 31: 4 / 26 = 0.1538.
+    #   41 perk 1   (12/108.8)^0.25 × 1.5 × 1.3 = 0.5763 × 1.95 = 1.124 → 0.3333 × 1.4  × 1.124  = 0.524481  a
+    #   21 gift     (12/108.8)^0.25 × 2 = 1.153                         → 0.3333 × 1.1  × 1.153  = 0.422724  b
+    #   11 credit   (15/108.8)^0.25 = 0.6093                            → 0.3846 × 1.55 × 0.6093 = 0.363222  c
+    #   12 discount (24/108.8)^0.25 = 0.6853 → 0.354036; 51 escalation 0.26664;
+    #   31 refund   (60/108.8)^0.25 = 0.8617 → 0.1538 × 1.85 × 0.8617 = 0.24518
+    # b against a: equal propensity, value 1.153 / 1.124 > 1, priority weight 1.1 / 1.4 < 1: its priority.
+    # c against b: propensity and weight higher, value 0.6093 / 1.153 ≈ 0.53: its value.
+    assert [
+        (o.label, o.candidate.offer.id, o.candidate.perk and o.candidate.perk.id, o.title, o.score_breakdown, o.score)
+        for o in first.options
+    ] == [
+        ("a", 41, 1, "Perk 1", {"propensity": 0.3333, "priority_weight": 1.4, "value": 1.124}, 0.524481),
+        ("b", 21, None, "40.00 USD credit", {"propensity": 0.3333, "priority_weight": 1.1, "value": 1.153}, 0.422724),
+        ("c", 11, None, "15.00 USD credit", {"propensity": 0.3846, "priority_weight": 1.55, "value": 0.6093}, 0.363222),
+    ]
+    assert [o.reasons[-1] for o in first.options] == [
+        "ranked first: highest score (0.524), priority 60",
+        "ranked second: lower policy priority than the option above",
+        "ranked third: lower value for its cost than the option above",
+    ]
+    # Every policy matches; the refund (policy 3) and the escalation (policy 5) ranked below.
+    assert [(n.policy.id, n.reason) for n in first.not_offered] == [
+        (3, "ranked below the options shown"),
+        (5, "ranked below the options shown"),
+    ]
 
 
 def test_identical_policies_tie_break_by_policy_id():
