@@ -7,17 +7,18 @@ Built from compiled objects directly (no database) so a few hundred examples run
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from compensation import ranking
-from compensation.engine import candidate_for, first_failed_condition
+from compensation.engine import candidate_for
 from compensation.engine_types import CustomerFacts, IncidentFacts, Spending
 from policies.index import CompiledOffer, CompiledPolicy
 from tests.compensation.test_engine import (
     CATEGORIES,
+    CURRENCY,
     DAY,
     PLACEHOLDER_RE,
     make_customer,
@@ -159,7 +160,8 @@ def draw_offer(draw: st.DrawFn, offer_id: int, order: int) -> CompiledOffer:
     )
 
 
-def draw_policy(draw: st.DrawFn, policy_id: int) -> CompiledPolicy:
+def draw_policy(draw: st.DrawFn, policy_id: int) -> tuple[CompiledPolicy, dict]:
+    """The policy, and the conditions it was drawn with (its validity, categories and facts' bounds)."""
     severity_min = draw(optional_severity)
     step = draw(optional_step)
     severity_max = None if step is None else min(5, (severity_min or 1) + step)
@@ -167,22 +169,27 @@ def draw_policy(draw: st.DrawFn, policy_id: int) -> CompiledPolicy:
     valid_from = None if start is None else DAY + timedelta(days=start)
     length = draw(optional_length)
     valid_until = None if length is None else (valid_from or DAY - timedelta(days=30)) + timedelta(days=length)
-    return make_policy(
-        *[draw_offer(draw, policy_id * 10 + i, i) for i in range(draw(offer_counts))],
+    offers = [draw_offer(draw, policy_id * 10 + i, i) for i in range(draw(offer_counts))]
+    priority = draw(priorities)
+    terms = {
+        "valid_from": valid_from,
+        "valid_until": valid_until,
+        "category_ids": draw(category_sets),
+        "severity_min": severity_min,
+        "severity_max": severity_max,
+        "faults": draw(fault_sets),
+        "tiers": draw(tier_sets),
+        "correctable": draw(optional_bool),
+        "min_repeat_count": draw(optional_repeat_min),
+        "min_same_category_repeat_count": draw(optional_same_min),
+        "min_lifetime_value": draw(optional_min_lifetime),
+        "min_order_value": draw(optional_min_order),
+    }
+    policy = make_policy(
+        *offers,
         id=policy_id,
-        priority=draw(priorities),
-        valid_from=valid_from,
-        valid_until=valid_until,
-        category_ids=draw(category_sets),
-        severity_min=severity_min,
-        severity_max=severity_max,
-        faults=draw(fault_sets),
-        tiers=draw(tier_sets),
-        correctable=draw(optional_bool),
-        min_repeat_count=draw(optional_repeat_min),
-        min_same_category_repeat_count=draw(optional_same_min),
-        min_lifetime_value=draw(optional_min_lifetime),
-        min_order_value=draw(optional_min_order),
+        priority=priority,
+        **terms,
         escalate=draw(st.booleans()),
         monthly_cap=draw(optional_caps[0]),
         per_customer_cap_30d=draw(optional_caps[1]),
@@ -191,12 +198,14 @@ def draw_policy(draw: st.DrawFn, policy_id: int) -> CompiledPolicy:
         generosity_per_1000_lifetime_value=draw(per_1000),
         generosity_max_multiplier=draw(max_multipliers),
     )
+    return policy, terms
 
 
 @st.composite
 def worlds(draw: st.DrawFn, names: st.SearchStrategy[str] = plain_names) -> dict:
     """A policy set with perks, spending and outcome stats, and the customer and incident to run it for."""
-    policy_list = [draw_policy(draw, pid) for pid in range(1, draw(policy_counts) + 1)]
+    drawn = [draw_policy(draw, pid) for pid in range(1, draw(policy_counts) + 1)]
+    policy_list = [policy for policy, _ in drawn]
     perks = [make_perk(pid, draw(perk_tag_sets), str(draw(money_60))) for pid in range(1, draw(perk_counts) + 1)]
     month_spent, customer_spent, stats = {}, {}, {}
     for p in policy_list:
@@ -212,6 +221,7 @@ def worlds(draw: st.DrawFn, names: st.SearchStrategy[str] = plain_names) -> dict
     recent = frozenset(k.id for k in perks if draw(st.booleans()))
     return {
         "policies": policy_list,
+        "terms": {policy.id: terms for policy, terms in drawn},
         "perks": perks,
         "spending": Spending(month_spent=month_spent, customer_spent_30d=customer_spent, recent_perk_ids=recent),
         "stats": stats,
@@ -235,31 +245,128 @@ def run_world(world: dict):
     )
 
 
+# --- What a policy promises, written out from its data --------------------------------------------
+
+CENT = D("0.01")
+
+
+def applies(terms: dict, customer: CustomerFacts, incident: IncidentFacts) -> bool:
+    """The policy's conditions as the Policy model's help texts state them: each set one holds, an empty one
+    matches anything; valid from its first day, until (not on) its last."""
+    day = incident.occurred_on
+    return (
+        (terms["valid_from"] is None or day >= terms["valid_from"])
+        and (terms["valid_until"] is None or day < terms["valid_until"])
+        and (not terms["category_ids"] or incident.category_id in terms["category_ids"])
+        and (terms["severity_min"] is None or incident.severity >= terms["severity_min"])
+        and (terms["severity_max"] is None or incident.severity <= terms["severity_max"])
+        and (not terms["faults"] or incident.fault in terms["faults"])
+        and (not terms["tiers"] or customer.tier in terms["tiers"])
+        and (terms["correctable"] is None or incident.correctable is terms["correctable"])
+        and (terms["min_repeat_count"] is None or incident.repeat_count >= terms["min_repeat_count"])
+        and (
+            terms["min_same_category_repeat_count"] is None
+            or incident.same_category_repeat_count >= terms["min_same_category_repeat_count"]
+        )
+        and (terms["min_lifetime_value"] is None or customer.lifetime_value >= terms["min_lifetime_value"])
+        and (terms["min_order_value"] is None or incident.order_value >= terms["min_order_value"])
+    )
+
+
+def scaling(policy: CompiledPolicy, customer: CustomerFacts, incident: IncidentFacts) -> Decimal:
+    """The generosity help texts: 1, plus the rate per severity step above 1, per earlier same-category
+    incident and per whole 1,000 of lifetime value; never past the policy's most generous multiplier."""
+    extra = (
+        policy.generosity_per_severity * (incident.severity - 1)
+        + policy.generosity_per_repeat * (incident.same_category_repeat_count - 1)
+        + policy.generosity_per_1000_lifetime_value * int(customer.lifetime_value // 1000)
+    )
+    return min(1 + extra, policy.generosity_max_multiplier)
+
+
+def to_cents(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def promised(offer: CompiledOffer, scale: Decimal, order_value: Decimal) -> tuple[Decimal | None, Decimal, Decimal]:
+    """(value, amount, estimated cost) of a non-perk offer, from README's "Offer kinds" table, scaled."""
+    if offer.kind in {"percent_discount", "refund"}:
+        percent = min(D("100"), offer.value * scale)  # percentages never pass 100
+        amount = order_value * percent / 100
+        if offer.kind == "percent_discount" and order_value == 0:
+            amount = offer.max_amount
+        elif offer.max_amount is not None:
+            amount = min(amount, offer.max_amount)
+        return to_cents(percent), to_cents(amount), to_cents(amount)
+    if offer.kind == "escalation":
+        return None, D("0"), offer.cost
+    amount = to_cents(offer.value * scale)
+    return amount, amount, amount if offer.cost is None else to_cents(offer.cost * scale)
+
+
 @PROPERTY
 @given(world=worlds(names=any_names))
 def test_options_keep_their_promises(world):
+    """Every option checked against the policy data it was generated from, not the engine's own checks."""
     result = run_world(world)
+    customer, incident, spending = world["customer"], world["incident"], world["spending"]
+    policies = {p.id: p for p in world["policies"]}
+    perks = {k.id: k for k in world["perks"]}
 
-    # At most three, labelled a, b, c in order, scores never increasing.
+    # At most three, labelled a, b, c in order, scores never increasing, three different offers.
     labels = [o.label for o in result.options]
     assert labels == ["a", "b", "c"][: len(labels)]
     scores = [o.score for o in result.options]
     assert scores == sorted(scores, reverse=True)
     assert all(o.score > 0 for o in result.options)
+    assert len({o.candidate.offer.id for o in result.options}) == len(result.options)
 
-    # Budgets: nothing costs more than its policy's month or this customer's cap has left.
-    spending = world["spending"]
     for option in result.options:
-        policy, cost = option.candidate.policy, option.candidate.estimated_cost
+        candidate = option.candidate
+        policy = policies[candidate.policy.id]
+        offer = candidate.offer
+        # The option comes from one of the policy's offers, and the policy applies to this incident.
+        assert offer in policy.offers
+        assert candidate.kind == offer.kind
+        assert applies(world["terms"][policy.id], customer, incident)
+
+        # Value, amount and cost as the offer and the policy's generosity promise.
+        if offer.kind == "personalized_perk":
+            # A perk the customer shares interests with, not given lately, sharing as many as any such perk.
+            perk = perks[candidate.perk.id]
+            assert perk.id not in spending.recent_perk_ids
+            assert candidate.perk_overlap == tuple(sorted(perk.tags & customer.interests)) != ()
+            eligible = [k for k in perks.values() if k.id not in spending.recent_perk_ids]
+            assert len(candidate.perk_overlap) == max(len(k.tags & customer.interests) for k in eligible)
+            value = amount = cost = perk.cost
+        else:
+            assert candidate.perk is None
+            value, amount, cost = promised(offer, scaling(policy, customer, incident), incident.order_value)
+        assert (candidate.value, candidate.amount, candidate.estimated_cost) == (value, amount, cost)
+        if candidate.unit == "percent":
+            assert offer.value <= candidate.value <= 100
+
+        # Budgets: nothing costs more than its policy's month or this customer's cap has left.
         assert cost >= 0
         if policy.monthly_cap is not None:
             assert cost <= policy.monthly_cap - spending.month_spent.get(policy.id, D("0"))
         if policy.per_customer_cap_30d is not None:
             assert cost <= policy.per_customer_cap_30d - spending.customer_spent_30d.get(policy.id, D("0"))
-        if option.candidate.unit == "percent":
-            assert 0 <= option.candidate.value <= 100
-        assert option.candidate.offer in policy.offers
-        assert first_failed_condition(policy, world["customer"], world["incident"]) is None
+
+        # Approval: when the offer asks for it, or the cost passes the requester's limit.
+        limit = world["approval_limit"]
+        assert option.requires_approval is (offer.requires_approval or (limit is not None and cost > limit))
+
+        # The title states the amount in the deployment's currency when its template says so.
+        if "{amount}" in offer.title:
+            assert f"{amount:.2f}" in option.title
+        if "{currency}" in offer.title:
+            assert CURRENCY in option.title
+
+    # Escalations: exactly the policies that apply and escalate, whether or not they have an option.
+    assert {p.id for p in result.escalating_policies} == {
+        p.id for p in world["policies"] if p.escalate and applies(world["terms"][p.id], customer, incident)
+    }
 
     # Explain: one entry per active policy without an option, and never one that has an option.
     if world["explain"]:
@@ -267,7 +374,7 @@ def test_options_keep_their_promises(world):
         explained = [n.policy.id for n in result.not_offered]
         assert len(explained) == len(set(explained))
         assert shown.isdisjoint(explained)
-        assert shown | set(explained) == {p.id for p in world["policies"]}
+        assert shown | set(explained) == set(policies)
         assert all(n.reason for n in result.not_offered)
 
 

@@ -54,22 +54,105 @@ SCENARIOS = {
 }
 
 
+def run_scenario(scenario: str):
+    kw = {"customer": make_customer(interests={"sports"}), **SCENARIOS[scenario]}
+    return run(*mixed_policies(), perks=[make_perk(1, ["sports"])], **kw)
+
+
+# --- The options of each scenario, worked out by hand --------------------------------------------
+#
+# The formula, read from compensation/ranking.py's docstring and constants:
+#   score = propensity × priority_weight × value; each factor is shown to 4 significant digits
+#   and the shown score is the product of the shown factors, to 6 significant digits.
+#   propensity = (chosen + 6 × 1/3) / (offered + 6), so 1/3 = 0.3333 for a new offer.
+#   priority_weight = 0.5 + 1.5 × priority / 100:
+#     policy 1 (70) 1.55, policy 2 (40) 1.1, policy 3 (90) 1.85, policy 4 (60) 1.4, policy 5 (20) 0.8.
+#   allowance = 8 × severity × repeats × lifetime × tier, where
+#     repeats = 1 + 0.5 × (same-category count − 1) + 0.2 × (incident count − 1),
+#     lifetime = 1 + min(lifetime value, 20000) / 5000, tier = 1 standard, 1.25 gold, 1.5 platinum.
+#   value = fit × worth × (1 + 0.3 per matched interest), r = max(cost, 1) / allowance,
+#     fit = r^0.25 when r ≤ 1, else r^-0.75; worth = amount / cost within 0.5..2, 1.5 for a perk;
+#     an escalation's value is 1 whatever it costs.
+# The offers of mixed_policies() (README, "Offer kinds"), the order worth 120.00 unless told:
+#   11 credit 15.00 (cost 15, worth 1); 12 discount 20 % capped at 30 (cost 20 % of the order, worth 1);
+#   21 gift worth 40.00 costing 12.00 (worth 40 / 12 → 2); 31 refund 50 % (cost 50 % of the order, worth 1);
+#   41 perk 1 (cost 12, worth 1.5, "sports" matched → × 1.3); 51 escalation (value 1).
+# The best three are distinct in kind in every scenario, so a, b, c are simply the top three.
+#
+# "new offers": allowance 8 × 3 = 24; every propensity 0.3333.
+#   41 perk      (12/24)^0.25 × 1.5 × 1.3 = 0.8409 × 1.95 = 1.640  → 0.3333 × 1.4  × 1.64  = 0.765257  a
+#   21 gift      (12/24)^0.25 × 2         = 0.8409 × 2    = 1.682  → 0.3333 × 1.1  × 1.682 = 0.616672  b
+#   12 discount  24 (20 % of 120) / 24 = 1                = 1      → 0.3333 × 1.55 × 1     = 0.516615  c
+#   11 credit    (15/24)^0.25             = 0.8891                 → 0.3333 × 1.55 × 0.8891 = 0.459322
+#   31 refund    (60/24)^-0.75            = 0.503                  → 0.3333 × 1.85 × 0.503  = 0.310152
+#   51 escalation                            1                     → 0.3333 × 0.8  × 1      = 0.26664
+# "with stats": the same values; propensities 11: (30 + 2) / (40 + 6) = 0.6957, 21: 2 / 16 = 0.125,
+#   31: 7 / 106 = 0.06604, 41: 5 / 9 = 0.5556, the rest 0.3333.
+#   41 perk      0.5556 × 1.4  × 1.64   = 1.27566   a
+#   11 credit    0.6957 × 1.55 × 0.8891 = 0.958748  b (its outcomes lift it from fourth)
+#   12 discount  0.3333 × 1.55 × 1      = 0.516615  c
+#   51 escalation 0.26664; 21 gift 0.125 × 1.1 × 1.682 = 0.231275; 31 refund 0.06604 × 1.85 × 0.503 = 0.0614535
+# "loyal repeat customer": allowance 8 × 4 × (1 + 0.5 × 1 + 0.2 × 2) × (1 + 12000/5000) × 1.5
+#   = 32 × 1.9 × 3.4 × 1.5 = 310.08; every propensity 0.3333; nothing costs near the allowance.
+#   31 refund    (60/310.08)^0.25 = 0.6632                          → 0.3333 × 1.85 × 0.6632 = 0.408932  a
+#   41 perk      (12/310.08)^0.25 × 1.5 × 1.3 = 0.4435 × 1.95 = 0.8649 → 0.3333 × 1.4 × 0.8649 = 0.40358   b
+#   21 gift      (12/310.08)^0.25 × 2 = 0.8871                      → 0.3333 × 1.1  × 0.8871 = 0.325237  c
+#   12 discount  (24/310.08)^0.25 = 0.5275 → 0.272514; 51 escalation 0.26664;
+#   11 credit    (15/310.08)^0.25 = 0.469  → 0.242292
+# "cheap order": allowance 8 × 1 = 8; the order is worth 5.00; every propensity 0.3333.
+#   41 perk      (12/8)^-0.75 × 1.5 × 1.3 = 0.7378 × 1.95 = 1.439 → 0.3333 × 1.4  × 1.439  = 0.671466  a
+#   21 gift      (12/8)^-0.75 × 2 = 1.476                          → 0.3333 × 1.1  × 1.476  = 0.541146  b
+#   31 refund    2.50 (50 % of 5) → (2.5/8)^0.25 = 0.7477          → 0.3333 × 1.85 × 0.7477 = 0.461036  c
+#   11 credit    (15/8)^-0.75 = 0.6241 → 0.322419;
+#   12 discount  1.00 (20 % of 5) → (1/8)^0.25 = 0.5946 → 0.307179; 51 escalation 0.26664
+EXPECTED = {
+    # scenario: [(offer id, (propensity, priority_weight, value), score) for a, b, c]
+    "new offers": [
+        (41, (0.3333, 1.4, 1.64), 0.765257),
+        (21, (0.3333, 1.1, 1.682), 0.616672),
+        (12, (0.3333, 1.55, 1.0), 0.516615),
+    ],
+    "with stats": [
+        (41, (0.5556, 1.4, 1.64), 1.27566),
+        (11, (0.6957, 1.55, 0.8891), 0.958748),
+        (12, (0.3333, 1.55, 1.0), 0.516615),
+    ],
+    "loyal repeat customer": [
+        (31, (0.3333, 1.85, 0.6632), 0.408932),
+        (41, (0.3333, 1.4, 0.8649), 0.40358),
+        (21, (0.3333, 1.1, 0.8871), 0.325237),
+    ],
+    "cheap order": [
+        (41, (0.3333, 1.4, 1.439), 0.671466),
+        (21, (0.3333, 1.1, 1.476), 0.541146),
+        (31, (0.3333, 1.85, 0.7477), 0.461036),
+    ],
+}
+
+
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_scores_never_increase_from_a_to_c(scenario):
-    kw = {"customer": make_customer(interests={"sports"}), **SCENARIOS[scenario]}
-    result = run(*mixed_policies(), perks=[make_perk(1, ["sports"])], **kw)
-    assert [o.label for o in result.options] == ["a", "b", "c"]
+    result = run_scenario(scenario)
+    expected = EXPECTED[scenario]
+    assert [(o.label, o.candidate.offer.id) for o in result.options] == [
+        ("a", expected[0][0]),
+        ("b", expected[1][0]),
+        ("c", expected[2][0]),
+    ]
     scores = [o.score for o in result.options]
-    assert scores == sorted(scores, reverse=True)
+    assert scores == [score for _, _, score in expected]
+    assert scores[0] > scores[1] > scores[2]
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_score_is_the_product_of_its_breakdown(scenario):
-    kw = {"customer": make_customer(interests={"sports"}), **SCENARIOS[scenario]}
-    result = run(*mixed_policies(), perks=[make_perk(1, ["sports"])], **kw)
-    for option in result.options:
-        assert {"propensity", "priority_weight", "value"} <= set(option.score_breakdown)
-        assert option.score == pytest.approx(math.prod(option.score_breakdown.values()), rel=1e-5)
+    result = run_scenario(scenario)
+    for option, (offer_id, (propensity, weight, value), score) in zip(result.options, EXPECTED[scenario], strict=True):
+        assert option.candidate.offer.id == offer_id
+        assert option.score_breakdown == {"propensity": propensity, "priority_weight": weight, "value": value}
+        # The hand-computed score above is the product of these three, to 6 significant digits.
+        assert option.score == score
+        assert score == pytest.approx(propensity * weight * value, rel=5e-6)
 
 
 def test_score_is_the_product_of_its_breakdown_for_a_low_score():
@@ -125,17 +208,50 @@ def test_fewer_candidates_than_three_give_fewer_options():
 
 
 def test_same_input_gives_identical_output():
-    kw = {
-        "customer": make_customer(tier="gold", lifetime_value=D("3000"), interests={"sports", "cooking"}),
-        "incident": make_incident(severity=4, repeat_count=2, same_category_repeat_count=2),
-        "stats": {11: (20, 8), 31: (20, 2)},
-        "spending": Spending(month_spent={2: D("10.00")}),
-        "explain": True,
-    }
-    first = run(*mixed_policies(), perks=[make_perk(1, ["sports"]), make_perk(2, ["cooking"])], **kw)
-    second = run(*mixed_policies(), perks=[make_perk(1, ["sports"]), make_perk(2, ["cooking"])], **kw)
-    assert first == second
-    assert [o.candidate.offer.id for o in first.options] == [o.candidate.offer.id for o in second.options]
+    # Two perks tie (one interest each, both 12.00): the older, perk 1, must win every time.
+    def once(perks):
+        return run(
+            *mixed_policies(),
+            perks=perks,
+            customer=make_customer(tier="gold", lifetime_value=D("3000"), interests={"sports", "cooking"}),
+            incident=make_incident(severity=4, repeat_count=2, same_category_repeat_count=2),
+            stats={11: (20, 8), 31: (20, 2)},
+            spending=Spending(month_spent={2: D("10.00")}),
+            explain=True,
+        )
+
+    first = once([make_perk(1, ["sports"]), make_perk(2, ["cooking"])])
+    second = once([make_perk(1, ["sports"]), make_perk(2, ["cooking"])])
+    listed_the_other_way = once([make_perk(2, ["cooking"]), make_perk(1, ["sports"])])
+    assert first == second == listed_the_other_way
+
+    # By hand (the formula above): allowance 8 × 4 × (1 + 0.5 × 1 + 0.2 × 1) × (1 + 3000/5000) × 1.25
+    # = 32 × 1.7 × 1.6 × 1.25 = 108.8; propensity 11: (8 + 2) / (20 + 6) = 0.3846, 31: 4 / 26 = 0.1538.
+    #   41 perk 1   (12/108.8)^0.25 × 1.5 × 1.3 = 0.5763 × 1.95 = 1.124 → 0.3333 × 1.4  × 1.124  = 0.524481  a
+    #   21 gift     (12/108.8)^0.25 × 2 = 1.153                         → 0.3333 × 1.1  × 1.153  = 0.422724  b
+    #   11 credit   (15/108.8)^0.25 = 0.6093                            → 0.3846 × 1.55 × 0.6093 = 0.363222  c
+    #   12 discount (24/108.8)^0.25 = 0.6853 → 0.354036; 51 escalation 0.26664;
+    #   31 refund   (60/108.8)^0.25 = 0.8617 → 0.1538 × 1.85 × 0.8617 = 0.24518
+    # b against a: equal propensity, value 1.153 / 1.124 > 1, priority weight 1.1 / 1.4 < 1: its priority.
+    # c against b: propensity and weight higher, value 0.6093 / 1.153 ≈ 0.53: its value.
+    assert [
+        (o.label, o.candidate.offer.id, o.candidate.perk and o.candidate.perk.id, o.title, o.score_breakdown, o.score)
+        for o in first.options
+    ] == [
+        ("a", 41, 1, "Perk 1", {"propensity": 0.3333, "priority_weight": 1.4, "value": 1.124}, 0.524481),
+        ("b", 21, None, "40.00 USD credit", {"propensity": 0.3333, "priority_weight": 1.1, "value": 1.153}, 0.422724),
+        ("c", 11, None, "15.00 USD credit", {"propensity": 0.3846, "priority_weight": 1.55, "value": 0.6093}, 0.363222),
+    ]
+    assert [o.reasons[-1] for o in first.options] == [
+        "ranked first: highest score (0.524), priority 60",
+        "ranked second: lower policy priority than the option above",
+        "ranked third: lower value for its cost than the option above",
+    ]
+    # Every policy matches; the refund (policy 3) and the escalation (policy 5) ranked below.
+    assert [(n.policy.id, n.reason) for n in first.not_offered] == [
+        (3, "ranked below the options shown"),
+        (5, "ranked below the options shown"),
+    ]
 
 
 def test_identical_policies_tie_break_by_policy_id():
