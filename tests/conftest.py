@@ -163,3 +163,11 @@ def demo_pack(db: None) -> None:
 @pytest.fixture
 def now() -> datetime:
     return timezone.now()
+
+
+@pytest.fixture
+def need_postgres() -> None:
+    """For a test only PostgreSQL can run: skipped elsewhere, and failed in CI."""
+    from django.db import connection
+
+    need(connection.vendor == "postgresql", "needs PostgreSQL (DATABASE_URL=postgres://…)")

@@ -466,12 +466,11 @@ def _post_concurrently(clients: list[Any], bodies: list[dict[str, Any]]) -> list
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("same_ticket", [False, True], ids=["different-tickets", "same-ticket"])
-def test_concurrent_posts_for_the_same_new_customer_both_succeed(client_for: Any, same_ticket: bool) -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip(
-            "needs PostgreSQL (DATABASE_URL=postgres://…): SQLite lets one writer in at a time, "
-            "so the two requests could not overlap and the test would prove nothing"
-        )
+def test_concurrent_posts_for_the_same_new_customer_both_succeed(
+    need_postgres: None, client_for: Any, same_ticket: bool
+) -> None:
+    # PostgreSQL: SQLite lets one writer in at a time, so the two requests could not overlap and the
+    # test would prove nothing.
     call_command("import_policies", str(DEMO_PACK), stdout=io.StringIO(), stderr=io.StringIO())
     clients = [client_for("agent", "agent-a"), client_for("agent", "agent-b")]
 

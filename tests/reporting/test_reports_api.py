@@ -1106,10 +1106,9 @@ def test_median_is_exact_to_the_microsecond_before_rounding(world: World, manage
     assert summary(manager, category="lost_parcel")["median_seconds_to_outcome"] == 0.001
 
 
-def test_on_postgresql_the_median_has_its_index(db: None) -> None:
-    """Migration 0005: the summary's median reads the middle of ``outcome_wait``, no sort of the period."""
-    if connection.vendor != "postgresql":
-        pytest.skip("an index of PostgreSQL only (an expression index, outside the models' state)")
+def test_on_postgresql_the_median_has_its_index(need_postgres: None, db: None) -> None:
+    """Migration 0005: the summary's median reads the middle of ``outcome_wait``, no sort of the period.
+    An index of PostgreSQL only (an expression index, outside the models' state)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'outcome_wait'")
         (definition,) = cursor.fetchone()
