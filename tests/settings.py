@@ -20,8 +20,13 @@ def redis_url_of_this_process(url: str | None, worker: str | None) -> str | None
     return urlunsplit(parts._replace(path=f"/{(database - int(worker.removeprefix('gw'))) % 16}"))
 
 
+# From the URL the run was given (kept in TEST_REDIS_BASE_URL), never from one already moved: a Celery worker a
+# test starts inherits both PYTEST_XDIST_WORKER and the moved REDIS_URL, and must land on the same database.
 if os.environ.get("REDIS_URL"):
-    os.environ["REDIS_URL"] = redis_url_of_this_process(os.environ["REDIS_URL"], os.environ.get("PYTEST_XDIST_WORKER"))
+    os.environ.setdefault("TEST_REDIS_BASE_URL", os.environ["REDIS_URL"])
+    os.environ["REDIS_URL"] = redis_url_of_this_process(
+        os.environ["TEST_REDIS_BASE_URL"], os.environ.get("PYTEST_XDIST_WORKER")
+    )
 
 from recovery_project.settings import *  # noqa: E402, F403
 
