@@ -3,8 +3,8 @@
 Services never raise HTTP exceptions; ``compensation.exceptions.exception_handler``
 maps these to HTTP in one place (``HTTP_STATUS``), with the
 ``{"detail": "...", "code": "..."}`` body, or ``{"field": ["message"]}`` for
-:class:`InvalidInput`. The admin and management commands catch
-:class:`ApplicationError` and show its message.
+:class:`InvalidInput`. The admin catches :class:`ApplicationError` and shows
+its message.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ class ErrorCode(StrEnum):
     """The ``code`` of an error answer: stable strings clients may branch on."""
 
     INVALID = "invalid"
+    CONFLICT = "conflict"
     NOT_FOUND = "not_found"
     OUTCOME_EXISTS = "outcome_exists"
     EXPIRED = "expired"
@@ -45,6 +46,8 @@ class NotFound(ApplicationError):
 
 class Conflict(ApplicationError):
     """The request is valid but the current state refuses it (already answered, expired, spent...)."""
+
+    default_code = ErrorCode.CONFLICT
 
 
 class Gone(ApplicationError):

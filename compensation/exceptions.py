@@ -28,12 +28,13 @@ class PayloadTooLarge(APIException):
         super().__init__(f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
 
 
-# The one place domain errors become HTTP.
+# The one place domain errors become HTTP: the first class the error is an instance of, the base class last.
 HTTP_STATUS: dict[type[errors.ApplicationError], int] = {
     errors.InvalidInput: 400,
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.Gone: 410,
+    errors.ApplicationError: 400,
 }
 
 
