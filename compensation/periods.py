@@ -6,7 +6,7 @@ it is in ``TIME_ZONE`` (UTC by default), from its midnight to the next.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.db.models import Q
 from django.utils import timezone
@@ -29,11 +29,22 @@ def days_between(field: str, *, since: date | None = None, until: date | None = 
     itself, so an index on it serves (``__date`` would not).
     """
     bounds = {}
-    if since is not None:
-        bounds[f"{field}__gte"] = day_start(since)
+    if since is not None and (start := _representable(day_start(since))) is not None:
+        bounds[f"{field}__gte"] = start
     if until is not None and until < date.max:  # the last representable day runs to the end of time
-        bounds[f"{field}__lt"] = day_start(until + timedelta(days=1))
+        if (end := _representable(day_start(until + timedelta(days=1)))) is not None:
+            bounds[f"{field}__lt"] = end
     return Q(**bounds)
+
+
+def _representable(moment: datetime) -> datetime | None:
+    """``moment``, or None where it has no UTC time (the first midnight of year 1 east of UTC falls in year 0):
+    a bound beyond every stored time, so no bound at all."""
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        return None
+    return moment
 
 
 def month_start(moment: datetime) -> date:

@@ -916,6 +916,29 @@ def test_list_filters_on_customer_category_since_and_until(demo_pack: None, agen
     assert listed(customer="C-unknown") == []
 
 
+@pytest.mark.parametrize("zone", ["Europe/Paris", "Pacific/Kiritimati", "America/New_York", "UTC"])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"since": "0001-01-01"},
+        {"until": "9999-12-30"},
+        {"until": "9999-12-31"},
+        {"since": "0001-01-01", "until": "9999-12-31"},
+    ],
+)
+def test_list_from_the_first_day_or_to_the_last_lists_everything(
+    demo_pack: None, agent: Any, settings: Any, zone: str, params: dict[str, str]
+) -> None:
+    """The first midnight of year 1 east of UTC is in year 0, which no datetime can hold: no bound, not a 500."""
+    settings.TIME_ZONE = zone
+    made = created(agent, body("C-1"))
+
+    response = agent.get(URL, params)
+
+    assert response.status_code == 200, response.content
+    assert [r["id"] for r in response.json()["results"]] == [made["id"]]
+
+
 @pytest.mark.parametrize("params", [{"since": "yesterday"}, {"until": "2026-13-01"}])
 def test_list_with_a_bad_date_is_400(demo_pack: None, agent: Any, params: dict[str, str]) -> None:
     response = agent.get(URL, params)
