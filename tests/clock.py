@@ -15,6 +15,9 @@ from datetime import UTC, datetime, timedelta
 
 SHIFT_ENV = "TEST_CLOCK_SHIFT_DAYS"
 AT_ENV = "TEST_CLOCK_AT"  # or start the clock at an ISO 8601 instant: month ends, New Year's Eve, DST changes
+# Set by the first process that moves its clock, read by the ones it starts (pytest-xdist's workers, Celery
+# workers): how far ahead of the real clock to run, so a process started minutes later is not minutes behind.
+OFFSET_ENV = "TEST_CLOCK_OFFSET_SECONDS"
 
 # Python code that moves the clock of a process a test starts, before anything in it reads the time.
 CLOCK_PRELUDE = "import tests.clock; tests.clock.clock_shift_start(); "
@@ -33,7 +36,11 @@ def clock_shift_days() -> int:
 
 
 def clock_start_at() -> datetime | None:
-    """Where the clock starts: ``TEST_CLOCK_AT``, else ``TEST_CLOCK_SHIFT_DAYS`` from now; None for today."""
+    """Where the clock starts: the offset a parent process set, else ``TEST_CLOCK_AT``, else
+    ``TEST_CLOCK_SHIFT_DAYS`` from now; None for today."""
+    offset = os.environ.get(OFFSET_ENV, "").strip()
+    if offset:
+        return datetime.now(UTC) + timedelta(seconds=float(offset))
     raw = os.environ.get(AT_ENV, "").strip()
     if raw:
         try:
@@ -49,10 +56,14 @@ def clock_shift_start() -> None:
     """Move this process's clock (``TEST_CLOCK_AT`` / ``TEST_CLOCK_SHIFT_DAYS``; nothing when both are unset);
     it keeps ticking from there."""
     global _traveller
+    if _traveller is not None:
+        return
+    real_now = datetime.now(UTC)
     at = clock_start_at()
-    if at is None or _traveller is not None:
+    if at is None:
         return
     import time_machine
 
+    os.environ[OFFSET_ENV] = repr((at - real_now).total_seconds())
     _traveller = time_machine.travel(at, tick=True)
     _traveller.start()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from time_machine import TimeMachineFixture
 
-from tests.clock import AT_ENV, CLOCK_PRELUDE, SHIFT_ENV, clock_start_at
+from tests.clock import AT_ENV, CLOCK_PRELUDE, OFFSET_ENV, SHIFT_ENV, clock_start_at
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def unset(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     monkeypatch.delenv(AT_ENV, raising=False)
     monkeypatch.delenv(SHIFT_ENV, raising=False)
+    monkeypatch.delenv(OFFSET_ENV, raising=False)
     return monkeypatch
 
 
@@ -46,6 +47,16 @@ def test_a_bad_value_stops_the_run_naming_the_variable(unset: pytest.MonkeyPatch
     unset.setenv(name, value)
     with pytest.raises(SystemExit, match=name):
         clock_start_at()
+
+
+def test_the_processes_a_run_starts_keep_its_offset_from_the_real_clock(
+    unset: pytest.MonkeyPatch, time_machine: TimeMachineFixture
+) -> None:
+    """A worker started later runs as far ahead as the run, not from TEST_CLOCK_AT again."""
+    time_machine.move_to(datetime(2026, 1, 1, 12, tzinfo=UTC), tick=False)
+    unset.setenv(AT_ENV, "2031-07-04T09:00:00")
+    unset.setenv(OFFSET_ENV, "86400")
+    assert clock_start_at() == datetime(2026, 1, 2, 12, tzinfo=UTC)
 
 
 def test_a_process_a_test_starts_reads_the_moved_clock(unset: pytest.MonkeyPatch) -> None:
