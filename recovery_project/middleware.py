@@ -35,21 +35,18 @@ from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
 from django.http import HttpRequest, HttpResponseBase
 from django.middleware import clickjacking, csrf
-from rest_framework.authentication import TokenAuthentication
+from rest_framework.authentication import TokenAuthentication, get_authorization_header
 
 API_PREFIX = "/api/"
-SCHEME = TokenAuthentication.keyword.lower()  # compared without case, as DRF does
+SCHEME = TokenAuthentication.keyword.lower().encode()  # compared without case, as DRF does
 
 
 def token_api_request(request: HttpRequest) -> bool:
     """A call to the REST API whose ``Authorization`` header names the token scheme."""
     if not request.path_info.startswith(API_PREFIX):
         return False
-    header = request.META.get("HTTP_AUTHORIZATION")
-    if not header:
-        return False
-    scheme = header.split(None, 1)
-    return bool(scheme) and scheme[0].lower() == SCHEME
+    words = get_authorization_header(request).split()  # DRF's reading: bytes, split on ASCII whitespace
+    return bool(words) and words[0].lower() == SCHEME
 
 
 class _SkippedForTokenApiCalls:
