@@ -23,7 +23,7 @@ from compensation.engine_types import (
 )
 from policies.choices import AMOUNT_KINDS, PERCENT_KINDS, OfferKind
 from policies.index import CompiledOffer, CompiledPerk, CompiledPolicy, PolicyIndex
-from policies.money import cents
+from policies.money import cents, money
 
 HUNDRED = Decimal("100")
 ZERO = Decimal("0")
@@ -160,7 +160,7 @@ def render(
         customer_name=customer.name or "there",
         incident=incident.category_name,
         value=_plain(candidate.value),
-        amount=f"{candidate.amount:.2f}",
+        amount=money(candidate.amount),
         currency=currency,
         perk_name=candidate.perk.name if candidate.perk else "",
         title=title,
@@ -240,14 +240,14 @@ def compute_options(
                 continue
             if month_left is not None and candidate.estimated_cost > month_left:
                 excluded = excluded or (
-                    f"monthly budget has {max(month_left, ZERO):.2f} left, "
-                    f"{candidate.kind} costs {candidate.estimated_cost:.2f}"
+                    f"monthly budget has {money(max(month_left, ZERO))} left, "
+                    f"{candidate.kind} costs {money(candidate.estimated_cost)}"
                 )
                 continue
             if customer_left is not None and candidate.estimated_cost > customer_left:
                 excluded = excluded or (
-                    f"per-customer cap has {max(customer_left, ZERO):.2f} left for this customer, "
-                    f"{candidate.kind} costs {candidate.estimated_cost:.2f}"
+                    f"per-customer cap has {money(max(customer_left, ZERO))} left for this customer, "
+                    f"{candidate.kind} costs {money(candidate.estimated_cost)}"
                 )
                 continue
             candidates.append(candidate)

@@ -31,9 +31,9 @@ def days_between(field: str, *, since: date | None = None, until: date | None = 
     bounds = {}
     if since is not None and (start := _representable(day_start(since))) is not None:
         bounds[f"{field}__gte"] = start
-    if until is not None and until < date.max:  # the last representable day runs to the end of time
-        if (end := _representable(day_start(until + timedelta(days=1)))) is not None:
-            bounds[f"{field}__lt"] = end
+    # The last representable day runs to the end of time.
+    if until is not None and until < date.max and (end := _representable(day_start(until + timedelta(days=1)))):
+        bounds[f"{field}__lt"] = end
     return Q(**bounds)
 
 

@@ -24,6 +24,7 @@ from decimal import Decimal
 
 from compensation.engine_types import Candidate, CustomerFacts, IncidentFacts
 from policies.choices import OfferKind
+from policies.money import money
 
 PRIOR_ACCEPTANCE = 1 / 3  # one of three options is chosen when nothing is known
 PRIOR_STRENGTH = 6.0  # how many outcomes the prior is worth
@@ -152,7 +153,7 @@ def reasons(
     if customer.tier in {"gold", "platinum"}:
         out.append(f"{customer.tier} tier")
     if customer.lifetime_value >= Decimal("1000"):
-        out.append(f"lifetime value {customer.lifetime_value:.2f}")
+        out.append(f"lifetime value {money(customer.lifetime_value)}")
     if c.multiplier > 1:
         out.append(f"policy scales generosity ×{_plain_float(float(c.multiplier))} for this case")
     if c.perk is not None:

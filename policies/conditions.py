@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
+from policies.money import money as to_money
+
 Kind = Literal["integer", "decimal", "choices", "boolean"]
 
 
@@ -39,7 +41,7 @@ class Condition:
 
 def _minimum(name: str, what: str, *, money: bool = False) -> Callable[[Any, Any], str]:
     def failure(value: Any, fact: Any) -> str:
-        shown = f"{fact:.2f}" if money else fact
+        shown = to_money(fact) if money else fact
         return f"{what} {shown} is below {name} {value}"
 
     return failure
@@ -141,5 +143,5 @@ def condition_to_pack(condition: Condition, value: Any) -> Any:
     if condition.kind == "choices":
         return list(value or [])
     if condition.kind == "decimal" and value is not None:
-        return f"{Decimal(value):.2f}"
+        return to_money(Decimal(value))
     return value
