@@ -165,9 +165,15 @@ def now() -> datetime:
     return timezone.now()
 
 
-@pytest.fixture
-def need_postgres() -> None:
-    """For a test only PostgreSQL can run: skipped elsewhere, and failed in CI."""
+def postgres_needed(why: str = "") -> None:
+    """For a test only PostgreSQL can run: skipped elsewhere, and failed in CI; ``why`` says what it proves."""
     from django.db import connection
 
-    need(connection.vendor == "postgresql", "needs PostgreSQL (DATABASE_URL=postgres://…)")
+    need(
+        connection.vendor == "postgresql", "needs PostgreSQL (DATABASE_URL=postgres://…)" + (f": {why}" if why else "")
+    )
+
+
+@pytest.fixture
+def need_postgres() -> None:
+    postgres_needed()

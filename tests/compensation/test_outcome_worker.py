@@ -55,7 +55,7 @@ from policies.choices import OfferKind
 from policies.models import Policy
 from recovery_project.celery import app as celery_app
 from tests.clock import CLOCK_PRELUDE
-from tests.conftest import need
+from tests.conftest import postgres_needed
 from tests.factories import CategoryFactory, OfferTemplateFactory, PolicyFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -69,14 +69,10 @@ RECORDED = OutcomeSubmission.Status.RECORDED
 UNACKED_KEYS = ("unacked", "unacked_index", "unacked_mutex")
 
 
-def need_postgres(why: str) -> None:
-    need(connection.vendor == "postgresql", f"needs PostgreSQL (DATABASE_URL=postgres://…): {why}")
-
-
 @pytest.fixture
 def worker_db(transactional_db: None) -> None:
     """A database a worker in other threads or processes can share with the test."""
-    need_postgres(
+    postgres_needed(
         "the worker writes from other threads or processes while the test reads and writes, which SQLite's "
         "in-memory test database (table locks that fail instead of waiting, this process only) cannot take"
     )
@@ -135,9 +131,9 @@ def unacked() -> int:
 def broker_queue_reset() -> None:
     """Empty the default queue and the unacknowledged set, and (re)declare the queue.
 
-    The suite's autouse fixture flushes the Redis database (the cache's clear()), bindings
-    included, while pooled connections still believe the queue declared: declaring it here
-    again is what keeps the next publish from going nowhere.
+    A test before may have deleted the queue's keys or purged it while pooled connections
+    still believe the queue declared: declaring it here again is what keeps the next publish
+    from going nowhere.
     """
     with celery_app.connection_for_write() as conn:
         queue = default_queue()(conn.default_channel)
@@ -470,7 +466,7 @@ def _post_outcomes_concurrently(agent: Agent, offer_set_ids: list[str]) -> list[
 def test_50_concurrent_acceptances_fit_exactly_10_into_a_budget_for_10(
     agent: Agent, caps: dict[str, Decimal], same_customer: bool
 ) -> None:
-    need_postgres(
+    postgres_needed(
         "SQLite lets one writer in at a time, so the 50 acceptances could not overlap and the test would prove nothing"
     )
     policy = policy_make(**caps)
