@@ -30,6 +30,7 @@ from tests.compensation.test_engine import (
 )
 
 D = Decimal
+CENT = D("0.01")
 PROPERTY = settings(
     max_examples=150,
     deadline=None,
@@ -78,20 +79,16 @@ def money(max_value: int) -> st.SearchStrategy[Decimal]:
 plain_names = st.one_of(st.sampled_from(ODD_NAMES), st.text(alphabet="ab %s.é李'\\0", max_size=12))
 brace_names = st.one_of(st.sampled_from(BRACE_NAMES), st.text(alphabet="ab{}%s.0", max_size=12))
 any_names = st.one_of(plain_names, brace_names)
-optional_bool = st.sampled_from([None, True, False])
 category_ids = st.sampled_from(sorted(CATEGORIES))
 severities = st.integers(1, 5)
-optional_severity = st.none() | severities
-optional_step = st.none() | st.integers(0, 4)
 day_offsets = st.integers(-30, 30)
 optional_day_offset = st.none() | st.integers(-60, 30)
 optional_length = st.none() | st.integers(1, 90)
 repeats = st.integers(0, 5)
 percents = st.decimals(min_value=0, max_value=100, places=2)
-money_10000, money_2000, money_1200, money_1000 = money(10_000), money(2_000), money(1_200), money(1_000)
+money_10000, money_1200, money_1000, money_100 = money(10_000), money(1_200), money(1_000), money(100)
 money_500, money_400, money_300, money_200, money_60 = money(500), money(400), money(300), money(200), money(60)
 optional_money_500, optional_money_300 = st.none() | money_500, st.none() | money_300
-optional_min_lifetime, optional_min_order = st.none() | money(20_000), st.none() | money_2000
 optional_caps = st.none() | money_1000, st.none() | money_300
 kinds = st.sampled_from(KINDS)
 tiers = st.sampled_from(TIERS)
@@ -99,12 +96,13 @@ money_50000 = money(50_000)
 titles, messages = st.sampled_from(TITLES), st.sampled_from(MESSAGES)
 offer_counts, policy_counts, perk_counts = st.integers(1, 4), st.integers(1, 15), st.integers(0, 5)
 priorities = st.integers(0, 100)
-fault_sets = st.frozensets(st.sampled_from(FAULTS), max_size=3)
+faults = st.sampled_from(FAULTS)
+fault_sets = st.frozensets(faults, max_size=3)
 tier_sets = st.frozensets(st.sampled_from(TIERS), max_size=3)
 category_sets = st.frozensets(category_ids, max_size=2)
 interest_sets = st.frozensets(st.sampled_from(INTERESTS), max_size=3)
 perk_tag_sets = st.frozensets(st.sampled_from(INTERESTS), min_size=1, max_size=3)
-optional_repeat_min, optional_same_min = st.none() | st.integers(1, 4), st.none() | st.integers(1, 3)
+steps = st.integers(1, 3)
 per_severity = st.sampled_from([D("0"), D("0.10"), D("0.25")])
 per_repeat = st.sampled_from([D("0"), D("0.25"), D("0.50")])
 per_1000 = st.sampled_from([D("0"), D("0.05")])
@@ -112,21 +110,42 @@ max_multipliers = st.sampled_from([D("1.00"), D("1.50"), D("2.00"), D("3.00")])
 counts = st.integers(0, 200)
 shares = st.floats(0, 1)
 optional_approval_limit = st.none() | money_200
+# Each condition a policy sets is drawn against the incident and customer: not set, met exactly at its edge,
+# met with room to spare, or (for the one condition a failing policy fails on) missed just past its edge.
+# So most policies apply but for their dates, and every condition is often decided at its edge.
+CONDITION_KEYS = [
+    "category_ids",
+    "severity_min",
+    "severity_max",
+    "faults",
+    "tiers",
+    "correctable",
+    "min_repeat_count",
+    "min_same_category_repeat_count",
+    "min_lifetime_value",
+    "min_order_value",
+]
+holds = st.sampled_from(["unset", "edge", "room"])
+fails_on = st.sampled_from([None] * 2 * len(CONDITION_KEYS) + CONDITION_KEYS)  # two in three policies fail none
+# The incident's day: mostly on, or a day either side of, a date of a policy that otherwise applies.
+day_modes = st.sampled_from(["edge", "edge", "edge", "any"])
+edge_shifts = st.sampled_from([-1, 0, 0, 1])
+bounds = st.sampled_from(["valid_from", "valid_until"])
 
 
 @st.composite
-def incidents(draw: st.DrawFn) -> IncidentFacts:
+def incident_facts(draw: st.DrawFn) -> dict:
+    """The incident's facts but its day, which is drawn once the policies' dates are known."""
     same_category = 1 + draw(repeats)
-    return make_incident(
-        category_id=draw(category_ids),
-        severity=draw(severities),
-        fault=draw(st.sampled_from(FAULTS)),
-        correctable=draw(st.booleans()),
-        order_value=draw(money_10000),
-        repeat_count=same_category + draw(repeats),
-        same_category_repeat_count=same_category,
-        occurred_on=DAY + timedelta(days=draw(day_offsets)),
-    )
+    return {
+        "category_id": draw(category_ids),
+        "severity": draw(severities),
+        "fault": draw(faults),
+        "correctable": draw(st.booleans()),
+        "order_value": draw(money_10000),
+        "repeat_count": same_category + draw(repeats),
+        "same_category_repeat_count": same_category,
+    }
 
 
 @st.composite
@@ -160,31 +179,78 @@ def draw_offer(draw: st.DrawFn, offer_id: int, order: int) -> CompiledOffer:
     )
 
 
-def draw_policy(draw: st.DrawFn, policy_id: int) -> tuple[CompiledPolicy, dict]:
-    """The policy, and the conditions it was drawn with (its validity, categories and facts' bounds)."""
-    severity_min = draw(optional_severity)
-    step = draw(optional_step)
-    severity_max = None if step is None else min(5, (severity_min or 1) + step)
+def draw_choices(how: str, fact, every: list, drawn: frozenset) -> frozenset:
+    """A set of choices that holds ``fact`` (just it at the edge), or fails it, or is empty (not set)."""
+    if how == "unset":
+        return frozenset()
+    if how == "fail":
+        return (drawn - {fact}) or frozenset({next(c for c in every if c != fact)})
+    return frozenset({fact}) if how == "edge" else drawn | {fact}
+
+
+def draw_minimum(draw: st.DrawFn, how: str, fact, room, step, floor):
+    """A minimum ``fact`` meets exactly (edge) or with room to spare, misses by ``step``, or None (not set)."""
+    if how == "unset":
+        return None
+    if how == "fail":
+        return fact + step
+    return fact if how == "edge" else max(floor, fact - draw(room))
+
+
+def draw_terms(draw: st.DrawFn, customer: CustomerFacts, facts: dict) -> tuple[dict, bool]:
+    """The policy's conditions on the incident and customer (its dates aside), and whether one of them fails."""
+    failing = draw(fails_on)
+    how = {key: "fail" if key == failing else draw(holds) for key in CONDITION_KEYS}
+    severity = facts["severity"]
+    # Severities run from 1 to 5: no minimum fails a 5, no maximum a 1; such a bound sits at its edge instead.
+    if (failing, severity) in {("severity_min", 5), ("severity_max", 1)}:
+        how[failing] = "edge"
+    severity_min = draw_minimum(draw, how["severity_min"], severity, steps, 1, 1)
+    # A maximum is a minimum of the negated severity.
+    severity_max = (
+        None if how["severity_max"] == "unset" else -draw_minimum(draw, how["severity_max"], -severity, steps, 1, -5)
+    )
+    # A policy's maximum is never below its minimum: when one of them fails, the other (still met) moves with it.
+    if severity_min is not None and severity_max is not None and severity_min > severity_max:
+        if how["severity_min"] == "fail":
+            severity_max = severity_min
+        else:
+            severity_min = severity_max
+    correctable = {"unset": None, "fail": not facts["correctable"]}.get(how["correctable"], facts["correctable"])
+    terms = {
+        "category_ids": draw_choices(
+            how["category_ids"], facts["category_id"], sorted(CATEGORIES), draw(category_sets)
+        ),
+        "severity_min": severity_min,
+        "severity_max": severity_max,
+        "faults": draw_choices(how["faults"], facts["fault"], FAULTS, draw(fault_sets)),
+        "tiers": draw_choices(how["tiers"], customer.tier, TIERS, draw(tier_sets)),
+        "correctable": correctable,
+        "min_repeat_count": draw_minimum(draw, how["min_repeat_count"], facts["repeat_count"], steps, 1, 1),
+        "min_same_category_repeat_count": draw_minimum(
+            draw, how["min_same_category_repeat_count"], facts["same_category_repeat_count"], steps, 1, 1
+        ),
+        "min_lifetime_value": draw_minimum(
+            draw, how["min_lifetime_value"], customer.lifetime_value, money_1000, CENT, D("0")
+        ),
+        "min_order_value": draw_minimum(draw, how["min_order_value"], facts["order_value"], money_100, CENT, D("0")),
+    }
+    return terms, "fail" in how.values()
+
+
+def draw_policy(
+    draw: st.DrawFn, policy_id: int, customer: CustomerFacts, facts: dict
+) -> tuple[CompiledPolicy, dict, bool]:
+    """The policy, the conditions it was drawn with (its validity, categories and facts' bounds), and whether
+    it was drawn to fail one of its conditions other than its dates."""
+    conditions, fails = draw_terms(draw, customer, facts)
     start = draw(optional_day_offset)
     valid_from = None if start is None else DAY + timedelta(days=start)
     length = draw(optional_length)
     valid_until = None if length is None else (valid_from or DAY - timedelta(days=30)) + timedelta(days=length)
     offers = [draw_offer(draw, policy_id * 10 + i, i) for i in range(draw(offer_counts))]
     priority = draw(priorities)
-    terms = {
-        "valid_from": valid_from,
-        "valid_until": valid_until,
-        "category_ids": draw(category_sets),
-        "severity_min": severity_min,
-        "severity_max": severity_max,
-        "faults": draw(fault_sets),
-        "tiers": draw(tier_sets),
-        "correctable": draw(optional_bool),
-        "min_repeat_count": draw(optional_repeat_min),
-        "min_same_category_repeat_count": draw(optional_same_min),
-        "min_lifetime_value": draw(optional_min_lifetime),
-        "min_order_value": draw(optional_min_order),
-    }
+    terms = {"valid_from": valid_from, "valid_until": valid_until, **conditions}
     policy = make_policy(
         *offers,
         id=policy_id,
@@ -198,14 +264,28 @@ def draw_policy(draw: st.DrawFn, policy_id: int) -> tuple[CompiledPolicy, dict]:
         generosity_per_1000_lifetime_value=draw(per_1000),
         generosity_max_multiplier=draw(max_multipliers),
     )
-    return policy, terms
+    return policy, terms, not fails
+
+
+def draw_day(draw: st.DrawFn, drawn: list[tuple[CompiledPolicy, dict, bool]]):
+    """Mostly the first or the last day of a policy that otherwise applies, or a day either side of it."""
+    if draw(day_modes) == "edge":
+        first = draw(bounds)
+        for bound in (first, "valid_until" if first == "valid_from" else "valid_from"):
+            edges = sorted({terms[bound] for _, terms, otherwise_applies in drawn if otherwise_applies} - {None})
+            if edges:
+                return draw(st.sampled_from(edges)) + timedelta(days=draw(edge_shifts))
+    return DAY + timedelta(days=draw(day_offsets))
 
 
 @st.composite
 def worlds(draw: st.DrawFn, names: st.SearchStrategy[str] = plain_names) -> dict:
     """A policy set with perks, spending and outcome stats, and the customer and incident to run it for."""
-    drawn = [draw_policy(draw, pid) for pid in range(1, draw(policy_counts) + 1)]
-    policy_list = [policy for policy, _ in drawn]
+    customer = draw(customers(names))
+    facts = draw(incident_facts())
+    drawn = [draw_policy(draw, pid, customer, facts) for pid in range(1, draw(policy_counts) + 1)]
+    incident = make_incident(**facts, occurred_on=draw_day(draw, drawn))
+    policy_list = [policy for policy, _, _ in drawn]
     perks = [make_perk(pid, draw(perk_tag_sets), str(draw(money_60))) for pid in range(1, draw(perk_counts) + 1)]
     month_spent, customer_spent, stats = {}, {}, {}
     for p in policy_list:
@@ -221,12 +301,12 @@ def worlds(draw: st.DrawFn, names: st.SearchStrategy[str] = plain_names) -> dict
     recent = frozenset(k.id for k in perks if draw(st.booleans()))
     return {
         "policies": policy_list,
-        "terms": {policy.id: terms for policy, terms in drawn},
+        "terms": {policy.id: terms for policy, terms, _ in drawn},
         "perks": perks,
         "spending": Spending(month_spent=month_spent, customer_spent_30d=customer_spent, recent_perk_ids=recent),
         "stats": stats,
-        "customer": draw(customers(names)),
-        "incident": draw(incidents()),
+        "customer": customer,
+        "incident": incident,
         "approval_limit": draw(optional_approval_limit),
         "explain": draw(st.booleans()),
     }
@@ -246,8 +326,6 @@ def run_world(world: dict):
 
 
 # --- What a policy promises, written out from its data --------------------------------------------
-
-CENT = D("0.01")
 
 
 def applies(terms: dict, customer: CustomerFacts, incident: IncidentFacts) -> bool:
