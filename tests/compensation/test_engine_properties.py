@@ -6,8 +6,9 @@ Built from compiled objects directly (no database) so a few hundred examples run
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from compensation import ranking
 from compensation.engine import candidate_for
 from compensation.engine_types import CustomerFacts, IncidentFacts, Spending
-from policies.index import CompiledOffer, CompiledPolicy
+from policies.index import CompiledOffer, CompiledPerk, CompiledPolicy
 from tests.compensation.test_engine import (
     CATEGORIES,
     CURRENCY,
@@ -88,7 +89,7 @@ repeats = st.integers(0, 5)
 percents = st.decimals(min_value=0, max_value=100, places=2)
 money_10000, money_1200, money_1000, money_100 = money(10_000), money(1_200), money(1_000), money(100)
 money_500, money_400, money_300, money_200, money_60 = money(500), money(400), money(300), money(200), money(60)
-optional_money_500, optional_money_300 = st.none() | money_500, st.none() | money_300
+optional_money_500 = st.none() | money_500
 optional_caps = st.none() | money_1000, st.none() | money_300
 kinds = st.sampled_from(KINDS)
 tiers = st.sampled_from(TIERS)
@@ -131,6 +132,13 @@ fails_on = st.sampled_from([None] * 2 * len(CONDITION_KEYS) + CONDITION_KEYS)  #
 day_modes = st.sampled_from(["edge", "edge", "edge", "any"])
 edge_shifts = st.sampled_from([-1, 0, 0, 1])
 bounds = st.sampled_from(["valid_from", "valid_until"])
+# An amount offer's cost: none (its face value), a share of its face value (usual: a gift costs less than it is
+# worth), or anything; budgets are charged the cost.
+cost_modes = st.sampled_from(["none", "below", "below", "any"])
+cost_shares = st.sampled_from([D("0"), D("0.25"), D("0.5"), D("0.8"), D("0.99")])
+# What a cap has left: as drawn at random (often no cap, sometimes overspent), or at the edge of one of the
+# policy's offers: a cent short of its cost, its cost, a cent short of its amount, its amount, or between the two.
+budget_modes = st.sampled_from(["random", "edge", "edge"])
 
 
 @st.composite
@@ -163,7 +171,8 @@ def draw_offer(draw: st.DrawFn, offer_id: int, order: int) -> CompiledOffer:
         max_amount = draw(money_500) if kind == "percent_discount" else draw(optional_money_500)
     elif kind in {"fixed_credit", "free_shipping", "expedited_replacement", "gift"}:
         value = draw(money_300)
-        cost = draw(optional_money_300)
+        how = draw(cost_modes)
+        cost = None if how == "none" else to_cents(value * draw(cost_shares)) if how == "below" else draw(money_300)
     elif kind == "escalation":
         cost = draw(money_200)
     return make_offer(
@@ -257,14 +266,26 @@ def draw_policy(
         priority=priority,
         **terms,
         escalate=draw(st.booleans()),
-        monthly_cap=draw(optional_caps[0]),
-        per_customer_cap_30d=draw(optional_caps[1]),
         generosity_per_severity=draw(per_severity),
         generosity_per_repeat=draw(per_repeat),
         generosity_per_1000_lifetime_value=draw(per_1000),
         generosity_max_multiplier=draw(max_multipliers),
     )
-    return policy, terms, not fails
+    return policy, terms, not fails  # its caps are drawn once the incident, customer and perks are known
+
+
+def draw_budget(
+    draw: st.DrawFn, caps: st.SearchStrategy, spent: st.SearchStrategy, priced: list[tuple[Decimal, Decimal]]
+) -> tuple[Decimal | None, Decimal | None]:
+    """A cap and what was spent against it (None: nothing spent), random or leaving what one offer's edges are."""
+    if not priced or draw(budget_modes) == "random":
+        return draw(caps), draw(spent) if draw(st.booleans()) else None
+    amount, cost = draw(st.sampled_from(priced))
+    low, high = sorted((amount, cost))
+    between = low + ((high - low) / 2).quantize(CENT, rounding=ROUND_DOWN)  # low <= between < high when they differ
+    left = draw(st.sampled_from([cost - CENT, cost, amount - CENT, amount, between]))
+    used = max(draw(spent), -left)  # a cap is never below 0
+    return left + used, used
 
 
 def draw_day(draw: st.DrawFn, drawn: list[tuple[CompiledPolicy, dict, bool]]):
@@ -285,20 +306,23 @@ def worlds(draw: st.DrawFn, names: st.SearchStrategy[str] = plain_names) -> dict
     facts = draw(incident_facts())
     drawn = [draw_policy(draw, pid, customer, facts) for pid in range(1, draw(policy_counts) + 1)]
     incident = make_incident(**facts, occurred_on=draw_day(draw, drawn))
-    policy_list = [policy for policy, _, _ in drawn]
     perks = [make_perk(pid, draw(perk_tag_sets), str(draw(money_60))) for pid in range(1, draw(perk_counts) + 1)]
-    month_spent, customer_spent, stats = {}, {}, {}
-    for p in policy_list:
-        # Spending near or past the caps is where budgets bite, so draw it for most policies.
-        if draw(st.booleans()):
-            month_spent[p.id] = draw(money_1200)
-        if draw(st.booleans()):
-            customer_spent[p.id] = draw(money_400)
+    recent = frozenset(k.id for k in perks if draw(st.booleans()))
+    perk = matched_perk(perks, customer, recent)
+    policy_list, month_spent, customer_spent, stats = [], {}, {}, {}
+    for p, _, _ in drawn:
+        # Budgets bite at an offer's cost; where its cost and amount differ, a budget left between them tells
+        # which of the two is charged.
+        priced = [(amount, cost) for _, amount, cost in prices(p, customer, incident, perk)]
+        monthly_cap, month_spent[p.id] = draw_budget(draw, optional_caps[0], money_1200, priced)
+        per_customer_cap, customer_spent[p.id] = draw_budget(draw, optional_caps[1], money_400, priced)
+        policy_list.append(replace(p, monthly_cap=monthly_cap, per_customer_cap_30d=per_customer_cap))
         for o in p.offers:
             if draw(st.booleans()):
                 offered = draw(counts)
                 stats[o.id] = (offered, int(offered * draw(shares)))
-    recent = frozenset(k.id for k in perks if draw(st.booleans()))
+    month_spent = {pid: spent for pid, spent in month_spent.items() if spent is not None}
+    customer_spent = {pid: spent for pid, spent in customer_spent.items() if spent is not None}
     return {
         "policies": policy_list,
         "terms": {policy.id: terms for policy, terms, _ in drawn},
@@ -380,6 +404,28 @@ def promised(offer: CompiledOffer, scale: Decimal, order_value: Decimal) -> tupl
         return None, D("0"), offer.cost
     amount = to_cents(offer.value * scale)
     return amount, amount, amount if offer.cost is None else to_cents(offer.cost * scale)
+
+
+def matched_perk(perks: list[CompiledPerk], customer: CustomerFacts, recent: frozenset[int]) -> CompiledPerk | None:
+    """The perk a personalized perk gives: of those not given lately, the one sharing most interests with the
+    customer (none when none shares any); ties go to the cheaper, then the older (as ``best_perk`` documents)."""
+    eligible = [k for k in perks if k.id not in recent and k.tags & customer.interests]
+    return min(eligible, key=lambda k: (-len(k.tags & customer.interests), k.cost, k.id), default=None)
+
+
+def prices(
+    policy: CompiledPolicy, customer: CustomerFacts, incident: IncidentFacts, perk: CompiledPerk | None
+) -> list[tuple[CompiledOffer, Decimal, Decimal]]:
+    """(offer, amount, estimated cost) of each offer of the policy that has a value: a personalized perk only
+    with a matched perk."""
+    scale = scaling(policy, customer, incident)
+    priced = []
+    for offer in policy.offers:
+        if offer.kind != "personalized_perk":
+            priced.append((offer, *promised(offer, scale, incident.order_value)[1:]))
+        elif perk is not None:
+            priced.append((offer, perk.cost, perk.cost))
+    return priced
 
 
 @PROPERTY
