@@ -91,17 +91,22 @@ money_10000, money_1200, money_1000, money_100 = money(10_000), money(1_200), mo
 money_500, money_400, money_300, money_200, money_60 = money(500), money(400), money(300), money(200), money(60)
 optional_money_500 = st.none() | money_500
 optional_caps = st.none() | money_1000, st.none() | money_300
-kinds = st.sampled_from(KINDS)
+# Personalized perks and expedited replacements twice as often as each other kind: they were the rarest options.
+kinds = st.sampled_from([*KINDS, "personalized_perk", "expedited_replacement"])
 tiers = st.sampled_from(TIERS)
 money_50000 = money(50_000)
 titles, messages = st.sampled_from(TITLES), st.sampled_from(MESSAGES)
-offer_counts, policy_counts, perk_counts = st.integers(1, 4), st.integers(1, 15), st.integers(0, 5)
+offer_counts, policy_counts = st.integers(1, 4), st.integers(1, 15)
+perk_counts = st.integers(1, 5)
 priorities = st.integers(0, 100)
 faults = st.sampled_from(FAULTS)
 fault_sets = st.frozensets(faults, max_size=3)
 tier_sets = st.frozensets(st.sampled_from(TIERS), max_size=3)
 category_sets = st.frozensets(category_ids, max_size=2)
-interest_sets = st.frozensets(st.sampled_from(INTERESTS), max_size=3)
+interest_sets = st.frozensets(st.sampled_from(INTERESTS), min_size=1, max_size=3)
+# sampled_from leans to its first choice, so the usual case comes first.
+one_in_four = st.sampled_from([False, False, False, True])  # no interests, no perks, a perk given lately
+two_in_three = st.sampled_from([True, True, False])  # a perk sure to share an interest with the customer
 perk_tag_sets = st.frozensets(st.sampled_from(INTERESTS), min_size=1, max_size=3)
 steps = st.integers(1, 3)
 per_severity = st.sampled_from([D("0"), D("0.10"), D("0.25")])
@@ -130,15 +135,15 @@ holds = st.sampled_from(["unset", "edge", "room"])
 fails_on = st.sampled_from([None] * 2 * len(CONDITION_KEYS) + CONDITION_KEYS)  # two in three policies fail none
 # The incident's day: mostly on, or a day either side of, a date of a policy that otherwise applies.
 day_modes = st.sampled_from(["edge", "edge", "edge", "any"])
-edge_shifts = st.sampled_from([-1, 0, 0, 1])
+edge_shifts = st.sampled_from([0, -1, 0, 1])
 bounds = st.sampled_from(["valid_from", "valid_until"])
 # An amount offer's cost: none (its face value), a share of its face value (usual: a gift costs less than it is
 # worth), or anything; budgets are charged the cost.
-cost_modes = st.sampled_from(["none", "below", "below", "any"])
-cost_shares = st.sampled_from([D("0"), D("0.25"), D("0.5"), D("0.8"), D("0.99")])
+cost_modes = st.sampled_from(["below", "none", "below", "any"])
+cost_shares = st.sampled_from([D("0.5"), D("0"), D("0.25"), D("0.8"), D("0.99")])
 # What a cap has left: as drawn at random (often no cap, sometimes overspent), or at the edge of one of the
 # policy's offers: a cent short of its cost, its cost, a cent short of its amount, its amount, or between the two.
-budget_modes = st.sampled_from(["random", "edge", "edge"])
+budget_modes = st.sampled_from(["edge", "random", "edge"])
 
 
 @st.composite
@@ -158,9 +163,16 @@ def incident_facts(draw: st.DrawFn) -> dict:
 
 @st.composite
 def customers(draw: st.DrawFn, names: st.SearchStrategy[str]) -> CustomerFacts:
-    return make_customer(
-        name=draw(names), tier=draw(tiers), lifetime_value=draw(money_50000), interests=draw(interest_sets)
-    )
+    interests = frozenset() if draw(one_in_four) else draw(interest_sets)
+    return make_customer(name=draw(names), tier=draw(tiers), lifetime_value=draw(money_50000), interests=interests)
+
+
+def draw_perk(draw: st.DrawFn, perk_id: int, interests: frozenset[str]) -> CompiledPerk:
+    """A perk, mostly sharing one of the customer's interests at least, so personalized perks find a match."""
+    tags = draw(perk_tag_sets)
+    if interests and draw(two_in_three):
+        tags |= {draw(st.sampled_from(sorted(interests)))}
+    return make_perk(perk_id, tags, str(draw(money_60)))
 
 
 def draw_offer(draw: st.DrawFn, offer_id: int, order: int) -> CompiledOffer:
@@ -283,7 +295,7 @@ def draw_budget(
     amount, cost = draw(st.sampled_from(priced))
     low, high = sorted((amount, cost))
     between = low + ((high - low) / 2).quantize(CENT, rounding=ROUND_DOWN)  # low <= between < high when they differ
-    left = draw(st.sampled_from([cost - CENT, cost, amount - CENT, amount, between]))
+    left = draw(st.sampled_from([between, cost, amount - CENT, amount, cost - CENT]))
     used = max(draw(spent), -left)  # a cap is never below 0
     return left + used, used
 
@@ -306,8 +318,9 @@ def worlds(draw: st.DrawFn, names: st.SearchStrategy[str] = plain_names) -> dict
     facts = draw(incident_facts())
     drawn = [draw_policy(draw, pid, customer, facts) for pid in range(1, draw(policy_counts) + 1)]
     incident = make_incident(**facts, occurred_on=draw_day(draw, drawn))
-    perks = [make_perk(pid, draw(perk_tag_sets), str(draw(money_60))) for pid in range(1, draw(perk_counts) + 1)]
-    recent = frozenset(k.id for k in perks if draw(st.booleans()))
+    perk_count = 0 if draw(one_in_four) else draw(perk_counts)
+    perks = [draw_perk(draw, pid, customer.interests) for pid in range(1, perk_count + 1)]
+    recent = frozenset(k.id for k in perks if draw(one_in_four))
     perk = matched_perk(perks, customer, recent)
     policy_list, month_spent, customer_spent, stats = [], {}, {}, {}
     for p, _, _ in drawn:
