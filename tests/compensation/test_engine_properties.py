@@ -441,6 +441,26 @@ def prices(
     return priced
 
 
+def on_the_table(world: dict) -> list[CompiledOffer]:
+    """The offers the engine must weigh: their policy applies, they have a value (a personalized perk only with a
+    matched perk) and their estimated cost fits what the policy's month and this customer's cap have left."""
+    customer, incident, spending = world["customer"], world["incident"], world["spending"]
+    perk = matched_perk(world["perks"], customer, spending.recent_perk_ids)
+    table = []
+    for policy in world["policies"]:
+        if not applies(world["terms"][policy.id], customer, incident):
+            continue
+        month_left = customer_left = None
+        if policy.monthly_cap is not None:
+            month_left = policy.monthly_cap - spending.month_spent.get(policy.id, D("0"))
+        if policy.per_customer_cap_30d is not None:
+            customer_left = policy.per_customer_cap_30d - spending.customer_spent_30d.get(policy.id, D("0"))
+        for offer, _, cost in prices(policy, customer, incident, perk):
+            if (month_left is None or cost <= month_left) and (customer_left is None or cost <= customer_left):
+                table.append(offer)
+    return table
+
+
 @PROPERTY
 @given(world=worlds(names=any_names))
 def test_options_keep_their_promises(world):
@@ -457,6 +477,13 @@ def test_options_keep_their_promises(world):
     assert scores == sorted(scores, reverse=True)
     assert all(o.score > 0 for o in result.options)
     assert len({o.candidate.offer.id for o in result.options}) == len(result.options)
+
+    # Nothing missing: the options come from the offers on the table, as many as there are up to three, of as
+    # many kinds as there are up to three; so with three offers or fewer on the table, every one is shown.
+    table = on_the_table(world)
+    assert {o.candidate.offer.id for o in result.options} <= {offer.id for offer in table}
+    assert len(result.options) == min(3, len(table))
+    assert len({o.candidate.kind for o in result.options}) == min(3, len({offer.kind for offer in table}))
 
     for option in result.options:
         candidate = option.candidate
@@ -475,6 +502,7 @@ def test_options_keep_their_promises(world):
             assert candidate.perk_overlap == tuple(sorted(perk.tags & customer.interests)) != ()
             eligible = [k for k in perks.values() if k.id not in spending.recent_perk_ids]
             assert len(candidate.perk_overlap) == max(len(k.tags & customer.interests) for k in eligible)
+            assert perk == matched_perk(world["perks"], customer, spending.recent_perk_ids)
             value = amount = cost = perk.cost
         else:
             assert candidate.perk is None
