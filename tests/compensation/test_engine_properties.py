@@ -136,7 +136,10 @@ fails_on = st.sampled_from([None] * 2 * len(CONDITION_KEYS) + CONDITION_KEYS)  #
 # The incident's day: mostly on, or a day either side of, a date of a policy that otherwise applies.
 day_modes = st.sampled_from(["edge", "edge", "edge", "any"])
 edge_shifts = st.sampled_from([0, -1, 0, 1])
-bounds = st.sampled_from(["valid_from", "valid_until"])
+# Policies mostly start and end on a few days their world shares (as policies change on the first of a month),
+# so an incident on one of those days is on the edge of several policies at once.
+shared_days = st.lists(day_offsets, min_size=2, max_size=3, unique=True)
+on_shared_days = st.sampled_from([True, True, False])
 # An amount offer's cost: none (its face value), a share of its face value (usual: a gift costs less than it is
 # worth), or anything; budgets are charged the cost.
 cost_modes = st.sampled_from(["below", "none", "below", "any"])
@@ -259,16 +262,24 @@ def draw_terms(draw: st.DrawFn, customer: CustomerFacts, facts: dict) -> tuple[d
     return terms, "fail" in how.values()
 
 
+def draw_validity(draw: st.DrawFn, days: list) -> tuple:
+    """(valid_from, valid_until), either open; mostly on the world's shared days, the end after the start."""
+    if draw(on_shared_days):
+        valid_from = draw(st.sampled_from([*days, None]))
+        return valid_from, draw(st.sampled_from([*(d for d in days if valid_from is None or d > valid_from), None]))
+    start = draw(optional_day_offset)
+    valid_from = None if start is None else DAY + timedelta(days=start)
+    length = draw(optional_length)
+    return valid_from, None if length is None else (valid_from or DAY - timedelta(days=30)) + timedelta(days=length)
+
+
 def draw_policy(
-    draw: st.DrawFn, policy_id: int, customer: CustomerFacts, facts: dict
+    draw: st.DrawFn, policy_id: int, customer: CustomerFacts, facts: dict, days: list
 ) -> tuple[CompiledPolicy, dict, bool]:
     """The policy, the conditions it was drawn with (its validity, categories and facts' bounds), and whether
     it was drawn to fail one of its conditions other than its dates."""
     conditions, fails = draw_terms(draw, customer, facts)
-    start = draw(optional_day_offset)
-    valid_from = None if start is None else DAY + timedelta(days=start)
-    length = draw(optional_length)
-    valid_until = None if length is None else (valid_from or DAY - timedelta(days=30)) + timedelta(days=length)
+    valid_from, valid_until = draw_validity(draw, days)
     offers = [draw_offer(draw, policy_id * 10 + i, i) for i in range(draw(offer_counts))]
     priority = draw(priorities)
     terms = {"valid_from": valid_from, "valid_until": valid_until, **conditions}
@@ -302,12 +313,15 @@ def draw_budget(
 
 def draw_day(draw: st.DrawFn, drawn: list[tuple[CompiledPolicy, dict, bool]]):
     """Mostly the first or the last day of a policy that otherwise applies, or a day either side of it."""
-    if draw(day_modes) == "edge":
-        first = draw(bounds)
-        for bound in (first, "valid_until" if first == "valid_from" else "valid_from"):
-            edges = sorted({terms[bound] for _, terms, otherwise_applies in drawn if otherwise_applies} - {None})
-            if edges:
-                return draw(st.sampled_from(edges)) + timedelta(days=draw(edge_shifts))
+    # As often as policies have them: a day several policies start or end on is drawn more.
+    edges = [
+        terms[bound]
+        for _, terms, otherwise_applies in drawn
+        for bound in ("valid_from", "valid_until")
+        if otherwise_applies and terms[bound] is not None
+    ]
+    if edges and draw(day_modes) == "edge":
+        return draw(st.sampled_from(edges)) + timedelta(days=draw(edge_shifts))
     return DAY + timedelta(days=draw(day_offsets))
 
 
@@ -316,7 +330,8 @@ def worlds(draw: st.DrawFn, names: st.SearchStrategy[str] = plain_names) -> dict
     """A policy set with perks, spending and outcome stats, and the customer and incident to run it for."""
     customer = draw(customers(names))
     facts = draw(incident_facts())
-    drawn = [draw_policy(draw, pid, customer, facts) for pid in range(1, draw(policy_counts) + 1)]
+    days = sorted(DAY + timedelta(days=offset) for offset in draw(shared_days))
+    drawn = [draw_policy(draw, pid, customer, facts, days) for pid in range(1, draw(policy_counts) + 1)]
     incident = make_incident(**facts, occurred_on=draw_day(draw, drawn))
     perk_count = 0 if draw(one_in_four) else draw(perk_counts)
     perks = [draw_perk(draw, pid, customer.interests) for pid in range(1, perk_count + 1)]
