@@ -277,7 +277,7 @@ def draw_policy(
     draw: st.DrawFn, policy_id: int, customer: CustomerFacts, facts: dict, days: list
 ) -> tuple[CompiledPolicy, dict, bool]:
     """The policy, the conditions it was drawn with (its validity, categories and facts' bounds), and whether
-    it was drawn to fail one of its conditions other than its dates."""
+    it applies but for its dates (drawn to fail none of its other conditions)."""
     conditions, fails = draw_terms(draw, customer, facts)
     valid_from, valid_until = draw_validity(draw, days)
     offers = [draw_offer(draw, policy_id * 10 + i, i) for i in range(draw(offer_counts))]
@@ -300,7 +300,8 @@ def draw_policy(
 def draw_budget(
     draw: st.DrawFn, caps: st.SearchStrategy, spent: st.SearchStrategy, priced: list[tuple[Decimal, Decimal]]
 ) -> tuple[Decimal | None, Decimal | None]:
-    """A cap and what was spent against it (None: nothing spent), random or leaving what one offer's edges are."""
+    """A cap and what was spent against it (None: nothing recorded): at random, or leaving one of the edges of
+    one of the policy's offers (``priced``: their amounts and costs)."""
     if not priced or draw(budget_modes) == "random":
         return draw(caps), draw(spent) if draw(st.booleans()) else None
     amount, cost = draw(st.sampled_from(priced))
