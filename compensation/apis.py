@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from compensation.filters import EscalationFilter, OfferSetFilter
 from compensation.http import ResilientAnonRateThrottle
-from compensation.idempotency import idempotent
+from compensation.idempotency import IDEMPOTENCY_KEY_SCHEMA, idempotent
 from compensation.models import OfferSet
 from compensation.permissions import IsAgentOrManager, IsManager
 from compensation.roles import user_role
@@ -98,7 +98,7 @@ class OfferSetListCreateApi(GenericAPIView):
             OpenApiParameter("explain", OpenApiTypes.BOOL, description="add not_offered: why each policy gave none"),
             OpenApiParameter(
                 "Idempotency-Key",
-                OpenApiTypes.STR,
+                IDEMPOTENCY_KEY_SCHEMA,
                 OpenApiParameter.HEADER,
                 description="same key and body: the same offer set again, nothing new; another body: 409",
             ),
@@ -166,7 +166,7 @@ class OutcomeSubmitApi(APIView):
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
-                OpenApiTypes.STR,
+                IDEMPOTENCY_KEY_SCHEMA,
                 OpenApiParameter.HEADER,
                 description="same key and body: the same answer again, nothing new; another body: 409",
             )

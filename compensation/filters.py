@@ -8,6 +8,8 @@ import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from compensation.models import Escalation, OfferSet
 from compensation.periods import days_between
@@ -56,6 +58,7 @@ class StrictBooleanField(forms.NullBooleanField):
         raise forms.ValidationError("must be true or false", code="invalid")
 
 
+@extend_schema_field(OpenApiTypes.BOOL)
 class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField
 

@@ -24,6 +24,8 @@ from compensation.models import IdempotencyRecord
 HEADER = "Idempotency-Key"
 KEEP = timedelta(hours=24)
 MAX_LENGTH = 255
+# The header as the OpenAPI schema declares it (surrounding spaces are stripped before the length is checked).
+IDEMPOTENCY_KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_LENGTH}
 
 
 class IdempotencyKeyReused(APIException):

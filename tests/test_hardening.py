@@ -231,3 +231,16 @@ def test_the_declared_error_body_is_the_contracts_shape(api_client: Any) -> None
     assert set(error["properties"]) == {"detail", "code"}
     unauthorized = schema["paths"]["/api/v1/reports/summary/"]["get"]["responses"]["401"]
     assert unauthorized["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+
+
+def test_the_schema_types_the_parameters_as_the_api_reads_them(api_client: Any) -> None:
+    """The key is 1 to 255 characters (longer is a 400); ``overdue`` is true or false, not any string."""
+    paths = _schema(api_client)["paths"]
+
+    def parameter(path: str, method: str, name: str) -> dict:
+        (found,) = [p for p in paths[path][method]["parameters"] if p["name"] == name]
+        return found["schema"]
+
+    for path in ("/api/v1/offer-sets/", "/api/v1/offer-sets/{offer_set_id}/outcome/"):
+        assert parameter(path, "post", "Idempotency-Key") == {"type": "string", "minLength": 1, "maxLength": 255}
+    assert parameter("/api/v1/escalations/", "get", "overdue") == {"type": "boolean"}
