@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from policies.choices import Fault, Tier
+from policies.conditions import CONDITION_NAMES
 from policies.models import Category, OfferTemplate, Perk, Policy, PolicyVersion
 from policies.services import policy_duplicate, policy_set_active, policy_version_record
 
@@ -70,15 +71,7 @@ class PolicyAdminForm(forms.ModelForm):
             "valid_from",
             "valid_until",
             "categories",
-            "severity_min",
-            "severity_max",
-            "faults",
-            "tiers",
-            "correctable",
-            "min_repeat_count",
-            "min_same_category_repeat_count",
-            "min_lifetime_value",
-            "min_order_value",
+            *CONDITION_NAMES,
             "escalate",
             "generosity_per_severity",
             "generosity_per_repeat",

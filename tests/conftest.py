@@ -68,9 +68,9 @@ def chromium_path() -> str:
 
 
 def cache_clear() -> None:
-    """Empty this process's cache. On Redis only its own keys: pytest-xdist's processes share one Redis
-    database, each with a key prefix of its own (tests/settings.py), and one clearing the whole database
-    would wipe another's throttle counts and policy revision in the middle of a test."""
+    """Empty this process's cache. On Redis only the cache's keys (its KEY_PREFIX): the database also holds
+    the Celery broker's queues of the worker tests. Each pytest-xdist process has a Redis database of its own
+    (tests/settings.py), so no other process's keys are in it."""
     from django.core.cache import caches
     from django.core.cache.backends.redis import RedisCache
 

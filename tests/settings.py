@@ -38,8 +38,3 @@ STATIC_ROOT = None  # tests never collect static files; WhiteNoise serves them f
 # Tasks run in-process unless a test starts a real worker (see tests/compensation/test_outcome_worker.py):
 # API tests see the outcome recorded as soon as the transaction's on_commit callbacks run.
 CELERY_TASK_ALWAYS_EAGER = True
-
-# pytest-xdist's processes share the Redis at REDIS_URL: each keeps its cache keys apart (and clears only
-# its own, tests/conftest.py), so their throttle counts and policy revisions never meet.
-if CACHES["default"]["BACKEND"].endswith(".RedisCache"):  # noqa: F405
-    CACHES["default"]["KEY_PREFIX"] = f"recovery-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"  # noqa: F405
