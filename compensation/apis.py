@@ -95,7 +95,11 @@ class OfferSetListCreateApi(GenericAPIView):
     @extend_schema(
         request=OfferSetInputSerializer,
         parameters=[
-            OpenApiParameter("explain", OpenApiTypes.BOOL, description="add not_offered: why each policy gave none"),
+            OpenApiParameter(
+                "explain",
+                OpenApiTypes.BOOL,
+                description="add not_offered: why each policy gave none, and why each offer not shown was left out",
+            ),
             OpenApiParameter(
                 "Idempotency-Key",
                 IDEMPOTENCY_KEY_SCHEMA,
@@ -119,7 +123,11 @@ class OfferSetListCreateApi(GenericAPIView):
                 explain=explain,
             )
             payload = offer_set_payload(
-                created.offer_set, created.offers, created.escalation, not_offered=created.not_offered
+                created.offer_set,
+                created.offers,
+                created.escalation,
+                not_offered=created.not_offered,
+                remedies=created.remedies,
             )
             return Response(payload, status=status.HTTP_201_CREATED)
 
@@ -139,6 +147,7 @@ def _stored_payload(offer_set) -> dict:
         offer_set.escalation,
         not_offered=offer_set.not_offered or None,
         submission=offer_set_submission(offer_set),
+        remedies=list(offer_set.incident.remedies.all()),
     )
 
 

@@ -19,11 +19,12 @@ from compensation.engine_types import (
     IncidentFacts,
     NotOffered,
     Option,
+    RemedyItem,
     Spending,
 )
 from policies.choices import AMOUNT_KINDS, PERCENT_KINDS, OfferKind
 from policies.index import CompiledOffer, CompiledPerk, CompiledPolicy, PolicyIndex
-from policies.money import cents, money
+from policies.money import cents, money, money_display
 
 HUNDRED = Decimal("100")
 ZERO = Decimal("0")
@@ -140,11 +141,27 @@ def candidate_for(
 
 
 class _Values(dict):
-    def __missing__(self, key: str) -> str:  # validation forbids unknown placeholders; never crash anyway
-        return "{" + key + "}"
+    """The placeholders' values; ``{money}`` is formatted (with Babel) only when a template uses it."""
+
+    def __init__(self, money_of: tuple[Candidate, str, str], **values: str) -> None:
+        super().__init__(**values)
+        self.money_of = money_of  # (candidate, currency, locale)
+
+    def __missing__(self, key: str) -> str:
+        if key == "money":
+            candidate, currency, locale = self.money_of
+            self[key] = money_display(candidate.amount, currency, locale)
+            return self[key]
+        return "{" + key + "}"  # validation forbids unknown placeholders; never crash anyway
 
 
 DEFAULT_MESSAGE = "{customer_name}, I'm sorry about the {incident}: {title}"
+
+
+def first_name(name: str) -> str:
+    """The first word of the posted name; "there" without one ("there, ..." as v1's {customer_name})."""
+    words = name.split()
+    return words[0] if words else "there"
 
 
 def render(
@@ -154,15 +171,21 @@ def render(
     incident: IncidentFacts,
     currency: str,
     title: str = "",
+    locale: str = "en_US",
 ) -> str:
     """Fill in the placeholders once; values (names, titles) are inserted as they are, never re-read."""
     values = _Values(
+        (candidate, currency, locale),
         customer_name=customer.name or "there",
+        first_name=first_name(customer.name),
         incident=incident.category_name,
         value=_plain(candidate.value),
         amount=money(candidate.amount),
         currency=currency,
         perk_name=candidate.perk.name if candidate.perk else "",
+        ticket=incident.ticket,
+        repeat_count=str(incident.repeat_count),
+        same_category_repeat_count=str(incident.same_category_repeat_count),
         title=title,
     )
     try:
@@ -172,11 +195,26 @@ def render(
 
 
 def render_texts(
-    candidate: Candidate, customer: CustomerFacts, incident: IncidentFacts, currency: str
+    candidate: Candidate, customer: CustomerFacts, incident: IncidentFacts, currency: str, locale: str = "en_US"
 ) -> tuple[str, str]:
-    title = render(candidate.offer.title, candidate, customer, incident, currency)
-    message = render(candidate.offer.message or DEFAULT_MESSAGE, candidate, customer, incident, currency, title)
+    title = render(candidate.offer.title, candidate, customer, incident, currency, locale=locale)
+    message = render(
+        candidate.offer.message or DEFAULT_MESSAGE, candidate, customer, incident, currency, title, locale=locale
+    )
     return title, message
+
+
+def _perk_missing(index: PolicyIndex, customer: CustomerFacts, spending: Spending) -> str:
+    """Why a personalized-perk offer has no perk to give this customer, in words."""
+    if not customer.interests:
+        return "the customer has no interests to match a perk"
+    matching = best_perk(index.perks, customer.interests, frozenset())
+    if matching is None:
+        return "no active perk matches the customer's interests"
+    perk = matching[0]
+    given_on = spending.recent_perk_dates.get(perk.id)
+    when = f"on {given_on.isoformat()}" if given_on is not None else "recently"
+    return f"the matching perk {perk.name!r} was given to this customer {when}"
 
 
 # --- The whole computation ---------------------------------------------------------------
@@ -193,16 +231,21 @@ def compute_options(
     approval_limit: Decimal | None,
     explain: bool = False,
     limit: int = 3,
+    money_locale: str = "en_US",
 ) -> EngineResult:
     """Match policies, price their offers, drop what budgets cannot cover, rank, and render the top three.
 
-    ``stats`` maps offer-template ids to ``(offered, chosen)`` counts for this
-    incident's category; ``approval_limit`` is None when the requester never
-    needs approval (managers).
+    Every policy that applies also gives its remedy (one item per kind: the
+    policy with the higher priority, then the lower id, keeps its own), priced
+    and rendered but never ranked nor limited by budgets. ``stats`` maps
+    offer-template ids to ``(offered, chosen)`` counts for this incident's
+    category; ``approval_limit`` is None when the requester never needs
+    approval (managers).
     """
     candidates: list[Candidate] = []
     not_offered: list[NotOffered] = []
     escalating: list[CompiledPolicy] = []
+    remedies: dict[str, Candidate] = {}
     perk_choice: tuple[CompiledPerk, tuple[str, ...]] | bool | None = False  # False: not looked up yet
     allowance = ranking.cost_allowance(customer=customer, incident=incident)
 
@@ -214,6 +257,11 @@ def compute_options(
             continue
         if policy.escalate:
             escalating.append(policy)
+        for remedy in policy.remedies:  # policies come by priority, then id: the first of a kind stands
+            if remedy.kind not in remedies:
+                item = candidate_for(policy, remedy, customer, incident, ONE, None)
+                if item is not None and not (item.kind == OfferKind.REFUND and not item.amount):
+                    remedies[remedy.kind] = item  # (a refund of nothing, on an order of 0, is left out)
         multiplier = generosity_multiplier(policy, customer, incident)
         month_left = (
             None if policy.monthly_cap is None else policy.monthly_cap - spending.month_spent.get(policy.id, ZERO)
@@ -231,24 +279,23 @@ def compute_options(
             candidate = candidate_for(
                 policy, offer, customer, incident, multiplier, perk_choice if perk_choice is not False else None
             )
+            why: str | None = None
             if candidate is None:
-                excluded = excluded or (
-                    "no active perk matches the customer's interests"
-                    if customer.interests
-                    else "the customer has no interests to match a perk"
-                )
-                continue
-            if month_left is not None and candidate.estimated_cost > month_left:
-                excluded = excluded or (
+                why = _perk_missing(index, customer, spending) if explain else ""
+            elif month_left is not None and candidate.estimated_cost > month_left:
+                why = (
                     f"monthly budget has {money(max(month_left, ZERO))} left, "
                     f"{candidate.kind} costs {money(candidate.estimated_cost)}"
                 )
-                continue
-            if customer_left is not None and candidate.estimated_cost > customer_left:
-                excluded = excluded or (
+            elif customer_left is not None and candidate.estimated_cost > customer_left:
+                why = (
                     f"per-customer cap has {money(max(customer_left, ZERO))} left for this customer, "
                     f"{candidate.kind} costs {money(candidate.estimated_cost)}"
                 )
+            if why is not None:
+                excluded = excluded or why
+                if explain:
+                    not_offered.append(NotOffered(policy, why, offer))
                 continue
             candidates.append(candidate)
             produced += 1
@@ -262,7 +309,7 @@ def compute_options(
     chosen = ranking.select(scored, limit=limit)
     options = []
     for position, item in enumerate(chosen):
-        title, message = render_texts(item.candidate, customer, incident, currency)
+        title, message = render_texts(item.candidate, customer, incident, currency, money_locale)
         needs_approval = item.candidate.offer.requires_approval or (
             approval_limit is not None and item.candidate.estimated_cost > approval_limit
         )
@@ -278,6 +325,10 @@ def compute_options(
                 reasons=ranking.reasons(item, position=position, chosen=chosen, customer=customer, incident=incident),
             )
         )
+    remedy = [
+        RemedyItem(candidate, *render_texts(candidate, customer, incident, currency, money_locale))
+        for candidate in remedies.values()
+    ]
     if explain:
         considered = {p.id for p in index.policies_for(incident.category_id)}
         not_offered.extend(
@@ -291,4 +342,10 @@ def compute_options(
             for c in {c.policy.id: c for c in candidates if c.policy.id not in shown}.values()
         ]
         not_offered.extend(dropped)
-    return EngineResult(options=options, escalating_policies=escalating, not_offered=not_offered)
+        shown_offers = {id(item.candidate) for item in chosen}
+        not_offered.extend(
+            NotOffered(item.candidate.policy, ranking.why_not_shown(item, chosen), item.candidate.offer)
+            for item in sorted(scored, key=lambda s: s.sort_key)
+            if id(item.candidate) not in shown_offers
+        )
+    return EngineResult(options=options, escalating_policies=escalating, not_offered=not_offered, remedy=remedy)

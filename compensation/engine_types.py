@@ -35,6 +35,7 @@ class IncidentFacts:
     same_category_repeat_count: int
     occurred_on: date
     window_days: int = 90
+    ticket: str = ""  # the incident's external_ref, for {ticket}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,7 @@ class Spending:
     month_spent: Mapping[int, Decimal] = field(default_factory=dict)  # policy id -> spent this month
     customer_spent_30d: Mapping[int, Decimal] = field(default_factory=dict)  # policy id -> to this customer
     recent_perk_ids: frozenset[int] = frozenset()  # perks the customer got in the last 90 days
+    recent_perk_dates: Mapping[int, date] = field(default_factory=dict)  # when (read only to explain)
 
 
 @dataclass(slots=True)
@@ -77,9 +79,21 @@ class Option:
 
 
 @dataclass(frozen=True, slots=True)
+class RemedyItem:
+    """What a policy that applies puts right, rendered: not ranked, not limited by budgets."""
+
+    candidate: Candidate
+    title: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class NotOffered:
+    """Why a policy gave no option, or (with ``offer``) why one of its offers was not shown."""
+
     policy: CompiledPolicy
     reason: str
+    offer: CompiledOffer | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,3 +101,4 @@ class EngineResult:
     options: list[Option]
     escalating_policies: list[CompiledPolicy]
     not_offered: list[NotOffered]
+    remedy: list[RemedyItem] = field(default_factory=list)

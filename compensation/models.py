@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models import Q
 
 from policies.choices import Fault, OfferKind, Tier
-from policies.models import MONEY, Category, OfferTemplate, Perk, Policy
+from policies.models import MONEY, Category, OfferTemplate, Perk, Policy, RemedyTemplate
 
 
 class Customer(models.Model):
@@ -135,6 +135,67 @@ class Offer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label}) {self.title}"
+
+
+class Remedy(models.Model):
+    """One thing an incident is owed put right (a refund, a replacement, ...), whatever the customer chooses.
+
+    Written with the first offer set of the incident that carried it; given once, with the incident's
+    first recorded outcome (any choice, declined included), after a manager's approval when it costs
+    more than the agent may give. Never charged to a budget. Reports count it apart as remedy cost.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending (given with the incident's first recorded outcome)"
+        AWAITING_APPROVAL = "awaiting_approval", "Awaiting a manager's approval"
+        GIVEN = "given", "Given"
+        REJECTED = "rejected", "Rejected (tried again at the incident's next recorded outcome)"
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="remedies", db_index=False)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="remedies")
+    offer_set = models.ForeignKey(
+        OfferSet, on_delete=models.CASCADE, related_name="+", help_text="The offer set that first showed it."
+    )
+    kind = models.CharField(max_length=32, choices=OfferKind.choices)
+    title = models.TextField()
+    message = models.TextField(blank=True)
+    value = models.DecimalField(**MONEY, null=True)
+    unit = models.CharField(max_length=16, null=True)  # noqa: DJ001 - as options show it
+    estimated_cost = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3)
+    requires_approval = models.BooleanField(default=False)
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="+", db_index=False)
+    policy_name = models.CharField(max_length=120)
+    policy_version = models.PositiveIntegerField()
+    remedy_template = models.ForeignKey(RemedyTemplate, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    given_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.ForeignKey(
+        "Outcome",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="remedies",
+        help_text="The recorded outcome it was given (or asked approval) with.",
+    )
+    approval = models.ForeignKey(
+        "Escalation", null=True, blank=True, on_delete=models.SET_NULL, related_name="remedies"
+    )
+    # What reports group by, copied in when given: the category, the tier, the agent who made the set.
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="+", db_index=False)
+    tier = models.CharField(max_length=16, choices=Tier.choices, blank=True)
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+
+    class Meta:
+        ordering = ["incident", "pk"]
+        constraints = [models.UniqueConstraint(fields=["incident", "kind"], name="remedy_one_per_kind")]
+        indexes = [models.Index(fields=["given_at"], condition=Q(status="given"), name="remedy_given_time")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for incident {self.incident_id} ({self.status})"
 
 
 class Escalation(models.Model):
@@ -348,6 +409,9 @@ class Outcome(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     cost = models.DecimalField(**MONEY, default=0)
+    remedy_cost = models.DecimalField(
+        **MONEY, default=0, help_text="What the remedies given with this outcome cost (after approval, if needed)."
+    )
     currency = models.CharField(max_length=3)
     satisfaction = models.PositiveSmallIntegerField(null=True, blank=True)
     notes = models.TextField(blank=True)

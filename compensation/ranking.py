@@ -46,6 +46,7 @@ class Scored:
     propensity_counts: tuple[int, int]
     allowance: float
     breakdown: dict[str, float] | None = None
+    leads: bool = False  # placed first because its policy's placement is lead
 
     @property
     def sort_key(self) -> tuple:
@@ -118,22 +119,76 @@ def _finalize(item: Scored) -> Scored:
     return item
 
 
+def _by_kind(ordered: Sequence[Scored], *, limit: int, taken_kinds: frozenset[str] = frozenset()) -> list[Scored]:
+    """The best ``limit`` of ``ordered`` (in score order), as many distinct kinds as there are.
+
+    Kinds in ``taken_kinds`` (the lead option's) come after every other kind.
+    """
+    best_per_kind: dict[str, Scored] = {}
+    for item in ordered:
+        if item.candidate.kind not in taken_kinds:
+            best_per_kind.setdefault(item.candidate.kind, item)
+    chosen = list(best_per_kind.values())[:limit]
+    if len(chosen) < limit:
+        taken = {id(item) for item in chosen}
+        chosen.extend([item for item in ordered if id(item) not in taken][: limit - len(chosen)])
+    return chosen
+
+
 def select(scored: Sequence[Scored], *, limit: int = 3) -> list[Scored]:
     """The best ``limit`` candidates, as many distinct kinds as there are, in score order.
 
     With at least ``limit`` kinds the options have ``limit`` kinds; with fewer,
     every kind appears and the rest are the best remaining candidates.
+
+    A policy placed ``lead`` that has candidates puts its best one first (of
+    several, the policy with the higher priority, then the lower id); the rest
+    follow by score and kind as above, kinds other than the lead's first.
     """
     ordered = sorted(scored, key=lambda s: s.sort_key)
-    best_per_kind: dict[str, Scored] = {}
-    for item in ordered:
-        best_per_kind.setdefault(item.candidate.kind, item)
-    chosen = list(best_per_kind.values())[:limit]
-    if len(chosen) < limit:
-        taken = {id(item) for item in chosen}
-        chosen.extend([item for item in ordered if id(item) not in taken][: limit - len(chosen)])
-    # Rounding may tie or swap near-equal scores: order again on the shown figures.
-    return sorted((_finalize(item) for item in chosen), key=lambda s: s.sort_key)
+    lead = next(
+        iter(sorted((s for s in ordered if s.candidate.policy.lead), key=lambda s: _lead_key(s) + s.sort_key)), None
+    )
+    if lead is None or limit < 1:
+        chosen = _by_kind(ordered, limit=limit)
+        # Rounding may tie or swap near-equal scores: order again on the shown figures.
+        return sorted((_finalize(item) for item in chosen), key=lambda s: s.sort_key)
+    lead.leads = True
+    rest = _by_kind(
+        [s for s in ordered if s is not lead], limit=limit - 1, taken_kinds=frozenset({lead.candidate.kind})
+    )
+    return [_finalize(lead), *sorted((_finalize(item) for item in rest), key=lambda s: s.sort_key)]
+
+
+def _lead_key(item: Scored) -> tuple[int, int]:
+    return (-item.candidate.policy.priority, item.candidate.policy.id)
+
+
+def shown_score(item: Scored) -> float:
+    """The score as it would be shown (the product of the rounded factors), for comparing with the options'."""
+    return float(f"{math.prod(_round(f) for f in (item.propensity, item.priority_weight, item.value)):.6g}")
+
+
+def why_not_shown(item: Scored, chosen: Sequence[Scored]) -> str:
+    """Why a candidate that passed every rule is not one of the options, in words."""
+    labels = "abc"
+    same_kind = next((i for i, s in enumerate(chosen) if s.candidate.kind == item.candidate.kind), None)
+    if same_kind is not None:
+        other = chosen[same_kind]
+        if other.leads:
+            return f"same kind as option {labels[same_kind]}, which leads: its policy was written for this case"
+        return f"same kind as option {labels[same_kind]}, which scored higher"
+    if not chosen:
+        return "ranked below the options shown"
+    last_position = len(chosen) - 1
+    last = chosen[last_position]
+    mine, theirs = f"{shown_score(item):.3g}", f"{last.score:.3g}"
+    if mine == theirs:
+        return (
+            f"ranked below the options shown (score {mine}, equal to option {labels[last_position]}'s, "
+            "which comes first on the tie: higher policy priority, or the older policy or offer)"
+        )
+    return f"ranked below the options shown (score {mine} < {theirs} of option {labels[last_position]})"
 
 
 _ORDINAL = ["first", "second", "third"]
@@ -171,8 +226,15 @@ def reasons(
             out.append(f"costs more than this incident usually warrants ({item.allowance:.2f})")
         elif cost >= 0.5 * item.allowance:
             out.append("generous for this incident while within what it warrants")
-    if position == 0:
+    if item.leads:
+        out.append(
+            f"leads: policy {policy.name!r} was written for this case, so its best option comes first "
+            f"(score {item.score:.3g})"
+        )
+    elif position == 0:
         out.append(f"ranked first: highest score ({item.score:.3g}), priority {policy.priority}")
+    elif chosen[position - 1].leads:
+        out.append(f"ranked {_ORDINAL[position]}: highest score ({item.score:.3g}) after the leading option")
     else:
         above = chosen[position - 1]
         factor = _weakest_factor(item, above)

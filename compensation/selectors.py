@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -22,8 +22,9 @@ from compensation.models import (
     OutcomeSubmission,
     PerkGrant,
     PolicyMonthSpend,
+    Remedy,
 )
-from compensation.periods import month_start
+from compensation.periods import local_date, month_start
 from compensation.roles import Role, user_has_role
 
 CUSTOMER_CAP_DAYS = 30
@@ -138,9 +139,21 @@ def request_facts(
     )
 
 
+def perk_grant_dates(*, customer_id: int) -> dict[int, date]:
+    """When the customer last got each perk (a day in TIME_ZONE): the engine's "why not" says it."""
+    rows = PerkGrant.objects.filter(customer_id=customer_id).values_list("perk_id", "granted_at")
+    dates: dict[int, date] = {}
+    for perk_id, granted_at in rows:
+        day = local_date(granted_at)
+        if perk_id not in dates or day > dates[perk_id]:
+            dates[perk_id] = day
+    return dates
+
+
 def offer_set_queryset() -> QuerySet[OfferSet]:
     return OfferSet.objects.select_related("customer", "incident__category", "escalation").prefetch_related(
         Prefetch("offers", queryset=Offer.objects.order_by("rank")),
+        Prefetch("incident__remedies", queryset=Remedy.objects.order_by("pk")),
         Prefetch(
             "submissions",
             queryset=OutcomeSubmission.objects.select_related("outcome__coupon").order_by("-submitted_at"),

@@ -15,8 +15,8 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework import serializers
 
-from compensation.models import Escalation, Incident, Offer, OfferSet, OutcomeSubmission
-from policies.choices import Fault, OfferKind, Tier
+from compensation.models import Escalation, Incident, Offer, OfferSet, OutcomeSubmission, Remedy
+from policies.choices import REMEDY_KIND_CHOICES, Fault, OfferKind, Tier
 from policies.index import PolicyIndex
 from policies.money import money
 
@@ -205,9 +205,31 @@ class EscalationRefSerializer(serializers.Serializer):
     due_at = serializers.DateTimeField()
 
 
+class OfferRefSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=OfferKind.choices)
+    title = serializers.CharField(help_text="the offer template's title, as written")
+
+
 class NotOfferedSerializer(serializers.Serializer):
     policy = serializers.DictField()
+    offer = OfferRefSerializer(required=False, help_text="present when the entry is about one offer not shown")
     reason = serializers.CharField()
+
+
+class RemedyItemSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=REMEDY_KIND_CHOICES)
+    title = serializers.CharField()
+    message = serializers.CharField()
+    value = serializers.CharField(help_text="decimal string: a percent for a refund, else an amount")
+    unit = serializers.ChoiceField(choices=["percent", "amount"])
+    estimated_cost = serializers.CharField(help_text="decimal string; never charged to a budget")
+    currency = serializers.CharField()
+    policy = PolicyRefSerializer()
+    given_at = serializers.DateTimeField(allow_null=True, help_text="null until given, once per incident")
+
+
+class OutcomeRemedySerializer(RemedyItemSerializer):
+    status = serializers.ChoiceField(choices=Remedy.Status.choices)
 
 
 class OutcomeOutputSerializer(serializers.Serializer):
@@ -220,6 +242,7 @@ class OutcomeOutputSerializer(serializers.Serializer):
     satisfaction = serializers.IntegerField(allow_null=True)
     follow_up_due_at = serializers.DateTimeField(allow_null=True)
     approval = serializers.IntegerField(allow_null=True, required=False, help_text="the approval escalation's id")
+    remedy = OutcomeRemedySerializer(many=True, help_text="the incident's remedy items and where each stands")
 
 
 class OutcomeAcceptedSerializer(serializers.Serializer):
@@ -252,6 +275,7 @@ class OfferSetOutputSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
     customer = CustomerOutputSerializer()
     incident = IncidentOutputSerializer()
+    remedy = RemedyItemSerializer(many=True, help_text="what is put right first, whatever the customer chooses")
     options = OptionSerializer(many=True)
     escalation = EscalationRefSerializer(allow_null=True)
     outcome = OutcomeOutputSerializer(allow_null=True)
@@ -313,7 +337,23 @@ def incident_payload(incident: Incident) -> dict[str, Any]:
     }
 
 
-def outcome_payload(submission: OutcomeSubmission | None, offers: list[Offer]) -> dict[str, Any] | None:
+def remedy_payload(remedy: Remedy) -> dict[str, Any]:
+    return {
+        "kind": remedy.kind,
+        "title": remedy.title,
+        "message": remedy.message,
+        "value": money(remedy.value),
+        "unit": remedy.unit,
+        "estimated_cost": money(remedy.estimated_cost),
+        "currency": remedy.currency,
+        "policy": {"id": remedy.policy_id, "name": remedy.policy_name, "version": remedy.policy_version},
+        "given_at": iso(remedy.given_at),
+    }
+
+
+def outcome_payload(
+    submission: OutcomeSubmission | None, offers: list[Offer], remedies: list[Remedy] = ()
+) -> dict[str, Any] | None:
     """The set's outcome: its live submission (or the last one rejected), with what recording added."""
     if submission is None:
         return None
@@ -330,6 +370,7 @@ def outcome_payload(submission: OutcomeSubmission | None, offers: list[Offer]) -
         "satisfaction": outcome.satisfaction if outcome is not None else submission.satisfaction,
         "follow_up_due_at": iso(outcome.follow_up_due_at) if outcome is not None else None,
         "approval": submission.approval_id,
+        "remedy": [{**remedy_payload(remedy), "status": remedy.status} for remedy in remedies],
     }
 
 
@@ -360,7 +401,9 @@ def offer_set_payload(
     *,
     not_offered: list[dict[str, Any]] | None = None,
     submission: OutcomeSubmission | None = None,
+    remedies: list[Remedy] = (),
 ) -> dict[str, Any]:
+    """The set as shown; ``remedies`` are its incident's (those added by later sets of it are left out)."""
     customer = offer_set.customer
     payload: dict[str, Any] = {
         "id": str(offer_set.id),
@@ -374,9 +417,10 @@ def offer_set_payload(
             "interests": list(customer.interests or []),
         },
         "incident": incident_payload(offer_set.incident),
+        "remedy": [remedy_payload(r) for r in remedies if r.created_at <= offer_set.created_at],
         "options": [option_payload(offer) for offer in offers],
         "escalation": escalation_ref_payload(escalation),
-        "outcome": outcome_payload(submission, offers),
+        "outcome": outcome_payload(submission, offers, remedies),
     }
     if not_offered is not None:
         payload["not_offered"] = not_offered

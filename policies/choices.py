@@ -21,6 +21,20 @@ AMOUNT_KINDS = frozenset(
     {OfferKind.FIXED_CREDIT, OfferKind.FREE_SHIPPING, OfferKind.EXPEDITED_REPLACEMENT, OfferKind.GIFT}
 )
 VALUELESS_KINDS = frozenset({OfferKind.PERSONALIZED_PERK, OfferKind.ESCALATION})
+# What a remedy may be: putting right what went wrong, never a discount on the future, a perk or a call.
+REMEDY_KINDS: tuple[str, ...] = (
+    OfferKind.REFUND,
+    OfferKind.FIXED_CREDIT,
+    OfferKind.FREE_SHIPPING,
+    OfferKind.EXPEDITED_REPLACEMENT,
+    OfferKind.GIFT,
+)
+REMEDY_KIND_CHOICES = [(kind.value, kind.label) for kind in OfferKind if kind in REMEDY_KINDS]
+
+
+class Placement(models.TextChoices):
+    RANKED = "ranked", "Ranked with the other options (default)"
+    LEAD = "lead", "Leads: its best option is option a"
 
 
 class Fault(models.TextChoices):
@@ -45,4 +59,9 @@ TEMPLATE_PLACEHOLDERS: dict[str, str] = {
     "amount": "the option's money value with two decimals (10.00)",
     "currency": "the deployment currency (USD)",
     "perk_name": "the matched perk's name (personalized perks)",
+    "first_name": "the first word of the customer's name (there, without a name)",
+    "money": "the option's money value with its currency sign, for MONEY_LOCALE ($46.00)",
+    "ticket": "the incident's ticket reference (external_ref), or nothing",
+    "repeat_count": "the customer's incidents in the repeat window, this one included",
+    "same_category_repeat_count": "the same-category incidents in the repeat window, this one included",
 }

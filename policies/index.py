@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from policies.choices import OfferKind
+from policies.choices import OfferKind, Placement
 from policies.conditions import CompiledConditions, conditions_compile
-from policies.models import Category, OfferTemplate, Perk, Policy
+from policies.models import Category, OfferTemplate, Perk, Policy, RemedyTemplate
 from policies.selectors import policy_revision_current
 
 
@@ -52,6 +52,8 @@ class CompiledPolicy:
     generosity_per_1000_lifetime_value: Decimal
     generosity_max_multiplier: Decimal
     offers: tuple[CompiledOffer, ...]
+    remedies: tuple[CompiledOffer, ...] = ()  # given whenever the policy applies, never ranked
+    lead: bool = False  # placement: lead (its best option is option a)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +111,11 @@ def _order(policy: CompiledPolicy) -> tuple[int, int]:
     return (-policy.priority, policy.id)
 
 
-def policy_index_build(revision: int) -> PolicyIndex:
-    """Read every active policy with its offers, the active categories and perks."""
-    categories = {
-        c.slug: CompiledCategory(id=c.id, slug=c.slug, name=c.name)
-        for c in Category.objects.filter(active=True).only("id", "slug", "name")
-    }
-    offers: dict[int, list[CompiledOffer]] = {}
-    for o in OfferTemplate.objects.filter(policy__active=True).order_by("policy_id", "order", "pk"):
-        offers.setdefault(o.policy_id, []).append(
+def _compiled_offers(model: type[OfferTemplate] | type[RemedyTemplate]) -> dict[int, list[CompiledOffer]]:
+    """The active policies' offers (or remedies), by policy id, in their order."""
+    compiled: dict[int, list[CompiledOffer]] = {}
+    for o in model.objects.filter(policy__active=True).order_by("policy_id", "order", "pk"):
+        compiled.setdefault(o.policy_id, []).append(
             CompiledOffer(
                 id=o.id,
                 kind=o.kind,
@@ -131,6 +129,17 @@ def policy_index_build(revision: int) -> PolicyIndex:
                 order=o.order,
             )
         )
+    return compiled
+
+
+def policy_index_build(revision: int) -> PolicyIndex:
+    """Read every active policy with its offers, the active categories and perks."""
+    categories = {
+        c.slug: CompiledCategory(id=c.id, slug=c.slug, name=c.name)
+        for c in Category.objects.filter(active=True).only("id", "slug", "name")
+    }
+    offers = _compiled_offers(OfferTemplate)
+    remedies = _compiled_offers(RemedyTemplate)
     policy_categories: dict[int, set[int]] = {}
     for policy_id, category_id in Policy.categories.through.objects.filter(policy__active=True).values_list(
         "policy_id", "category_id"
@@ -157,6 +166,8 @@ def policy_index_build(revision: int) -> PolicyIndex:
             generosity_per_1000_lifetime_value=p.generosity_per_1000_lifetime_value,
             generosity_max_multiplier=p.generosity_max_multiplier,
             offers=tuple(offers.get(p.id, ())),
+            remedies=tuple(remedies.get(p.id, ())),
+            lead=p.placement == Placement.LEAD,
         )
 
     any_category = tuple(sorted((p for p in policies.values() if not p.category_ids), key=_order))

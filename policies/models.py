@@ -13,7 +13,7 @@ from django.db import models
 from django.db.models import Q
 
 from policies import validation
-from policies.choices import OfferKind
+from policies.choices import REMEDY_KIND_CHOICES, OfferKind, Placement
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
 
@@ -184,6 +184,17 @@ class Policy(models.Model):
         help_text="Applies when the affected order is worth at least this much. Empty: any.",
     )
 
+    placement = models.CharField(
+        "placement",
+        max_length=8,
+        choices=Placement.choices,
+        default=Placement.RANKED,
+        error_messages={"invalid_choice": "must be ranked or lead, got %(value)r"},
+        help_text="Lead: when this policy applies, its best option is option a, whatever the score, because the "
+        "policy was written for this case (several lead policies: the higher priority leads). Ranked: its options "
+        "compete with the others by score.",
+    )
+
     escalate = models.BooleanField(
         "escalate automatically",
         default=False,
@@ -316,21 +327,22 @@ class Policy(models.Model):
         )
 
 
-class OfferTemplate(models.Model):
-    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="offers")
-    kind = models.CharField(
-        "kind",
-        max_length=32,
-        choices=OfferKind.choices,
-        help_text="What the customer gets. Percent kinds take a percent; credit, shipping, replacement and gift "
-        "take an amount; a personalized perk takes its value from the matched perk; escalation takes a cost.",
-    )
+PLACEHOLDER_HELP = (
+    "{first_name}, {customer_name}, {incident}, {value}, {amount}, {money}, {currency}, {ticket}, "
+    "{repeat_count}, {same_category_repeat_count}, {perk_name}"
+)
+
+
+class OfferFields(models.Model):
+    """What an offer and a remedy template share: the texts, the value and its limits."""
+
     title = models.CharField(
         "title",
         max_length=200,
         validators=[validation.validate_template],
         help_text="One line the agent reads out, e.g. {value}% off your next order. Placeholders: "
-        "{customer_name}, {incident}, {value}, {amount}, {currency}, {perk_name}.",
+        + PLACEHOLDER_HELP
+        + ".",
     )
     message = models.TextField(
         "message",
@@ -377,11 +389,28 @@ class OfferTemplate(models.Model):
         help_text="A manager must approve before this is given, whatever it costs.",
     )
     order = models.PositiveSmallIntegerField(
-        "order", default=0, help_text="Position within the policy; packs list offers in this order."
+        "order", default=0, help_text="Position within the policy; packs list them in this order."
     )
 
     class Meta:
+        abstract = True
         ordering = ["policy", "order", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.title}"  # type: ignore[attr-defined]
+
+
+class OfferTemplate(OfferFields):
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="offers")
+    kind = models.CharField(
+        "kind",
+        max_length=32,
+        choices=OfferKind.choices,
+        help_text="What the customer gets. Percent kinds take a percent; credit, shipping, replacement and gift "
+        "take an amount; a personalized perk takes its value from the matched perk; escalation takes a cost.",
+    )
+
+    class Meta(OfferFields.Meta):
         constraints = [
             models.CheckConstraint(condition=Q(value__isnull=True) | Q(value__gte=0), name="offer_value_gte_0"),
             models.CheckConstraint(
@@ -390,12 +419,52 @@ class OfferTemplate(models.Model):
             models.CheckConstraint(condition=Q(cost__isnull=True) | Q(cost__gte=0), name="offer_cost_gte_0"),
         ]
 
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()}: {self.title}"
-
     def clean(self) -> None:
         validation.raise_if(
             validation.offer_errors(kind=self.kind, value=self.value, max_amount=self.max_amount, cost=self.cost)
+        )
+
+
+class RemedyTemplate(OfferFields):
+    """What the policy puts right whenever it applies, before and apart from the a/b/c options.
+
+    Given once per incident with its first recorded outcome, whatever the customer chooses; never
+    ranked, never limited by budgets or caps, nor counted against them.
+    """
+
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="remedies")
+    kind = models.CharField(
+        "kind",
+        max_length=32,
+        choices=REMEDY_KIND_CHOICES,
+        help_text="What is put right: a refund (a percent of the order), a credit, free shipping, an express "
+        "replacement or a gift (an amount). Discounts on the future, perks and escalations are options, "
+        "not remedies.",
+    )
+    cost = models.DecimalField(
+        "cost to us",
+        **MONEY,
+        null=True,
+        blank=True,
+        validators=[validation.validate_non_negative],
+        help_text="What giving it costs us, if not its face value (reports show it as remedy cost). "
+        "Budgets are never charged for a remedy.",
+    )
+
+    class Meta(OfferFields.Meta):
+        verbose_name = "remedy"
+        verbose_name_plural = "remedy: what we put right first, whatever the customer chooses"
+        constraints = [
+            models.CheckConstraint(condition=Q(value__isnull=True) | Q(value__gte=0), name="remedy_value_gte_0"),
+            models.CheckConstraint(
+                condition=Q(max_amount__isnull=True) | Q(max_amount__gte=0), name="remedy_max_amount_gte_0"
+            ),
+            models.CheckConstraint(condition=Q(cost__isnull=True) | Q(cost__gte=0), name="remedy_cost_gte_0"),
+        ]
+
+    def clean(self) -> None:
+        validation.raise_if(
+            validation.remedy_errors(kind=self.kind, value=self.value, max_amount=self.max_amount, cost=self.cost)
         )
 
 

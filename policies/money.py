@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from decimal import ROUND_HALF_UP, Decimal
+
+from babel import Locale
+from babel.numbers import format_currency
 
 CENT = Decimal("0.01")
 
@@ -15,3 +19,13 @@ def cents(value: Decimal) -> Decimal:
 def money(value: Decimal | None) -> str | None:
     """The decimal string the API and packs show (``"12.50"``); None stays None."""
     return None if value is None else str(cents(value))
+
+
+@functools.lru_cache(maxsize=16)
+def _locale(name: str) -> Locale:
+    return Locale.parse(name)
+
+
+def money_display(value: Decimal, currency: str, locale: str) -> str:
+    """An amount as a customer reads it, with its currency sign, for ``locale``: ``$46.00``, ``46,00 $``."""
+    return format_currency(cents(value), currency, locale=_locale(locale))

@@ -27,8 +27,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from policies.choices import Placement
 from policies.conditions import CONDITION_NAMES, CONDITIONS, Condition
-from policies.models import Category, OfferTemplate, Perk, Policy
+from policies.models import Category, OfferFields, OfferTemplate, Perk, Policy, RemedyTemplate
 from policies.serialization import PackDict, policy_to_pack
 from policies.services import policy_set_active, policy_version_record
 
@@ -225,12 +226,14 @@ POLICY_KEYS = {
     "description",
     "active",
     "priority",
+    "placement",
     "valid_from",
     "valid_until",
     "conditions",
     "escalate",
     "generosity",
     "budget",
+    "remedy",
     "offers",
 }
 CONDITION_KEYS = {"categories", *CONDITION_NAMES}
@@ -251,6 +254,7 @@ class _PolicyPlan:
     instance: Policy
     categories: list[str]
     offers: list[OfferTemplate]
+    remedies: list[RemedyTemplate]
     snapshot: PackDict
     existing: bool
 
@@ -307,9 +311,10 @@ def _plan_perk(reader: _Reader, entry: Any, path: str, existing: dict[str, Perk]
     return instance, instance.pk is None or before != tuple(getattr(instance, f) for f in fields)
 
 
-def _plan_offer(reader: _Reader, entry: Any, path: str, index: int) -> OfferTemplate:
+def _plan_offer(reader: _Reader, entry: Any, path: str, index: int, model: type[OfferFields] = OfferTemplate) -> Any:
+    """An offer (or, with ``model=RemedyTemplate``, a remedy) as the pack writes it, validated by its model."""
     data = reader.mapping(entry, path, OFFER_KEYS, {"kind", "title"}) or {}
-    offer = OfferTemplate(
+    offer = model(
         kind=reader.text(data, "kind", path),
         title=reader.text(data, "title", path),
         message=reader.text(data, "message", path),
@@ -344,6 +349,7 @@ def _plan_policy(
     policy.active = bool(reader.boolean(data, "active", path, default=True))
     priority = reader.integer(data, "priority", path)
     policy.priority = 50 if priority is None else priority
+    policy.placement = reader.text(data, "placement", path, default=Placement.RANKED)
     policy.valid_from = reader.day(data, "valid_from", path)
     policy.valid_until = reader.day(data, "valid_until", path)
     for condition in CONDITIONS:
@@ -373,13 +379,24 @@ def _plan_policy(
             f"{', '.join(sorted(category_slugs)) or '(none yet)'}",
         )
 
-    raw_offers = data.get("offers") or []
-    if not isinstance(raw_offers, list):
-        reader.error(f"{path}.offers", "must be a list of offers")
-        raw_offers = []
-    offers = [_plan_offer(reader, item, f"{path}.offers[{i}]", i) for i, item in enumerate(raw_offers)]
-    snapshot = policy_to_pack(policy, categories=categories, offers=offers)
-    return _PolicyPlan(instance=policy, categories=categories, offers=offers, snapshot=snapshot, existing=bool(current))
+    def planned(key: str, model: type[OfferFields], what: str) -> list:
+        raw = data.get(key) or []
+        if not isinstance(raw, list):
+            reader.error(f"{path}.{key}", f"must be a list of {what}")
+            raw = []
+        return [_plan_offer(reader, item, f"{path}.{key}[{i}]", i, model) for i, item in enumerate(raw)]
+
+    offers = planned("offers", OfferTemplate, "offers")
+    remedies = planned("remedy", RemedyTemplate, "remedy offers (kind, title, message, value, ...)")
+    snapshot = policy_to_pack(policy, categories=categories, offers=offers, remedies=remedies)
+    return _PolicyPlan(
+        instance=policy,
+        categories=categories,
+        offers=offers,
+        remedies=remedies,
+        snapshot=snapshot,
+        existing=bool(current),
+    )
 
 
 def _plan(document: Any) -> _Plan:
@@ -458,7 +475,7 @@ def _write_policy(
 ) -> None:
     policy = item.instance
     if item.existing:
-        current = Policy.objects.prefetch_related("categories", "offers").get(pk=policy.pk)
+        current = Policy.objects.prefetch_related("categories", "offers", "remedies").get(pk=policy.pk)
         if policy_to_pack(current) == item.snapshot and current.version > 0:
             result.unchanged["policies"].append(policy.slug)
             return
@@ -468,14 +485,19 @@ def _write_policy(
     policy.save()
     policy.categories.set([category_ids[slug] for slug in sorted(set(item.categories))])
 
-    # Offers keep their identity by position, so learned acceptance stays with them.
-    stored = sorted(policy.offers.all(), key=lambda o: (o.order, o.pk))
-    for index, planned in enumerate(item.offers):
-        if index < len(stored):
-            planned.pk = stored[index].pk
-        planned.policy = policy
-        planned.save()
-    surplus = [offer.pk for offer in stored[len(item.offers) :]]
-    if surplus:
-        OfferTemplate.objects.filter(pk__in=surplus).delete()
+    _write_rows(policy, item.offers, policy.offers.all(), OfferTemplate)
+    _write_rows(policy, item.remedies, policy.remedies.all(), RemedyTemplate)
     policy_version_record(policy=policy, actor=actor, reason=f"imported from {source}")
+
+
+def _write_rows(policy: Policy, planned: list, stored: Any, model: type[OfferFields]) -> None:
+    """Offers (or remedies) keep their identity by position, so learned acceptance stays with them."""
+    existing = sorted(stored, key=lambda o: (o.order, o.pk))
+    for index, row in enumerate(planned):
+        if index < len(existing):
+            row.pk = existing[index].pk
+        row.policy = policy
+        row.save()
+    surplus = [row.pk for row in existing[len(planned) :]]
+    if surplus:
+        model.objects.filter(pk__in=surplus).delete()

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from policies.conditions import CONDITIONS, condition_to_pack
-from policies.models import Category, OfferTemplate, Perk, Policy
+from policies.models import Category, OfferFields, OfferTemplate, Perk, Policy, RemedyTemplate
 from policies.money import money
 
 PackDict = dict[str, Any]
@@ -42,7 +42,7 @@ def perk_to_pack(perk: Perk) -> PackDict:
     }
 
 
-def offer_to_pack(offer: OfferTemplate) -> PackDict:
+def offer_to_pack(offer: OfferFields) -> PackDict:
     return {
         "kind": offer.kind,
         "title": offer.title,
@@ -56,22 +56,30 @@ def offer_to_pack(offer: OfferTemplate) -> PackDict:
 
 
 def policy_to_pack(
-    policy: Policy, *, categories: Iterable[str] | None = None, offers: Iterable[OfferTemplate] | None = None
+    policy: Policy,
+    *,
+    categories: Iterable[str] | None = None,
+    offers: Iterable[OfferTemplate] | None = None,
+    remedies: Iterable[RemedyTemplate] | None = None,
 ) -> PackDict:
-    """The policy with its conditions, budget and offers; no ids, no version.
+    """The policy with its conditions, budget, remedy and offers; no ids, no version.
 
-    ``categories`` (slugs) and ``offers`` stand in for the stored relations, so
-    an unsaved policy planned by the pack importer compares with a saved one.
+    ``categories`` (slugs), ``offers`` and ``remedies`` stand in for the stored
+    relations, so an unsaved policy planned by the pack importer compares with
+    a saved one.
     """
     categories = sorted(set(categories if categories is not None else (c.slug for c in policy.categories.all())))
     if offers is None:
         offers = sorted(policy.offers.all(), key=lambda o: (o.order, o.pk or 0))
+    if remedies is None:
+        remedies = sorted(policy.remedies.all(), key=lambda o: (o.order, o.pk or 0))
     return {
         "slug": policy.slug,
         "name": policy.name,
         "description": policy.description,
         "active": policy.active,
         "priority": policy.priority,
+        "placement": policy.placement,
         "valid_from": _date(policy.valid_from),
         "valid_until": _date(policy.valid_until),
         "conditions": {
@@ -89,6 +97,7 @@ def policy_to_pack(
             "monthly_cap": money(policy.monthly_cap),
             "per_customer_cap_30d": money(policy.per_customer_cap_30d),
         },
+        "remedy": [offer_to_pack(remedy) for remedy in remedies],
         "offers": [offer_to_pack(offer) for offer in offers],
     }
 
@@ -99,7 +108,8 @@ def pack_export() -> PackDict:
         "categories": [category_to_pack(c) for c in Category.objects.order_by("slug")],
         "perks": [perk_to_pack(p) for p in Perk.objects.order_by("slug")],
         "policies": [
-            policy_to_pack(p) for p in Policy.objects.prefetch_related("categories", "offers").order_by("slug")
+            policy_to_pack(p)
+            for p in Policy.objects.prefetch_related("categories", "offers", "remedies").order_by("slug")
         ],
     }
 

@@ -14,7 +14,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 
-from policies.models import OfferTemplate, Policy, PolicyRevision, PolicyVersion
+from policies.models import OfferTemplate, Policy, PolicyRevision, PolicyVersion, RemedyTemplate
 from policies.selectors import REVISION_CACHE_KEY, REVISION_CACHE_SECONDS, cache_is_shared
 from policies.serialization import policy_to_pack, snapshot_changes
 
@@ -65,7 +65,7 @@ def policy_version_record(
     the new version, or None when nothing changed since the last one.
     """
     Policy.objects.select_for_update().filter(pk=policy.pk).first()  # one writer per policy at a time
-    fresh = Policy.objects.prefetch_related("categories", "offers").get(pk=policy.pk)
+    fresh = Policy.objects.prefetch_related("categories", "offers", "remedies").get(pk=policy.pk)
     snapshot = policy_to_pack(fresh)
     last = fresh.versions.order_by("-number").first()
     if last is not None and last.snapshot == snapshot:
@@ -116,6 +116,7 @@ def policy_duplicate(*, policy: Policy, actor: AbstractBaseUser | None = None) -
     """An inactive copy with the same conditions and offers, to edit and then switch on."""
     categories = list(policy.categories.all())
     offers = list(policy.offers.all())
+    remedies = list(policy.remedies.all())
     copy = Policy.objects.get(pk=policy.pk)
     copy.pk = None
     copy.slug = _free_slug(policy.slug)
@@ -124,9 +125,10 @@ def policy_duplicate(*, policy: Policy, actor: AbstractBaseUser | None = None) -
     copy.version = 0
     copy.save()
     copy.categories.set(categories)
-    for offer in offers:  # the same rows under the copy
-        offer.pk = None
-        offer.policy = copy
+    for row in [*offers, *remedies]:  # the same rows under the copy
+        row.pk = None
+        row.policy = copy
     OfferTemplate.objects.bulk_create(offers)
+    RemedyTemplate.objects.bulk_create(remedies)
     policy_version_record(policy=copy, actor=actor, reason=f"duplicated from {policy.slug} v{policy.version}")
     return copy

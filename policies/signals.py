@@ -12,10 +12,10 @@ from typing import Any
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
-from policies.models import Category, OfferTemplate, Perk, Policy
+from policies.models import Category, OfferTemplate, Perk, Policy, RemedyTemplate
 from policies.services import policy_revision_bump
 
-WATCHED = (Category, Perk, Policy, OfferTemplate)
+WATCHED = (Category, Perk, Policy, OfferTemplate, RemedyTemplate)
 
 
 def _bump(sender: Any, **kwargs: Any) -> None:

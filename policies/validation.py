@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from policies.choices import (
     AMOUNT_KINDS,
     PERCENT_KINDS,
+    REMEDY_KINDS,
     TEMPLATE_PLACEHOLDERS,
     VALUELESS_KINDS,
     Fault,
@@ -174,6 +175,24 @@ def offer_errors(
         if kind == OfferKind.PERSONALIZED_PERK and cost is not None:
             _add(errors, "cost", "must be empty for personalized_perk; the cost is the matched perk's cost")
     return errors
+
+
+def remedy_errors(
+    *,
+    kind: str,
+    value: Decimal | None,
+    max_amount: Decimal | None,
+    cost: Decimal | None,
+) -> Errors:
+    """A remedy is an offer of one of the kinds that put something right."""
+    if kind not in REMEDY_KINDS:
+        return {
+            "kind": [
+                f"{kind!r} cannot be a remedy; a remedy puts right what went wrong: {', '.join(REMEDY_KINDS)} "
+                "(discounts, perks and escalations are options)"
+            ]
+        }
+    return offer_errors(kind=kind, value=value, max_amount=max_amount, cost=cost)
 
 
 def raise_if(errors: Errors) -> None:

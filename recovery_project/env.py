@@ -91,6 +91,18 @@ def currency(name: str, default: str) -> str:
     return value
 
 
+def locale(name: str, default: str) -> str:
+    """A locale Babel knows (``en_US``, ``de_DE``), for formatting money in messages."""
+    from babel import Locale, UnknownLocaleError
+
+    value = raw(name) or default
+    try:
+        Locale.parse(value.replace("-", "_"))
+    except (UnknownLocaleError, ValueError, TypeError):
+        raise ConfigError(name, f"{value!r} is not a locale such as en_US, en_GB or de_DE") from None
+    return value.replace("-", "_")
+
+
 def time_zone(name: str, default: str) -> str:
     value = raw(name) or default
     try:

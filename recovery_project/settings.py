@@ -127,6 +127,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.integer("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 
 
 # --- Domain -------------------------------------------------------------------
 DEFAULT_CURRENCY = env.currency("DEFAULT_CURRENCY", "USD")
+# How {money} reads in messages: "$46.00" (en_US), "46,00 $" (de_DE).
+MONEY_LOCALE = env.locale("MONEY_LOCALE", "en_US")
 AGENT_APPROVAL_LIMIT = env.decimal("AGENT_APPROVAL_LIMIT", "100.00", minimum=Decimal("0"))
 INCIDENT_REPEAT_WINDOW_DAYS = env.integer("INCIDENT_REPEAT_WINDOW_DAYS", 90, minimum=1)
 OFFER_SET_TTL_MINUTES = env.integer("OFFER_SET_TTL_MINUTES", 60, minimum=1)

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from compensation.errors import Conflict, ErrorCode
-from compensation.models import Customer, Escalation, Incident, OutcomeSubmission
+from compensation.models import Customer, Escalation, Incident, Outcome, OutcomeSubmission, Remedy
 from compensation.queue import ESCALATION_NOTIFY, outcome_enqueue, task_send
 from compensation.roles import Role
 from compensation.services.budgets import budget_release
@@ -92,6 +94,43 @@ def escalation_approval_open(*, submission: OutcomeSubmission, user: Any, now: d
     return escalation
 
 
+def escalation_remedy_approval_open(
+    *, remedies: list[Remedy], outcome: Outcome, user: Any, now: datetime
+) -> Escalation:
+    """An approval request for a remedy above the agent's authority; the customer's choice is recorded meanwhile."""
+    limit = settings.AGENT_APPROVAL_LIMIT
+    total = sum((r.estimated_cost for r in remedies), Decimal("0"))
+    titles = ", ".join(repr(r.title) for r in remedies)
+    why = (
+        f"it costs {money(total)} {remedies[0].currency}, above the agents' limit of {money(limit)}"
+        if total > limit
+        else "its policy asks for a manager's approval"
+    )
+    escalation = Escalation.objects.create(
+        kind=Escalation.Kind.APPROVAL,
+        status=Escalation.Status.OPEN,
+        reason=f"{user.get_username()} asks to give the remedy {titles} for incident {outcome.offer_set.incident_id} "
+        f"(the customer chose {outcome.choice}): {why}.",
+        due_at=escalation_due(now),
+        offer_set_id=outcome.offer_set_id,
+        incident_id=outcome.offer_set.incident_id,
+        customer_id=outcome.customer_id,
+        policy_id=remedies[0].policy_id,
+    )
+    escalation_notify_enqueue(escalation.pk)
+    return escalation
+
+
+def remedies_give(*, remedies: list[Remedy], outcome_id: int, now: datetime) -> None:
+    """Mark the remedy items given now, with the outcome they came with, which counts their cost."""
+    for remedy in remedies:
+        remedy.status = Remedy.Status.GIVEN
+        remedy.given_at = now
+    Remedy.objects.bulk_update(remedies, ["status", "given_at"])
+    total = sum((r.estimated_cost for r in remedies), Decimal("0"))
+    Outcome.objects.filter(pk=outcome_id).update(remedy_cost=F("remedy_cost") + total)
+
+
 def _locked(escalation_id: int) -> Escalation:
     return Escalation.objects.select_for_update().get(pk=escalation_id)
 
@@ -139,13 +178,16 @@ def escalation_resolve(*, escalation_id: int, user: Any, resolution: str, now: d
         return _close(escalation, status=Escalation.Status.RESOLVED, resolution=resolution, user=user, now=now)
 
 
-def _approval_to_decide(escalation_id: int, *, decision: str, verb: str) -> tuple[Escalation, OutcomeSubmission | None]:
-    """The approval and its waiting outcome, locked; no outcome when it already has this ``decision`` (a repeat)."""
+def _approval_to_decide(
+    escalation_id: int, *, decision: str, verb: str
+) -> tuple[Escalation, OutcomeSubmission | None, list[Remedy]]:
+    """The approval with its waiting outcome or waiting remedy, locked; neither when it already has this
+    ``decision`` (a repeat)."""
     escalation = _locked(escalation_id)
     if escalation.kind != Escalation.Kind.APPROVAL:
         raise Conflict(f"Only approval escalations are {verb}; resolve this one.", ErrorCode.NOT_AN_APPROVAL)
     if escalation.status == decision:
-        return escalation, None
+        return escalation, None, []
     if escalation.status not in OPEN_STATUSES:
         raise _closed(escalation, verb)
     submission = (
@@ -154,40 +196,54 @@ def _approval_to_decide(escalation_id: int, *, decision: str, verb: str) -> tupl
         .select_related("charge")
         .first()
     )
-    if submission is None:
-        raise Conflict(f"Escalation {escalation.pk} has no outcome waiting for approval.", ErrorCode.ESCALATION_CLOSED)
-    return escalation, submission
+    remedies = list(
+        Remedy.objects.select_for_update()
+        .filter(approval=escalation, status=Remedy.Status.AWAITING_APPROVAL)
+        .order_by("pk")
+    )
+    if submission is None and not remedies:
+        raise Conflict(
+            f"Escalation {escalation.pk} has no outcome or remedy waiting for approval.", ErrorCode.ESCALATION_CLOSED
+        )
+    return escalation, submission, remedies
 
 
 def escalation_approve(*, escalation_id: int, user: Any, now: datetime | None = None) -> Escalation:
     """Let the waiting outcome be recorded; approving again changes nothing."""
     now = now or timezone.now()
     with transaction.atomic():
-        escalation, submission = _approval_to_decide(
+        escalation, submission, remedies = _approval_to_decide(
             escalation_id, decision=Escalation.Status.APPROVED, verb="approved"
         )
-        if submission is None:
+        if submission is None and not remedies:
             return escalation
-        submission.status = OutcomeSubmission.Status.PENDING
-        submission.enqueued_at = now
-        submission.save(update_fields=["status", "enqueued_at"])
-        transaction.on_commit(lambda: outcome_enqueue(submission.pk))
+        if submission is not None:
+            submission.status = OutcomeSubmission.Status.PENDING
+            submission.enqueued_at = now
+            submission.save(update_fields=["status", "enqueued_at"])
+            transaction.on_commit(lambda: outcome_enqueue(submission.pk))
+        if remedies:
+            remedies_give(remedies=remedies, outcome_id=remedies[0].outcome_id, now=now)
         return _close(escalation, status=Escalation.Status.APPROVED, resolution="Approved.", user=user, now=now)
 
 
 def escalation_reject(*, escalation_id: int, user: Any, reason: str, now: datetime | None = None) -> Escalation:
-    """Refuse the waiting outcome: its budget is released and the agent may post a new choice."""
+    """Refuse the waiting outcome (its budget is released and the agent may post a new choice) or the waiting
+    remedy (not given; tried again, with the same rule, at the incident's next recorded outcome)."""
     now = now or timezone.now()
     with transaction.atomic():
-        escalation, submission = _approval_to_decide(
+        escalation, submission, remedies = _approval_to_decide(
             escalation_id, decision=Escalation.Status.REJECTED, verb="rejected"
         )
-        if submission is None:
+        if submission is None and not remedies:
             return escalation
-        if submission.charge is not None:
-            budget_release(charge=submission.charge, now=now)
-        submission.status = OutcomeSubmission.Status.REJECTED
-        submission.save(update_fields=["status"])
+        if submission is not None:
+            if submission.charge is not None:
+                budget_release(charge=submission.charge, now=now)
+            submission.status = OutcomeSubmission.Status.REJECTED
+            submission.save(update_fields=["status"])
+        if remedies:
+            Remedy.objects.filter(pk__in=[r.pk for r in remedies]).update(status=Remedy.Status.REJECTED)
         return _close(escalation, status=Escalation.Status.REJECTED, resolution=reason, user=user, now=now)
 
 

@@ -7,7 +7,7 @@ statements. The number of queries does not depend on how many policies exist.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,10 +18,10 @@ from django.utils import timezone
 
 from compensation.engine import compute_options
 from compensation.engine_types import CustomerFacts, EngineResult, IncidentFacts
-from compensation.models import Customer, Escalation, Incident, Offer, OfferSet
+from compensation.models import Customer, Escalation, Incident, Offer, OfferSet, Remedy
 from compensation.periods import local_date
 from compensation.roles import Role, user_has_role
-from compensation.selectors import RequestFacts, request_facts
+from compensation.selectors import RequestFacts, perk_grant_dates, request_facts
 from compensation.services.escalations import escalation_open_for_incident
 from compensation.sql import insert_select_sql, insert_values_sql
 from policies.index import CompiledCategory, PolicyIndex
@@ -37,6 +37,7 @@ class OfferSetCreated:
     offers: list[Offer]
     escalation: Escalation | None
     not_offered: list[dict[str, Any]] | None
+    remedies: list[Remedy]
 
 
 def offer_set_insert(*, offer_set: OfferSet, offers: list[Offer], incident: Incident | None = None) -> None:
@@ -232,6 +233,7 @@ def incident_facts(incident: Incident, category: CompiledCategory) -> IncidentFa
         same_category_repeat_count=incident.same_category_repeat_count,
         occurred_on=local_date(incident.occurred_at),
         window_days=settings.INCIDENT_REPEAT_WINDOW_DAYS,
+        ticket=incident.external_ref or "",
     )
 
 
@@ -269,17 +271,70 @@ def engine_run(
     facts: RequestFacts,
     approval_limit: Decimal | None,
     explain: bool,
+    customer_id: int | None = None,
 ) -> EngineResult:
+    spending = facts.spending
+    if explain and customer_id and spending.recent_perk_ids:  # to say when a matching perk was given
+        spending = replace(spending, recent_perk_dates=perk_grant_dates(customer_id=customer_id))
     return compute_options(
         index=index,
         customer=customer,
         incident=incident,
-        spending=facts.spending,
+        spending=spending,
         stats=facts.stats,
         currency=settings.DEFAULT_CURRENCY,
         approval_limit=approval_limit,
         explain=explain,
+        money_locale=settings.MONEY_LOCALE,
     )
+
+
+def not_offered_payload(result: EngineResult) -> list[dict[str, Any]]:
+    """``not_offered`` as the API shows it: policies that gave no option, then offers that were not shown."""
+    entries = []
+    for n in result.not_offered:
+        entry: dict[str, Any] = {"policy": {"id": n.policy.id, "name": n.policy.name}}
+        if n.offer is not None:
+            entry["offer"] = {"kind": n.offer.kind, "title": n.offer.title}
+        entry["reason"] = n.reason
+        entries.append(entry)
+    return entries
+
+
+def remedies_store(
+    *, result: EngineResult, incident: Incident, offer_set: OfferSet, reused: bool, now: datetime
+) -> list[Remedy]:
+    """The incident's remedy: the items this set adds (kinds it did not have yet), and, for a reused
+    incident, those an earlier set added, given or not. One insert, and one read when reused."""
+    if not result.remedy and not reused:
+        return []
+    rows = [
+        Remedy(
+            incident=incident,
+            customer_id=incident.customer_id,
+            offer_set=offer_set,
+            kind=item.candidate.kind,
+            title=item.title,
+            message=item.message,
+            value=item.candidate.value,
+            unit=item.candidate.unit,
+            estimated_cost=item.candidate.estimated_cost,
+            currency=settings.DEFAULT_CURRENCY,
+            requires_approval=item.candidate.offer.requires_approval,
+            policy_id=item.candidate.policy.id,
+            policy_name=item.candidate.policy.name,
+            policy_version=item.candidate.policy.version,
+            remedy_template_id=item.candidate.offer.id,
+            created_at=now,
+            category_id=incident.category_id,
+        )
+        for item in result.remedy
+    ]
+    if not reused:
+        return Remedy.objects.bulk_create(rows)
+    if rows:  # a kind the incident already has keeps its first item (given once per incident)
+        Remedy.objects.bulk_create(rows, ignore_conflicts=True)
+    return list(Remedy.objects.filter(incident=incident).order_by("pk"))
 
 
 def offer_set_preview(
@@ -326,10 +381,12 @@ def offer_set_preview(
             same_category_repeat_count=incident["same_category_repeat_count"],
             occurred_on=local_date(now),
             window_days=settings.INCIDENT_REPEAT_WINDOW_DAYS,
+            ticket=incident.get("external_ref") or "",
         ),
         facts=facts,
         approval_limit=settings.AGENT_APPROVAL_LIMIT,
         explain=True,
+        customer_id=stored_id,
     )
 
 
@@ -358,8 +415,10 @@ def offer_set_create(
         details = incident_details(category=category, data=incident, now=now)
         external_ref = incident.get("external_ref")
         stored_incident = None
+        reused = False
         if external_ref and not is_new:
             stored_incident = incident_reuse(customer=stored_customer, external_ref=external_ref)
+            reused = stored_incident is not None
             if stored_incident is not None and stored_incident.category_id != category.id:
                 # The ticket keeps the category it was first posted with (if that is still active).
                 category = next((c for c in index.categories.values() if c.id == stored_incident.category_id), category)
@@ -382,7 +441,9 @@ def offer_set_create(
             )
             # Without a ticket no other post can collide with it: on PostgreSQL it goes in with the snapshot.
             if external_ref or connection.vendor != "postgresql":
+                new_incident = stored_incident
                 stored_incident = incident_insert(stored_incident)
+                reused = stored_incident is not new_incident  # the same ticket, posted concurrently, won
         result = engine_run(
             index=index,
             customer=customer_facts(stored_customer),
@@ -390,12 +451,11 @@ def offer_set_create(
             facts=facts,
             approval_limit=None if manager else settings.AGENT_APPROVAL_LIMIT,
             explain=explain,
+            customer_id=stored_customer.pk,
         )
-        not_offered = (
-            [{"policy": {"id": n.policy.id, "name": n.policy.name}, "reason": n.reason} for n in result.not_offered]
-            if explain
-            else None
-        )
+        not_offered = not_offered_payload(result) if explain else None
+        if result.remedy and stored_incident.pk is None:  # its remedy rows need its id
+            stored_incident = incident_insert(stored_incident)
         escalation = None
         if result.escalating_policies:
             policy = result.escalating_policies[0]
@@ -448,9 +508,12 @@ def offer_set_create(
         offer_set_insert(
             offer_set=offer_set, offers=offers, incident=stored_incident if stored_incident.pk is None else None
         )
+        remedies = remedies_store(result=result, incident=stored_incident, offer_set=offer_set, reused=reused, now=now)
         if escalation is not None and escalation.offer_set_id is None:
             escalation.offer_set = offer_set
             escalation.save(update_fields=["offer_set"])
     # The response names the category; the index already knows it, so no query for it.
     stored_incident.category = Category(pk=category.id, slug=category.slug, name=category.name)
-    return OfferSetCreated(offer_set=offer_set, offers=offers, escalation=escalation, not_offered=not_offered)
+    return OfferSetCreated(
+        offer_set=offer_set, offers=offers, escalation=escalation, not_offered=not_offered, remedies=remedies
+    )

@@ -36,12 +36,17 @@ from compensation.models import (
     OutcomeOption,
     OutcomeSubmission,
     PerkGrant,
+    Remedy,
 )
 from compensation.periods import month_start
 from compensation.queue import outcome_enqueue
 from compensation.roles import Role, user_has_role
 from compensation.services.budgets import PolicyCaps, budget_charge, month_spend_upsert_sql
-from compensation.services.escalations import escalation_approval_open, escalation_open_for_incident
+from compensation.services.escalations import (
+    escalation_approval_open,
+    escalation_open_for_incident,
+    escalation_remedy_approval_open,
+)
 from compensation.sql import insert_select_sql
 from policies.choices import OfferKind
 from policies.models import OfferTemplate, Policy
@@ -530,6 +535,57 @@ def _options(outcomes: list[Outcome], shown: dict[Any, list[ShownRow]]) -> list[
     ]
 
 
+REMEDY_TO_GIVE = (Remedy.Status.PENDING, Remedy.Status.REJECTED)
+
+
+def _remedies_to_give(outcomes: list[Outcome]) -> dict[int, list[Remedy]]:
+    """The remedy items not given yet of these outcomes' incidents, locked, by incident id (one query).
+
+    Locked: another worker recording another set of the same incident waits, then finds them given.
+    """
+    incident_ids = {outcome.offer_set.incident_id for outcome in outcomes}
+    rows = Remedy.objects.select_for_update().filter(incident_id__in=incident_ids, status__in=REMEDY_TO_GIVE)
+    grouped: dict[int, list[Remedy]] = {}
+    for remedy in rows.order_by("pk"):
+        grouped.setdefault(remedy.incident_id, []).append(remedy)
+    return grouped
+
+
+def _remedy_needs_approval(remedies: list[Remedy], outcome: Outcome) -> bool:
+    """Above the agent's authority (summed), or asked by its policy; managers never need approval."""
+    total = sum((r.estimated_cost for r in remedies), Decimal("0"))
+    if total <= settings.AGENT_APPROVAL_LIMIT and not any(r.requires_approval for r in remedies):
+        return False
+    return not user_has_role(outcome.submission.submitted_by, Role.MANAGER)
+
+
+def _remedies_decide(outcomes: list[Outcome], *, now: datetime) -> list[Remedy]:
+    """Each incident's remedy goes with its first outcome recorded: given now (the outcome counts its
+    cost), or sent for a manager's approval. Returns the remedy rows changed, to save with the outcomes."""
+    to_give = _remedies_to_give(outcomes)
+    changed: list[Remedy] = []
+    for outcome in outcomes:
+        remedies = to_give.pop(outcome.offer_set.incident_id, None)
+        if not remedies:
+            continue
+        approval = None
+        if _remedy_needs_approval(remedies, outcome):
+            approval = escalation_remedy_approval_open(
+                remedies=remedies, outcome=outcome, user=outcome.submission.submitted_by, now=now
+            )
+        for remedy in remedies:
+            remedy.outcome = outcome
+            remedy.tier = outcome.tier
+            remedy.agent_id = outcome.agent_id
+            remedy.approval = approval
+            remedy.status = Remedy.Status.AWAITING_APPROVAL if approval else Remedy.Status.GIVEN
+            remedy.given_at = None if approval else now
+        if approval is None:
+            outcome.remedy_cost = sum((r.estimated_cost for r in remedies), Decimal("0"))
+        changed.extend(remedies)
+    return changed
+
+
 def outcomes_record(*, submission_id: Any, batch: int = 1, now: datetime | None = None) -> list[Outcome]:
     """Record this pending submission (and, with ``batch`` > 1, other pending ones) exactly once.
 
@@ -552,7 +608,11 @@ def outcomes_record(*, submission_id: Any, batch: int = 1, now: datetime | None 
         OutcomeSubmission.objects.filter(pk__in=[s.pk for s in claimed]).update(
             status=OutcomeSubmission.Status.RECORDED, recorded_at=now
         )
-        outcomes = Outcome.objects.bulk_create([_outcome_for(s, now) for s in claimed])
+        outcomes = [_outcome_for(s, now) for s in claimed]
+        remedies = _remedies_decide(outcomes, now=now)
+        outcomes = Outcome.objects.bulk_create(outcomes)
+        if remedies:  # their outcome has its id now
+            Remedy.objects.bulk_update(remedies, ["outcome", "tier", "agent", "approval", "status", "given_at"])
         issued: dict[type, list[Any]] = {}
         for outcome in outcomes:
             if outcome.offer is not None:
