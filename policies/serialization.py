@@ -121,8 +121,10 @@ def snapshot_changes(before: PackDict | None, after: PackDict) -> list[str]:
     old, new = _flatten(before), _flatten(after)
     lines = []
     for path in sorted(old.keys() | new.keys(), key=_path_key):
-        if old.get(path, _MISSING) != new.get(path, _MISSING):
-            lines.append(f"{path}: {_show(old.get(path, _MISSING))} → {_show(new.get(path, _MISSING))}")
+        before, after = old.get(path, _MISSING), new.get(path, _MISSING)
+        if before == after or ({type(before), type(after)} == {list, object} and [] in (before, after)):
+            continue  # a list that was empty, or is now: its items' lines say what changed
+        lines.append(f"{path}: {_show(before)} → {_show(after)}")
     return lines
 
 

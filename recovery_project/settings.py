@@ -261,6 +261,8 @@ SPECTACULAR_SETTINGS = {
         "EscalationKindEnum": "compensation.models.Escalation.Kind",
         "AcceptedStatusEnum": ["accepted"],
         "OfferKindEnum": "policies.choices.OfferKind",
+        "RemedyKindEnum": "policies.choices.REMEDY_KIND_CHOICES",
+        "RemedyStatusEnum": "compensation.models.Remedy.Status",
         "TierEnum": "policies.choices.Tier",
     },
 }

@@ -191,7 +191,13 @@ def run(
 
 
 def reasons_by_policy(result: EngineResult) -> dict[int, str]:
-    return {n.policy.id: n.reason for n in result.not_offered}
+    """The entries about whole policies (v1); those about one offer have ``offer`` set."""
+    return {n.policy.id: n.reason for n in result.not_offered if n.offer is None}
+
+
+def reasons_by_offer(result: EngineResult) -> dict[int, str]:
+    """Why each offer of an applying policy was not shown, by offer id."""
+    return {n.offer.id: n.reason for n in result.not_offered if n.offer is not None}
 
 
 # --- Conditions ------------------------------------------------------------------------
@@ -811,11 +817,14 @@ def test_best_perk_by_interest(perks, interests, recent, expected):
     )
     if expected is None:
         assert result.options == []
-        assert reasons_by_policy(result) == {
-            1: "no active perk matches the customer's interests"
-            if interests
-            else "the customer has no interests to match a perk"
-        }
+        if not interests:
+            reason = "the customer has no interests to match a perk"
+        elif recent:  # no date known here: the engine was not given when it was granted
+            reason = "the matching perk 'Perk 1' was given to this customer recently"
+        else:
+            reason = "no active perk matches the customer's interests"
+        assert reasons_by_policy(result) == {1: reason}
+        assert list(reasons_by_offer(result).values()) == [reason]
     else:
         [option] = result.options
         assert option.candidate.perk.id == expected
@@ -914,7 +923,9 @@ def test_budget_drops_only_the_offers_it_cannot_cover():
     )
     result = run(policy, spending=Spending(month_spent={1: D("80.00")}), explain=True)
     assert {o.candidate.kind for o in result.options} == {"gift", "escalation"}
-    assert result.not_offered == []  # the policy did produce options
+    assert reasons_by_policy(result) == {}  # the policy did produce options
+    [credit] = [o for o in policy.offers if o.kind == "fixed_credit"]
+    assert reasons_by_offer(result) == {credit.id: "monthly budget has 20.00 left, fixed_credit costs 40.00"}
 
 
 def test_budget_counts_the_offers_cost_not_its_face_value():
@@ -1108,6 +1119,8 @@ def test_explain_names_policies_ranked_below_the_shown_options():
     result = run(*policies, explain=True)
     assert [o.candidate.policy.id for o in result.options] == [1, 2, 3]
     assert reasons_by_policy(result) == {4: "ranked below the options shown"}
+    [why] = reasons_by_offer(result).values()
+    assert re.fullmatch(r"ranked below the options shown \(score 0\.\d+ < 0\.\d+ of option c\)", why), why
 
 
 @pytest.mark.django_db

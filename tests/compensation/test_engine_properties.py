@@ -549,14 +549,18 @@ def test_options_keep_their_promises(world):
         p.id for p in world["policies"] if p.escalate and applies(world["terms"][p.id], customer, incident)
     }
 
-    # Explain: one entry per active policy without an option, and never one that has an option.
+    # Explain: one entry per active policy without an option, and never one that has an option; then one
+    # per offer of an applying policy that is not an option (never one that is).
     if world["explain"]:
         shown = {o.candidate.policy.id for o in result.options}
-        explained = [n.policy.id for n in result.not_offered]
+        explained = [n.policy.id for n in result.not_offered if n.offer is None]
         assert len(explained) == len(set(explained))
         assert shown.isdisjoint(explained)
         assert shown | set(explained) == set(policies)
         assert all(n.reason for n in result.not_offered)
+        offers_explained = [n.offer.id for n in result.not_offered if n.offer is not None]
+        assert len(offers_explained) == len(set(offers_explained))
+        assert {o.candidate.offer.id for o in result.options}.isdisjoint(offers_explained)
 
 
 @PROPERTY

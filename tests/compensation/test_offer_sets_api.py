@@ -50,7 +50,7 @@ DEMO_PACK = Path(settings.BASE_DIR) / "fixtures" / "demo_pack.yaml"
 MONEY = re.compile(r"^\d+\.\d{2}$")
 WRITTEN = (Customer, Incident, OfferSet, Offer, Escalation, IdempotencyRecord)
 
-TOP_KEYS = {"id", "created_at", "expires_at", "customer", "incident", "options", "escalation", "outcome"}
+TOP_KEYS = {"id", "created_at", "expires_at", "customer", "incident", "remedy", "options", "escalation", "outcome"}
 CUSTOMER_KEYS = {"external_id", "name", "tier", "lifetime_value", "interests"}
 INCIDENT_KEYS = {
     "id",
@@ -626,8 +626,11 @@ def test_a_correctable_or_less_severe_incident_opens_no_escalation(demo_pack: No
 def test_explain_names_the_first_failed_condition(demo_pack: None, agent: Any) -> None:
     data = created(agent, body(), explain=True)
 
-    entries = data["not_offered"]
+    # Entries about a policy as a whole (v1), and entries about one offer of a policy that applied.
+    entries = [entry for entry in data["not_offered"] if "offer" not in entry]
+    per_offer = [entry for entry in data["not_offered"] if "offer" in entry]
     assert all(set(entry) == {"policy", "reason"} and set(entry["policy"]) == {"id", "name"} for entry in entries)
+    assert all(set(e) == {"policy", "offer", "reason"} and set(e["offer"]) == {"kind", "title"} for e in per_offer)
     reasons = {entry["policy"]["name"]: entry["reason"] for entry in entries}
     assert reasons["Senior manager escalation"] == "severity 3 is below severity_min 5"
     assert reasons["Repeat mistake"] == "same_category_repeat_count 1 is below min_same_category_repeat_count 2"
@@ -689,8 +692,13 @@ def test_options_are_empty_but_201_when_every_budget_is_spent(db: None, agent: A
     assert data["not_offered"] == [
         {
             "policy": {"id": policy.pk, "name": policy.name},
+            "offer": {"kind": "fixed_credit", "title": policy.offers.get().title},
             "reason": "monthly budget has 0.00 left, fixed_credit costs 10.00",
-        }
+        },
+        {
+            "policy": {"id": policy.pk, "name": policy.name},
+            "reason": "monthly budget has 0.00 left, fixed_credit costs 10.00",
+        },
     ]
     assert OfferSet.objects.count() == 1
     assert not Offer.objects.exists()

@@ -247,10 +247,14 @@ def test_same_input_gives_identical_output():
         "ranked second: lower policy priority than the option above",
         "ranked third: lower value for its cost than the option above",
     ]
-    # Every policy matches; the refund (policy 3) and the escalation (policy 5) ranked below.
-    assert [(n.policy.id, n.reason) for n in first.not_offered] == [
-        (3, "ranked below the options shown"),
-        (5, "ranked below the options shown"),
+    # Every policy matches; the refund (policy 3) and the escalation (policy 5) ranked below; so did the
+    # discount of policy 1, whose credit is option c. Each offer not shown says by how much, against c's 0.363.
+    assert [(n.policy.id, n.offer and n.offer.id, n.reason) for n in first.not_offered] == [
+        (3, None, "ranked below the options shown"),
+        (5, None, "ranked below the options shown"),
+        (1, 12, "ranked below the options shown (score 0.354 < 0.363 of option c)"),
+        (5, 51, "ranked below the options shown (score 0.267 < 0.363 of option c)"),
+        (3, 31, "ranked below the options shown (score 0.245 < 0.363 of option c)"),
     ]
 
 

@@ -15,7 +15,7 @@ import yaml
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from policies.models import Category, OfferTemplate, Perk, Policy, PolicyRevision, PolicyVersion
+from policies.models import Category, OfferTemplate, Perk, Policy, PolicyRevision, PolicyVersion, RemedyTemplate
 from policies.packs import PackError, pack_import, pack_load
 from policies.serialization import pack_export
 from policies.services import policy_version_record
@@ -24,7 +24,7 @@ from tests.factories import CategoryFactory, OfferTemplateFactory, PolicyFactory
 pytestmark = pytest.mark.django_db
 
 SMALL_PACK = Path(__file__).resolve().parents[1] / "data" / "small_pack.yaml"
-MODELS = (Category, Perk, Policy, OfferTemplate, PolicyVersion)
+MODELS = (Category, Perk, Policy, OfferTemplate, RemedyTemplate, PolicyVersion)
 
 
 @pytest.fixture
@@ -121,6 +121,7 @@ FULL_POLICY = {
     "description": "Outages we caused and cannot fix: make it right and escalate.",
     "active": False,
     "priority": 90,
+    "placement": "lead",
     "valid_from": "2026-01-01",
     "valid_until": "2026-12-31",
     "conditions": {
@@ -137,6 +138,19 @@ FULL_POLICY = {
     },
     "escalate": True,
     "budget": {"monthly_cap": "1000.00", "per_customer_cap_30d": "75.25"},
+    "remedy": [
+        {
+            "kind": "refund",
+            "title": "Your {money} back",
+            "message": "{first_name}, I've refunded the full {money} ({ticket}).",
+            "value": "100",
+            "max_amount": "800.00",
+            "cost": "790.00",
+            "expires_in_days": 3,
+            "requires_approval": True,
+        },
+        {"kind": "expedited_replacement", "title": "The right item, shipped express", "value": "12.00"},
+    ],
     "offers": [
         {
             "kind": "refund",
@@ -317,10 +331,13 @@ def _drop(*path: Any) -> Callable[[dict], None]:
 
 
 POLICY_KEYS = (
-    "active, budget, conditions, description, escalate, generosity, name, offers, priority, slug, "
-    "valid_from, valid_until"
+    "active, budget, conditions, description, escalate, generosity, name, offers, placement, priority, remedy, "
+    "slug, valid_from, valid_until"
 )
-ALLOWED = "{customer_name}, {incident}, {value}, {amount}, {currency}, {perk_name}"
+ALLOWED = (
+    "{customer_name}, {incident}, {value}, {amount}, {currency}, {perk_name}, {first_name}, {money}, {ticket}, "
+    "{repeat_count}, {same_category_repeat_count}"
+)
 
 ERROR_CASES = {
     "percent above 100": (
@@ -475,6 +492,48 @@ ERROR_CASES = {
         _set("policies", 0, "offers", 0, "expires_in_days", value=0),
         "policies[0].offers[0].expires_in_days: must be 1 day or more, got 0",
     ),
+    "bad placement": (
+        _set("policies", 0, "placement", value="first"),
+        "policies[0].placement: must be ranked or lead, got 'first'",
+    ),
+    "remedy not a list": (
+        _set("policies", 1, "remedy", value="refund"),
+        "policies[1].remedy: must be a list of remedy offers (kind, title, message, value, ...)",
+    ),
+    "unknown remedy key": (
+        _set("policies", 1, "remedy", value=[{"kind": "gift", "title": "A gift", "value": "5", "colour": "red"}]),
+        "policies[1].remedy[0].colour: unknown field; allowed: cost, expires_in_days, kind, max_amount, message, "
+        "requires_approval, title, value",
+    ),
+    "remedy without value": (
+        _set("policies", 1, "remedy", value=[{"kind": "refund", "title": "All back"}]),
+        "policies[1].remedy[0].value: is required for refund: a percent between 0 and 100",
+    ),
+    "remedy credit without value": (
+        _set("policies", 1, "remedy", value=[{"kind": "fixed_credit", "title": "Credit"}]),
+        "policies[1].remedy[0].value: is required for fixed_credit: the face value, an amount of 0 or more",
+    ),
+    "remedy with an unknown placeholder": (
+        _set("policies", 1, "remedy", value=[{"kind": "gift", "title": "{first} back", "value": "5"}]),
+        f"policies[1].remedy[0].title: unknown placeholder {{first}}; allowed: {ALLOWED}",
+    ),
+    **{
+        f"remedy of kind {kind}": (
+            _set(
+                "policies",
+                1,
+                "remedy",
+                value=[{"kind": "gift", "title": "ok", "value": "1"}, {"kind": kind, "title": "x", **extra}],
+            ),
+            f"policies[1].remedy[1].kind: {kind!r} cannot be a remedy; a remedy puts right what went wrong: refund, "
+            "fixed_credit, free_shipping, expedited_replacement, gift (discounts, perks and escalations are options)",
+        )
+        for kind, extra in [
+            ("escalation", {"cost": "40.00"}),
+            ("personalized_perk", {}),
+            ("percent_discount", {"value": "10", "max_amount": "20.00"}),
+        ]
+    },
 }
 
 
@@ -520,6 +579,48 @@ def test_every_problem_is_reported_at_once(tmp_path, pack):
 )
 def test_a_document_of_the_wrong_shape_is_reported(document, expected):
     assert expected in import_errors(document)
+
+
+def test_a_v1_pack_imports_as_before_with_placement_ranked_and_no_remedy():
+    import_policies(str(SMALL_PACK))
+
+    exported = {p["slug"]: p for p in pack_export()["policies"]}
+
+    assert {slug: (p["placement"], p["remedy"]) for slug, p in exported.items()} == {
+        "apology-credit": ("ranked", []),
+        "repeat-mistake": ("ranked", []),
+    }
+    assert "policies: 0 created, 0 updated, 2 unchanged" in import_policies(str(SMALL_PACK))
+    assert versions("repeat-mistake") == [1]
+
+
+def test_a_remedy_change_is_a_new_version_with_its_change_lines(pack):
+    pack_import(document=pack)
+    pack["policies"][1]["placement"] = "lead"
+    pack["policies"][1]["remedy"] = [{"kind": "refund", "title": "All {money} back", "value": "100"}]
+
+    pack_import(document=pack)
+
+    version = PolicyVersion.objects.get(policy__slug="apology-credit", number=2)
+    assert version.changes == [
+        "placement: 'ranked' → 'lead'",  # then the remedy's fields, by name
+        "remedy[0].cost: (none) → empty",
+        "remedy[0].expires_in_days: (none) → empty",
+        "remedy[0].kind: (none) → 'refund'",
+        "remedy[0].max_amount: (none) → empty",
+        "remedy[0].message: (none) → ''",
+        "remedy[0].requires_approval: (none) → false",
+        "remedy[0].title: (none) → 'All {money} back'",
+        "remedy[0].value: (none) → 100.00",
+    ]
+    [remedy] = RemedyTemplate.objects.filter(policy__slug="apology-credit")
+    assert (remedy.kind, remedy.value, remedy.order) == ("refund", Decimal("100.00"), 0)
+    pack["policies"][1]["remedy"][0]["value"] = "50"
+    pack_import(document=pack)
+    assert PolicyVersion.objects.get(policy__slug="apology-credit", number=3).changes == [
+        "remedy[0].value: 100.00 → 50.00"
+    ]
+    assert RemedyTemplate.objects.get().pk == remedy.pk  # kept by position, like offers
 
 
 # --- Matching by slug and versions ------------------------------------------------------------

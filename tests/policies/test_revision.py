@@ -7,14 +7,16 @@ cache the new number is published after commit.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
+from django.apps import apps
 
 from policies.choices import OfferKind
-from policies.models import Category, OfferTemplate, Perk, Policy, PolicyRevision, PolicyVersion
+from policies.models import Category, OfferTemplate, Perk, Policy, PolicyRevision, PolicyVersion, RemedyTemplate
 from policies.selectors import policy_revision_current
 from policies.serialization import offer_to_pack
 from policies.services import policy_duplicate, policy_revision_bump, policy_set_active, policy_version_record
@@ -270,6 +272,19 @@ def test_policy_duplicate_makes_an_inactive_copy_with_the_same_offers_at_its_own
     assert (policy.active, policy.version, policy.offers.count()) == (True, 2, 2)
 
 
+def test_a_duplicate_copies_the_remedy_and_placement(policy):
+    policy.placement = "lead"
+    policy.save()
+    RemedyTemplate.objects.create(policy=policy, kind="refund", title="All back", value=Decimal("100"))
+
+    copy = policy_duplicate(policy=policy)
+
+    assert copy.placement == "lead"
+    assert [(r.kind, r.title, r.value) for r in copy.remedies.all()] == [("refund", "All back", Decimal("100.00"))]
+    assert copy.versions.get().snapshot["remedy"][0]["title"] == "All back"
+    assert policy.remedies.count() == 1
+
+
 def test_duplicating_twice_gives_distinct_slugs(policy):
     assert policy_duplicate(policy=policy).slug == "apology-copy"
     assert policy_duplicate(policy=policy).slug == "apology-copy-2"
@@ -297,3 +312,21 @@ def test_policy_set_active_skips_policies_already_in_that_state(policy):
     assert PolicyVersion.objects.count() == 2
     other.refresh_from_db()
     assert other.version == 1
+
+
+def test_versions_saved_before_remedies_read_as_ranked_without_remedy_so_saving_again_changes_nothing():
+    """Migration 0003 rewrites older snapshots: an unchanged policy then makes no new version on save."""
+    migration = importlib.import_module("policies.migrations.0003_remedy_and_placement")
+    policy = PolicyFactory()
+    policy_version_record(policy=policy)
+    version = PolicyVersion.objects.get(policy=policy)
+    old = {k: v for k, v in version.snapshot.items() if k not in {"placement", "remedy"}}
+    PolicyVersion.objects.filter(pk=version.pk).update(snapshot=old)
+
+    migration.snapshots_with_remedy_and_placement(apps, None)
+
+    snapshot = PolicyVersion.objects.get(pk=version.pk).snapshot
+    assert (snapshot["placement"], snapshot["remedy"]) == ("ranked", [])
+    assert list(snapshot).index("placement") == list(snapshot).index("priority") + 1
+    assert list(snapshot)[-2:] == ["remedy", "offers"]
+    assert policy_version_record(policy=policy) is None

@@ -20,7 +20,10 @@ from tests.factories import CategoryFactory, OfferTemplateFactory, PerkFactory, 
 
 pytestmark = pytest.mark.django_db
 
-ALLOWED_PLACEHOLDERS = "{customer_name}, {incident}, {value}, {amount}, {currency}, {perk_name}"
+ALLOWED_PLACEHOLDERS = (
+    "{customer_name}, {incident}, {value}, {amount}, {currency}, {perk_name}, {first_name}, {money}, {ticket}, "
+    "{repeat_count}, {same_category_repeat_count}"
+)
 
 
 def errors_of(instance: models.Model) -> dict[str, list[str]]:
