@@ -12,7 +12,9 @@
   the customer than they cost us score higher.
 
 The top three become a, b, c, distinct in kind where possible; ties break by
-policy priority, then policy id, then the offer's order.
+policy priority, then policy id, then the offer's order. A policy placed
+``lead`` that applies puts its best candidate first, whatever it scores: it was
+written for this case.
 """
 
 from __future__ import annotations
@@ -146,9 +148,8 @@ def select(scored: Sequence[Scored], *, limit: int = 3) -> list[Scored]:
     follow by score and kind as above, kinds other than the lead's first.
     """
     ordered = sorted(scored, key=lambda s: s.sort_key)
-    lead = next(
-        iter(sorted((s for s in ordered if s.candidate.policy.lead), key=lambda s: _lead_key(s) + s.sort_key)), None
-    )
+    leads = [s for s in ordered if s.candidate.policy.lead]
+    lead = min(leads, key=lambda s: (_lead_key(s), s.sort_key)) if leads else None
     if lead is None or limit < 1:
         chosen = _by_kind(ordered, limit=limit)
         # Rounding may tie or swap near-equal scores: order again on the shown figures.

@@ -53,6 +53,7 @@ def test_database_url_selects_postgresql_and_redis_url_turns_off_eager_tasks():
         ("REDIS_URL", "localhost:6379", "REDIS_URL: 'localhost:6379' is not a redis:// or rediss:// URL"),
         ("DEFAULT_CURRENCY", "dollars", "DEFAULT_CURRENCY: 'DOLLARS' is not a three-letter"),
         ("TIME_ZONE", "Mars/Olympus", "TIME_ZONE: 'Mars/Olympus' is not an IANA time zone"),
+        ("MONEY_LOCALE", "xx_YY", "MONEY_LOCALE: 'xx_YY' is not a locale such as en_US"),
         ("AGENT_APPROVAL_LIMIT", "lots", "AGENT_APPROVAL_LIMIT: 'lots' is not a decimal"),
         ("AGENT_APPROVAL_LIMIT", "-5", "AGENT_APPROVAL_LIMIT: must be a finite number of at least 0"),
         ("THROTTLE_USER_RATE", "fast", "THROTTLE_USER_RATE: 'fast' is not a rate"),

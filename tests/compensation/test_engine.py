@@ -1138,3 +1138,54 @@ def test_index_precomputes_what_a_category_must_read_about_budgets_and_perks():
 
     assert (scope.monthly_capped, scope.customer_capped, scope.wants_perks) == ((capped.id,), (per_customer.id,), True)
     assert scope == budget_scope_of(index.policies_for(late.id))
+
+
+# --- Remedy and lead placement -----------------------------------------------------------------
+
+
+def test_a_remedy_is_priced_as_written_not_scaled_by_generosity_and_not_ranked():
+    policy = make_policy(
+        make_offer("gift", value=D("5.00")),
+        remedies=(make_offer("refund", value=D("100"), max_amount=D("90.00"), title="{money} back"),),
+        generosity_per_severity=D("0.50"),
+    )
+
+    result = run(policy, incident=make_incident(severity=5, order_value=D("120.00")))
+
+    [item] = result.remedy
+    assert (item.candidate.value, item.candidate.amount, item.candidate.estimated_cost) == (
+        D("100"),
+        D("90.00"),
+        D("90.00"),
+    )
+    assert item.title == "$90.00 back"
+    assert [o.candidate.kind for o in result.options] == ["gift"]
+    assert result.options[0].candidate.amount == D("10.00")  # the option is scaled: 5 × min(1 + 0.5 × 4, 2)
+
+
+def test_a_refund_remedy_of_nothing_is_left_out():
+    policy = make_policy(remedies=(make_offer("refund", value=D("100")), make_offer("gift", value=D("3.00"))))
+
+    result = run(policy, incident=make_incident(order_value=D("0")))
+
+    assert [item.candidate.kind for item in result.remedy] == ["gift"]
+
+
+def test_a_policy_that_does_not_apply_gives_no_remedy():
+    policy = make_policy(remedies=(make_offer("gift", value=D("3.00")),), severity_min=5)
+
+    assert run(policy, incident=make_incident(severity=2)).remedy == []
+
+
+def test_of_two_lead_policies_of_equal_priority_the_older_leads():
+    def lead(pid: int, kind: str) -> CompiledPolicy:
+        return make_policy(make_offer(kind, value=D("1.00")), id=pid, priority=40, lead=True)
+
+    generous = make_policy(
+        make_offer("fixed_credit", value=D("30.00")), make_offer("gift", value=D("25.00")), id=1, priority=90
+    )
+
+    result = run(generous, lead(7, "free_shipping"), lead(4, "expedited_replacement"))
+
+    assert [(o.label, o.candidate.policy.id) for o in result.options] == [("a", 4), ("b", 1), ("c", 1)]
+    assert result.options[0].reasons[-1].startswith("leads: policy 'Policy 4' was written for this case")
