@@ -230,6 +230,7 @@ class RemedyItemSerializer(serializers.Serializer):
 
 class OutcomeRemedySerializer(RemedyItemSerializer):
     status = serializers.ChoiceField(choices=Remedy.Status.choices)
+    approval = serializers.IntegerField(allow_null=True, help_text="its approval escalation's id, when it needed one")
 
 
 class OutcomeOutputSerializer(serializers.Serializer):
@@ -370,7 +371,9 @@ def outcome_payload(
         "satisfaction": outcome.satisfaction if outcome is not None else submission.satisfaction,
         "follow_up_due_at": iso(outcome.follow_up_due_at) if outcome is not None else None,
         "approval": submission.approval_id,
-        "remedy": [{**remedy_payload(remedy), "status": remedy.status} for remedy in remedies],
+        "remedy": [
+            {**remedy_payload(remedy), "status": remedy.status, "approval": remedy.approval_id} for remedy in remedies
+        ],
     }
 
 

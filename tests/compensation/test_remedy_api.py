@@ -266,8 +266,8 @@ def test_a_remedy_above_the_agents_limit_waits_for_its_own_approval_while_the_ch
     shown = detail(agent, awaiting["id"])
 
     assert shown["outcome"]["status"] == "recorded"
-    assert [r["status"] for r in shown["outcome"]["remedy"]] == ["awaiting_approval"]
     approval = Escalation.objects.get(kind="approval")
+    assert [(r["status"], r["approval"]) for r in shown["outcome"]["remedy"]] == [("awaiting_approval", approval.pk)]
     assert "remedy" in approval.reason
     assert "'Your $300.00 back'" in approval.reason
     assert "above the agents' limit of 100.00" in approval.reason
