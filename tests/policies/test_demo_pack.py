@@ -1,14 +1,19 @@
-"""The demo pack `make run` loads encodes every service-recovery principle its header lists."""
+"""The demo pack `make run` loads encodes every service-recovery principle its header lists.
+
+How its texts read once rendered is tested in ``test_demo_messages``.
+"""
 
 from __future__ import annotations
 
 import io
+import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 
-from policies.choices import OfferKind
+from policies.choices import OfferKind, Placement
 from policies.models import Category, Perk, Policy
 
 pytestmark = pytest.mark.django_db
@@ -36,6 +41,19 @@ def demo():
 
 def kinds(policy: Policy) -> set[str]:
     return set(policy.offers.values_list("kind", flat=True))
+
+
+def remedy_kinds(policy: Policy) -> set[str]:
+    return set(policy.remedies.values_list("kind", flat=True))
+
+
+def templates() -> list[tuple[str, object]]:
+    """Every offer and remedy of every policy, with where it is, for messages."""
+    out = []
+    for policy in Policy.objects.prefetch_related("offers", "remedies"):
+        out += [(f"{policy.slug} offer {o.kind}", o) for o in policy.offers.all()]
+        out += [(f"{policy.slug} remedy {r.kind}", r) for r in policy.remedies.all()]
+    return out
 
 
 def test_demo_pack_imports_and_has_every_category_and_enough_perks(demo):
@@ -109,13 +127,86 @@ def test_high_lifetime_value_customers_get_more(demo):
     assert top(policy) > top(apology)
 
 
-def test_out_of_stock_offers_expedited_replacement(demo):
+def test_out_of_stock_gives_an_in_stock_alternative_shipped_express_as_its_remedy(demo):
     policy = Policy.objects.get(slug="out-of-stock-expedited")
     assert list(policy.categories.values_list("slug", flat=True)) == ["out_of_stock"]
-    assert OfferKind.EXPEDITED_REPLACEMENT in kinds(policy)
+    assert remedy_kinds(policy) == {OfferKind.EXPEDITED_REPLACEMENT}
+    assert "in-stock alternative" in policy.remedies.get().title
 
 
-def test_every_demo_message_speaks_to_the_customer_by_name(demo):
-    for policy in Policy.objects.prefetch_related("offers"):
-        for offer in policy.offers.all():
-            assert "{customer_name}" in offer.message, f"{policy.slug}: {offer.title}"
+# --- Make it right first: the remedy, then compensation as a, b or c -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("slug", "category"), [("billing-error-refund", "billing_error"), ("double-charge-refund", "double_charge")]
+)
+def test_money_taken_by_mistake_is_refunded_in_full_as_the_remedy(demo, slug, category):
+    policy = Policy.objects.get(slug=slug)
+    assert list(policy.categories.values_list("slug", flat=True)) == [category]
+    refund = policy.remedies.get()
+    assert (refund.kind, refund.value) == (OfferKind.REFUND, Decimal("100"))  # the whole overcharged amount
+    assert refund.max_amount >= Decimal("1000.00")
+
+
+def test_damaged_and_wrong_items_get_the_replacement_as_the_remedy(demo):
+    policy = Policy.objects.get(slug="damaged-or-wrong-item")
+    assert set(policy.categories.values_list("slug", flat=True)) == {"damaged_item", "wrong_item"}
+    replacement = policy.remedies.get()
+    assert replacement.kind == OfferKind.EXPEDITED_REPLACEMENT
+    assert replacement.value > 0  # what express shipping and handling cost us
+
+
+def test_a_severe_uncorrectable_incident_is_refunded_in_full_as_the_remedy(demo):
+    refund = Policy.objects.get(slug="senior-manager-escalation").remedies.get()
+    assert (refund.kind, refund.value) == (OfferKind.REFUND, Decimal("100"))
+    assert refund.max_amount >= Decimal("640.00")
+
+
+def test_options_beside_a_remedy_are_compensation_not_the_remedy_again(demo):
+    with_remedy = Policy.objects.filter(remedies__isnull=False).distinct()
+    assert {p.slug for p in with_remedy} >= {
+        "billing-error-refund",
+        "double-charge-refund",
+        "damaged-or-wrong-item",
+        "out-of-stock-expedited",
+        "senior-manager-escalation",
+    }
+    for policy in with_remedy:
+        assert kinds(policy), f"{policy.slug} offers no compensation beside its remedy"
+        assert not kinds(policy) & remedy_kinds(policy), policy.slug
+    # No policy offers a refund as an option: where money must go back, a remedy returns it (once).
+    assert not Policy.objects.filter(offers__kind=OfferKind.REFUND).exists()
+
+
+def test_repeat_mistake_leads_and_every_message_says_it_happened_again(demo):
+    repeat = Policy.objects.get(slug="repeat-mistake")
+    assert repeat.placement == Placement.LEAD
+    for offer in repeat.offers.all():
+        # Stays true for a second or a third time: no "second time", no "{same_category_repeat_count}nd".
+        assert "again" in offer.message or "{same_category_repeat_count} times" in offer.message, offer.title
+        assert "second time" not in offer.message
+    assert "again" in " ".join(repeat.offers.values_list("title", flat=True))
+
+
+# --- Texts written for a customer ------------------------------------------------------------------
+
+
+def test_every_demo_message_speaks_to_the_customer_by_first_name(demo):
+    for where, template in templates():
+        assert template.message.startswith("{first_name}, "), where
+        assert "{customer_name}" not in template.message + template.title, where
+
+
+def test_money_is_written_with_its_sign_and_no_ticket_is_left_dangling(demo):
+    for where, template in templates():
+        text = template.title + " " + template.message
+        assert "{amount}" not in text, f"{where}: use {{money}}"
+        assert "{currency}" not in text, f"{where}: use {{money}}"
+        assert "{ticket}" not in text, where
+
+
+def test_perks_and_categories_read_well_in_the_middle_of_a_sentence(demo):
+    for perk in Perk.objects.all():
+        assert perk.name[0].islower(), perk.name  # "something you'll enjoy: two cinema tickets"
+    for name in Category.objects.values_list("name", flat=True):
+        assert re.fullmatch(r"[a-z][a-z -]*", name), name  # "sorry about the late delivery"
