@@ -575,7 +575,7 @@ def test_a_sports_fan_is_offered_the_sports_perk(demo_pack: None, agent: Any) ->
 
     perks = [o for o in data["options"] if o["kind"] == OfferKind.PERSONALIZED_PERK]
     assert len(perks) == 1
-    assert perks[0]["title"] == "Premium Sports Pass, one month on us"
+    assert perks[0]["title"] == "On us: a month of Premium Sports Pass"
     assert perks[0]["estimated_cost"] == "12.00"
     assert perks[0]["policy"]["name"] == "Personalized perk"
     assert any("sports" in reason for reason in perks[0]["reasons"])
@@ -1071,7 +1071,7 @@ def test_a_pack_import_applies_to_the_next_request(
 
     assert Perk.objects.get(slug="sports-pass-1m").cost == Decimal("14.00")
     after = options_by(created(agent, body("C-2", customer={"interests": ["sports"]})), policy="Personalized perk")
-    assert (after[0]["estimated_cost"], after[0]["title"]) == ("14.00", "Sports Pass on us")
+    assert (after[0]["estimated_cost"], after[0]["title"]) == ("14.00", "On us: Sports Pass")
 
 
 @pytest.mark.parametrize("category", [5, 5.5, True, ["late_delivery"], {"slug": "late_delivery"}])
