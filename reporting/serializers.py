@@ -101,7 +101,11 @@ class OutcomeRowSerializer(serializers.Serializer):
     accepted = serializers.BooleanField()
     kind = serializers.ChoiceField(choices=OfferKind.choices, allow_null=True)
     policy = PolicyNameSerializer(allow_null=True)
-    cost = serializers.CharField(help_text="decimal string; 0.00 when declined")
+    cost = serializers.CharField(help_text="decimal string: the chosen option's estimated_cost; 0.00 when declined")
+    remedy_cost = serializers.CharField(
+        help_text="decimal string: what the remedies given with this outcome cost (those a manager had to approve "
+        "count once approved), 0.00 when none; not part of cost"
+    )
     currency = serializers.CharField()
     satisfaction = serializers.IntegerField(allow_null=True)
     coupon_code = serializers.CharField(allow_null=True)
@@ -128,6 +132,7 @@ def outcome_row_fields(row: Any) -> dict[str, Any]:
         "policy_id": row.policy_id,
         "policy_name": row.policy__name,
         "cost": money(row.cost),
+        "remedy_cost": money(row.remedy_cost),
         "currency": row.currency,
         "satisfaction": row.satisfaction,
         "coupon_code": row.coupon__code,
@@ -178,6 +183,7 @@ def outcome_csv_row(row: Any) -> list[Any]:
         row.policy_id,
         csv_cell(row.policy__name),
         money(row.cost),
+        money(row.remedy_cost),
         row.currency,
         row.satisfaction,
         row.coupon__code,
