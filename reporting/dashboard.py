@@ -1,5 +1,5 @@
-"""The operations dashboard: the last 30 days of offers, cost, acceptance and
-satisfaction, and the escalations open now.
+"""The operations dashboard: the last 30 days of offers, cost (and, apart, the
+remedies' cost), acceptance and satisfaction, and the escalations open now.
 
 Every figure is aggregated by the database (a handful of grouped queries,
 whatever the volume); Python only fills the days that had nothing. Days are
@@ -18,7 +18,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
-from compensation.models import Escalation, OfferSet, Outcome, OutcomeOption
+from compensation.models import Escalation, OfferSet, Outcome, OutcomeOption, Remedy
 from compensation.periods import day_start, local_date
 from reporting import charts
 
@@ -94,6 +94,7 @@ class Dashboard:
     days: list[DayFigures]
     policies: list[PolicyAcceptance]
     escalations: EscalationFigures
+    remedy_cost: Decimal  # what the remedies given in the window cost; not part of ``cost``
 
     @property
     def offer_sets(self) -> int:
@@ -189,6 +190,14 @@ def dashboard_days(*, window: Window) -> list[DayFigures]:
     return figures
 
 
+def dashboard_remedy_cost(*, window: Window) -> Decimal:
+    """What the remedies given in the window cost (by ``given_at``, as the reports count them). One aggregate."""
+    total = Remedy.objects.filter(
+        status=Remedy.Status.GIVEN, given_at__gte=window.start, given_at__lt=window.end
+    ).aggregate(total=Sum("estimated_cost"))["total"]
+    return total or Decimal("0.00")
+
+
 def dashboard_policy_acceptance(*, window: Window, limit: int = TOP_POLICIES) -> list[PolicyAcceptance]:
     """Per policy, over the offer sets whose outcome was recorded in the window: how many options it
     gave (offered) and how many of those the customer chose (chosen), most offered first.
@@ -237,7 +246,7 @@ def dashboard_escalations(*, now: datetime, limit: int = MOST_OVERDUE) -> Escala
 
 
 def dashboard_get(*, now: datetime, days: int = WINDOW_DAYS) -> Dashboard:
-    """Everything the dashboard shows, in five queries."""
+    """Everything the dashboard shows, in six queries."""
     window = dashboard_window(now=now, days=days)
     return Dashboard(
         window=window,
@@ -245,6 +254,7 @@ def dashboard_get(*, now: datetime, days: int = WINDOW_DAYS) -> Dashboard:
         days=dashboard_days(window=window),
         policies=dashboard_policy_acceptance(window=window),
         escalations=dashboard_escalations(now=now),
+        remedy_cost=dashboard_remedy_cost(window=window),
     )
 
 

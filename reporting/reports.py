@@ -3,12 +3,17 @@
 Every figure is an aggregate computed by the database; Python only divides
 the few totals it gets back and merges grouped rows by their key. Counts go
 by when things happened: incidents and offer sets by ``created_at``,
-outcomes by ``recorded_at``, escalations by when they were opened.
+outcomes by ``recorded_at``, escalations by when they were opened, remedies
+(``remedy_cost``) by when they were given (``given_at``: with the outcome, or
+later, when a manager approved them).
 
 A report's :class:`ReportScope` is its period (dates in the deployment's time
 zone, both inclusive) and its filters. The ``policy`` filter keeps, of the
 outcomes, those that chose the policy's option and those that declined a set
-showing one; of the incidents and offer sets, those whose sets showed one.
+showing one; of the incidents and offer sets, those whose sets showed one;
+of the remedies, the policy's own. A remedy is filtered and grouped by the
+facts copied into it when given: its policy and kind, the incident's category,
+the tier then and the agent who made the set. ``total_cost`` never includes it.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
-from compensation.models import Escalation, Incident, Offer, OfferSet, Outcome, OutcomeOption
+from compensation.models import Escalation, Incident, Offer, OfferSet, Outcome, OutcomeOption, Remedy
 from compensation.periods import days_between, local_date
 from compensation.roles import Role
 from policies.choices import OfferKind
@@ -173,6 +178,26 @@ def _escalations_in_scope(scope: ReportScope) -> QuerySet[Escalation]:
     )
 
 
+def _remedies_in_scope(scope: ReportScope) -> QuerySet[Remedy]:
+    """The remedy items given within the period (by ``given_at``; the partial index ``remedy_given_time``)."""
+    return _scoped(
+        Remedy.objects.filter(status=Remedy.Status.GIVEN),
+        scope,
+        time="given_at",
+        category="category",
+        tier="tier",
+        policy=lambda policy: Q(policy=policy),
+    )
+
+
+def _remedy_costs(scope: ReportScope, key: str) -> dict[Any, Decimal]:
+    """What the remedies given in the scope cost, by ``key`` (one grouped query)."""
+    return {
+        row[key]: row["remedy_cost"]
+        for row in _remedies_in_scope(scope).order_by().values(key).annotate(remedy_cost=Sum("estimated_cost"))
+    }
+
+
 # --- Arithmetic -------------------------------------------------------------------------------
 
 
@@ -190,7 +215,7 @@ def _average(value: Any) -> float | None:
 
 
 def report_summary(scope: ReportScope) -> dict[str, Any]:
-    """The period's totals, in four aggregate queries (incidents, offer sets, outcomes, escalations)."""
+    """The period's totals, in five aggregate queries (incidents, offer sets, outcomes, escalations, remedies)."""
     incidents = _incidents_in_scope(scope).aggregate(
         incidents=Count("pk"), repeats=Count("pk", filter=Q(repeat_count__gte=2))
     )
@@ -204,6 +229,7 @@ def report_summary(scope: ReportScope) -> dict[str, Any]:
     escalations = _escalations_in_scope(scope).aggregate(
         opened=Count("pk"), resolved=Count("pk", filter=Q(resolved_at__isnull=False))
     )
+    remedies = _remedies_in_scope(scope).aggregate(remedy_cost=Sum("estimated_cost"))
     total_cost = outcomes["total_cost"] or Decimal("0")
     accepted = outcomes["accepted"]
     median = median_seconds_to_outcome(scope, count=outcomes["outcomes"])
@@ -218,6 +244,7 @@ def report_summary(scope: ReportScope) -> dict[str, Any]:
         "acceptance_rate": _ratio(accepted, outcomes["outcomes"]),
         "total_cost": money(total_cost or ZERO),
         "average_cost_per_acceptance": money(total_cost / accepted) if accepted else None,
+        "remedy_cost": money(remedies["remedy_cost"] or ZERO),
         "average_satisfaction": _average(outcomes["average_satisfaction"]),
         "escalations_opened": escalations["opened"],
         "escalations_resolved": escalations["resolved"],
@@ -248,8 +275,9 @@ def median_seconds_to_outcome(scope: ReportScope, *, count: int) -> float | None
 # --- Grouped reports --------------------------------------------------------------------------
 
 
-def _grouped(scope: ReportScope, *, option_key: str, outcome_key: str) -> tuple[dict, dict]:
-    """Offered counts from the shown options and outcome figures from the outcomes, by group key."""
+def _grouped(scope: ReportScope, *, option_key: str, outcome_key: str, remedy_key: str) -> tuple[dict, dict, dict]:
+    """Offered counts from the shown options, outcome figures from the outcomes and remedy costs from
+    the remedies given, by group key."""
     offered = {
         row[option_key]: row["offered"]
         for row in _options_in_scope(scope).order_by().values(option_key).annotate(offered=Count("pk"))
@@ -266,10 +294,18 @@ def _grouped(scope: ReportScope, *, option_key: str, outcome_key: str) -> tuple[
             average_satisfaction=Avg("satisfaction"),
         )
     }
-    return offered, outcomes
+    return offered, outcomes, _remedy_costs(scope, remedy_key)
 
 
-def _row(key_field: str, key_value: Any, offered: int, figures: dict | None, *, with_outcomes: bool) -> dict:
+def _row(
+    key_field: str,
+    key_value: Any,
+    offered: int,
+    figures: dict | None,
+    remedy_cost: Decimal | None,
+    *,
+    with_outcomes: bool,
+) -> dict:
     figures = figures or {}
     chosen = figures.get("chosen", 0)
     row = {
@@ -278,6 +314,7 @@ def _row(key_field: str, key_value: Any, offered: int, figures: dict | None, *, 
         "chosen": chosen,
         "acceptance_rate": _ratio(chosen, offered),
         "total_cost": money(figures.get("total_cost") or ZERO),
+        "remedy_cost": money(remedy_cost or ZERO),
         "average_satisfaction": _average(figures.get("average_satisfaction")),
     }
     if with_outcomes:
@@ -288,29 +325,41 @@ def _row(key_field: str, key_value: Any, offered: int, figures: dict | None, *, 
 
 def report_by_policy(scope: ReportScope) -> list[dict[str, Any]]:
     """One row per policy (every policy, active or not; the one filtered on, if any), by name."""
-    offered, outcomes = _grouped(scope, option_key="policy_id", outcome_key="policy_id")
+    offered, outcomes, remedies = _grouped(
+        scope, option_key="policy_id", outcome_key="policy_id", remedy_key="policy_id"
+    )
     policies: Iterable[tuple[int, str]] = (
         [(scope.policy.pk, scope.policy.name)]
         if scope.policy is not None
         else Policy.objects.order_by("name", "pk").values_list("pk", "name")
     )
     return [
-        _row("policy", {"id": pk, "name": name}, offered.get(pk, 0), outcomes.get(pk), with_outcomes=False)
+        _row(
+            "policy",
+            {"id": pk, "name": name},
+            offered.get(pk, 0),
+            outcomes.get(pk),
+            remedies.get(pk),
+            with_outcomes=False,
+        )
         for pk, name in policies
     ]
 
 
 def report_by_kind(scope: ReportScope) -> list[dict[str, Any]]:
     """One row per offer kind, in the order OfferKind lists them."""
-    offered, outcomes = _grouped(scope, option_key="kind", outcome_key="kind")
+    offered, outcomes, remedies = _grouped(scope, option_key="kind", outcome_key="kind", remedy_key="kind")
     return [
-        _row("kind", kind, offered.get(kind, 0), outcomes.get(kind), with_outcomes=False) for kind in OfferKind.values
+        _row("kind", kind, offered.get(kind, 0), outcomes.get(kind), remedies.get(kind), with_outcomes=False)
+        for kind in OfferKind.values
     ]
 
 
 def report_by_category(scope: ReportScope) -> list[dict[str, Any]]:
     """One row per category (the one filtered on, if any), by name; outcomes include the declined."""
-    offered, outcomes = _grouped(scope, option_key="category_id", outcome_key="category_id")
+    offered, outcomes, remedies = _grouped(
+        scope, option_key="category_id", outcome_key="category_id", remedy_key="category_id"
+    )
     categories = Category.objects.order_by("name", "pk")
     if scope.category is not None:
         categories = categories.filter(pk=scope.category.pk)
@@ -320,6 +369,7 @@ def report_by_category(scope: ReportScope) -> list[dict[str, Any]]:
             {"id": pk, "slug": slug, "name": name},
             offered.get(pk, 0),
             outcomes.get(pk),
+            remedies.get(pk),
             with_outcomes=True,
         )
         for pk, slug, name in categories.values_list("pk", "slug", "name")
@@ -327,17 +377,26 @@ def report_by_category(scope: ReportScope) -> list[dict[str, Any]]:
 
 
 def report_by_agent(scope: ReportScope) -> list[dict[str, Any]]:
-    """One row per agent and manager, and anyone else whose sets got outcomes in the period, by username."""
-    offered, outcomes = _grouped(scope, option_key="agent_id", outcome_key="agent_id")
+    """One row per agent and manager, and anyone else whose sets got outcomes, or whose remedies were
+    given, in the period, by username."""
+    offered, outcomes, remedies = _grouped(scope, option_key="agent_id", outcome_key="agent_id", remedy_key="agent_id")
+    others = {pk for pk in (*outcomes, *offered, *remedies) if pk is not None}
     users = (
         get_user_model()
-        .objects.filter(Q(groups__name__in=[Role.AGENT, Role.MANAGER]) | Q(pk__in={*outcomes, *offered}))
+        .objects.filter(Q(groups__name__in=[Role.AGENT, Role.MANAGER]) | Q(pk__in=others))
         .distinct()
         .order_by("username", "pk")
         .values_list("pk", "username")
     )
     return [
-        _row("agent", {"id": pk, "username": username}, offered.get(pk, 0), outcomes.get(pk), with_outcomes=True)
+        _row(
+            "agent",
+            {"id": pk, "username": username},
+            offered.get(pk, 0),
+            outcomes.get(pk),
+            remedies.get(pk),
+            with_outcomes=True,
+        )
         for pk, username in users
     ]
 
@@ -358,6 +417,7 @@ OUTCOME_COLUMNS = (
     "policy_id",
     "policy__name",
     "cost",
+    "remedy_cost",
     "currency",
     "satisfaction",
     "coupon__code",
@@ -379,6 +439,7 @@ CSV_HEADER = (
     "policy_id",
     "policy_name",
     "cost",
+    "remedy_cost",
     "currency",
     "satisfaction",
     "coupon_code",

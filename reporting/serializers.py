@@ -12,6 +12,11 @@ from policies.money import money
 
 # --- Reports (output) ---------------------------------------------------------------------
 
+REMEDY_COST_HELP = (
+    "decimal string: what the remedies given in the period cost (their estimated_cost, by when given: with "
+    "the outcome, or when a manager approved them), 0.00 when none; not part of total_cost"
+)
+
 
 class SummaryReportSerializer(serializers.Serializer):
     since = serializers.DateField()
@@ -22,8 +27,11 @@ class SummaryReportSerializer(serializers.Serializer):
     accepted = serializers.IntegerField()
     declined = serializers.IntegerField()
     acceptance_rate = serializers.FloatField(allow_null=True, help_text="accepted / outcomes; null without outcomes")
-    total_cost = serializers.CharField(help_text="decimal string: the chosen options' estimated_cost")
+    total_cost = serializers.CharField(
+        help_text="decimal string: the chosen options' estimated_cost (remedies are counted apart, in remedy_cost)"
+    )
     average_cost_per_acceptance = serializers.CharField(allow_null=True, help_text="total_cost / accepted")
+    remedy_cost = serializers.CharField(help_text=REMEDY_COST_HELP)
     average_satisfaction = serializers.FloatField(allow_null=True)
     escalations_opened = serializers.IntegerField()
     escalations_resolved = serializers.IntegerField(help_text="of those opened in the period, the ones closed")
@@ -35,7 +43,11 @@ class _GroupReportSerializer(serializers.Serializer):
     offered = serializers.IntegerField(help_text="options shown in offer sets that got a recorded outcome")
     chosen = serializers.IntegerField()
     acceptance_rate = serializers.FloatField(allow_null=True, help_text="chosen / offered")
-    total_cost = serializers.CharField(help_text="decimal string")
+    total_cost = serializers.CharField(help_text="decimal string: the chosen options' estimated_cost")
+    remedy_cost = serializers.CharField(
+        help_text=REMEDY_COST_HELP + "; grouped by the remedy item's own policy and kind, the incident's "
+        "category and the agent who made the offer set"
+    )
     average_satisfaction = serializers.FloatField(allow_null=True)
 
 
@@ -89,7 +101,11 @@ class OutcomeRowSerializer(serializers.Serializer):
     accepted = serializers.BooleanField()
     kind = serializers.ChoiceField(choices=OfferKind.choices, allow_null=True)
     policy = PolicyNameSerializer(allow_null=True)
-    cost = serializers.CharField(help_text="decimal string; 0.00 when declined")
+    cost = serializers.CharField(help_text="decimal string: the chosen option's estimated_cost; 0.00 when declined")
+    remedy_cost = serializers.CharField(
+        help_text="decimal string: what the remedies given with this outcome cost (those a manager had to approve "
+        "count once approved), 0.00 when none; not part of cost"
+    )
     currency = serializers.CharField()
     satisfaction = serializers.IntegerField(allow_null=True)
     coupon_code = serializers.CharField(allow_null=True)
@@ -116,6 +132,7 @@ def outcome_row_fields(row: Any) -> dict[str, Any]:
         "policy_id": row.policy_id,
         "policy_name": row.policy__name,
         "cost": money(row.cost),
+        "remedy_cost": money(row.remedy_cost),
         "currency": row.currency,
         "satisfaction": row.satisfaction,
         "coupon_code": row.coupon__code,
@@ -166,6 +183,7 @@ def outcome_csv_row(row: Any) -> list[Any]:
         row.policy_id,
         csv_cell(row.policy__name),
         money(row.cost),
+        money(row.remedy_cost),
         row.currency,
         row.satisfaction,
         row.coupon__code,

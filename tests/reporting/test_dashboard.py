@@ -25,6 +25,7 @@ from compensation.models import (
     Outcome,
     OutcomeOption,
     OutcomeSubmission,
+    Remedy,
 )
 from policies.choices import OfferKind, Tier
 from policies.models import Policy
@@ -35,6 +36,7 @@ from reporting.dashboard import (
     dashboard_escalations,
     dashboard_get,
     dashboard_policy_acceptance,
+    dashboard_remedy_cost,
     dashboard_window,
 )
 from tests.factories import CategoryFactory, PolicyFactory
@@ -141,6 +143,36 @@ def offer_set_with_outcome(
             for shown in offers
         )
     return offer_set
+
+
+def remedy_for(
+    offer_set: OfferSet,
+    *,
+    cost: str,
+    given_at: datetime | None,
+    status: str = Remedy.Status.GIVEN,
+    kind: str = OfferKind.REFUND,
+) -> Remedy:
+    """A remedy item of the set's incident (one per kind), as the recorder leaves it once given or waiting."""
+    policy = Offer.objects.filter(offer_set=offer_set).first().policy
+    return Remedy.objects.create(
+        incident=offer_set.incident,
+        customer=offer_set.customer,
+        offer_set=offer_set,
+        kind=kind,
+        title="Put right",
+        estimated_cost=Decimal(cost),
+        currency="USD",
+        policy=policy,
+        policy_name=policy.name,
+        policy_version=policy.version,
+        created_at=offer_set.created_at,
+        status=status,
+        given_at=given_at,
+        category=offer_set.incident.category,
+        tier=Tier.STANDARD,
+        agent=offer_set.created_by,
+    )
 
 
 def escalation_due(*, due_at: datetime, status: str = Escalation.Status.OPEN, reason: str = "Severity 5") -> Escalation:
@@ -321,6 +353,23 @@ def test_dashboard_totals_add_up_the_days(month: dict[str, Policy]) -> None:
     assert dashboard.currency == "USD"
 
 
+def test_remedy_cost_counts_the_remedies_given_in_the_window_by_given_at(month: dict[str, Policy], agent: Any) -> None:
+    first, today = date(2025, 2, 19), NOW.date()
+    made = offer_set_with_outcome(agent, created_at=at(first, 9), policies=[month["P"]])
+    remedy_for(made, cost="40.00", given_at=at(first, 0, 0))  # the window's first instant
+    remedy_for(made, cost="7.25", given_at=at(today, 14, 59), kind=OfferKind.GIFT)
+    before = at(first, 0, 0) - timedelta(microseconds=1)  # the last instant of the day before
+    remedy_for(made, cost="100.00", given_at=before, kind=OfferKind.FIXED_CREDIT)
+    remedy_for(made, cost="55.00", given_at=None, status=Remedy.Status.AWAITING_APPROVAL, kind=OfferKind.FREE_SHIPPING)
+    remedy_for(made, cost="66.00", given_at=None, status=Remedy.Status.REJECTED, kind=OfferKind.EXPEDITED_REPLACEMENT)
+
+    dashboard = dashboard_get(now=NOW)
+
+    assert dashboard.remedy_cost == Decimal("47.25")
+    assert dashboard.cost == Decimal("17.50")  # the chosen options' alone, as before
+    assert dashboard_remedy_cost(window=dashboard_window(now=NOW, days=1)) == Decimal("7.25")
+
+
 def test_an_empty_dashboard_has_no_rates_and_no_averages(db: None) -> None:
     dashboard = dashboard_get(now=NOW)
 
@@ -328,6 +377,7 @@ def test_an_empty_dashboard_has_no_rates_and_no_averages(db: None) -> None:
     assert dashboard.acceptance_rate is None
     assert dashboard.satisfaction is None
     assert dashboard.cost == Decimal("0.00")
+    assert dashboard.remedy_cost == Decimal("0.00")
     assert dashboard.policies == []
     assert (dashboard.escalations.open, dashboard.escalations.overdue, dashboard.escalations.most_overdue) == (0, 0, [])
 
@@ -448,8 +498,10 @@ def test_the_admin_index_links_to_the_dashboard(admin_client: Any) -> None:
 
 
 def test_staff_see_the_charts_and_the_escalations(admin_client: Any, agent: Any) -> None:
-    month_new(agent, timezone.localdate())  # the page's window ends today
+    policies = month_new(agent, timezone.localdate())  # the page's window ends today
     overdue = escalation_due(due_at=timezone.now() - timedelta(hours=1), reason="Parcel lost <twice>")
+    made = offer_set_with_outcome(agent, created_at=timezone.now(), policies=[policies["P"]])
+    remedy_for(made, cost="12.25", given_at=timezone.now())
 
     response = admin_client.get(URL)
 
@@ -460,6 +512,8 @@ def test_staff_see_the_charts_and_the_escalations(admin_client: Any, agent: Any)
     assert len(bars(chart(html, "chart-acceptance"))) == 3
     assert 'id="escalation-open"><span class="number">1<' in html
     assert 'id="escalation-overdue"><span class="number">1<' in html
+    assert 'id="figure-cost"><span class="number">17.50<' in html
+    assert 'id="figure-remedy-cost"><span class="number">12.25<' in html
     assert f'href="{reverse("admin:compensation_escalation_change", args=[overdue.pk])}"' in html
     assert "Parcel lost &lt;twice&gt;" in html
 
@@ -475,6 +529,7 @@ def test_an_empty_dashboard_renders_its_empty_states(admin_client: Any) -> None:
     assert "No satisfaction ratings in the last 30 days." in html
     assert "No escalation is overdue." in html
     assert 'class="bar' not in html
+    assert 'id="figure-remedy-cost"><span class="number">0.00<' in html
 
 
 @pytest.mark.parametrize("who", ["anonymous", "not staff"])
@@ -504,7 +559,7 @@ def test_staff_without_permission_to_view_outcomes_are_refused(client: Any, djan
 def test_the_page_costs_the_same_queries_whatever_the_volume(
     admin_client: Any, agent: Any, django_assert_max_num_queries: Any
 ) -> None:
-    """The session, the user and five for the figures: no query per offer set, day, policy or escalation."""
+    """The session, the user and six for the figures: no query per offer set, day, policy or escalation."""
     now = datetime.now(UTC)
     policies = PolicyFactory.create_batch(3)
     admin_client.get(URL)  # warm up: content types, the admin's first-request caches
@@ -526,4 +581,4 @@ def test_the_page_costs_the_same_queries_whatever_the_volume(
         response = admin_client.get(URL)
 
     assert response.status_code == 200
-    assert len(small) == 7, [q["sql"][:80] for q in small.captured_queries]  # session, user, the five figures
+    assert len(small) == 8, [q["sql"][:80] for q in small.captured_queries]  # session, user, the six figures

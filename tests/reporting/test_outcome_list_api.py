@@ -150,6 +150,7 @@ def test_a_row_has_the_schema_keys_and_the_outcome_facts(rows: dict, catalog: Ca
         "kind": "fixed_credit",
         "policy": {"id": catalog.alpha.pk, "name": "Alpha credit"},
         "cost": "10.00",
+        "remedy_cost": "0.00",  # the catalog's policies have no remedy
         "currency": "USD",
         "satisfaction": 5,
         "coupon_code": None,  # a credit, not a coupon

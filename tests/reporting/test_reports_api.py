@@ -74,13 +74,14 @@ SUMMARY_KEYS = {
     "acceptance_rate",
     "total_cost",
     "average_cost_per_acceptance",
+    "remedy_cost",
     "average_satisfaction",
     "escalations_opened",
     "escalations_resolved",
     "repeat_incident_share",
     "median_seconds_to_outcome",
 }
-GROUP_KEYS = {"offered", "chosen", "acceptance_rate", "total_cost", "average_satisfaction"}
+GROUP_KEYS = {"offered", "chosen", "acceptance_rate", "total_cost", "remedy_cost", "average_satisfaction"}
 OUTCOME_KEYS = {"outcomes", "declined", "outcome_acceptance_rate"}
 
 Capture = Callable[..., Any]
@@ -185,12 +186,15 @@ def rows_by(rows: list[dict[str, Any]], key: str, field: str | None = None) -> d
     return {(row[key][field] if field else row[key]): row for row in rows}
 
 
-def group_row(offered: int, chosen: int, rate: float | None, cost: str, satisfaction: float | None) -> dict:
+def group_row(
+    offered: int, chosen: int, rate: float | None, cost: str, satisfaction: float | None, remedy_cost: str = "0.00"
+) -> dict:
     return {
         "offered": offered,
         "chosen": chosen,
         "acceptance_rate": rate,
         "total_cost": cost,
+        "remedy_cost": remedy_cost,
         "average_satisfaction": satisfaction,
     }
 
@@ -300,6 +304,7 @@ def test_summary_matches_the_hand_computed_figures(world: World, analyst: Any) -
         "acceptance_rate": 0.8,
         "total_cost": "50.00",  # 10 + 25 + 10 + 5
         "average_cost_per_acceptance": "12.50",
+        "remedy_cost": "0.00",  # no policy of the catalog has a remedy
         "average_satisfaction": 3.25,  # (5 + 3 + 1 + 4) / 4, S4 gave none
         "escalations_opened": 2,  # S5, S7
         "escalations_resolved": 1,  # S5
@@ -380,6 +385,7 @@ def test_an_empty_period_has_zero_counts_and_null_rates(world: World, manager: A
         "acceptance_rate": None,
         "total_cost": "0.00",
         "average_cost_per_acceptance": None,
+        "remedy_cost": "0.00",
         "average_satisfaction": None,
         "escalations_opened": 0,
         "escalations_resolved": 0,
@@ -740,7 +746,8 @@ def test_summary_filters(world: World, manager: Any, params: dict, expected: dic
 
     data = summary(manager, **params)
 
-    assert {k: v for k, v in data.items() if k not in {"since", "until"}} == expected
+    # The catalog's policies have no remedy: remedy_cost is tested in test_remedy_cost.py.
+    assert {k: v for k, v in data.items() if k not in {"since", "until"}} == {**expected, "remedy_cost": "0.00"}
 
 
 def resolve_policy(world: World, params: dict[str, Any]) -> dict[str, Any]:
@@ -1046,13 +1053,14 @@ def test_reports_are_not_paginated(world: World, manager: Any) -> None:
 # --- Query counts ------------------------------------------------------------------------------
 
 # Token, the user's groups, the category and policy lookups of the filters, then the report's own:
-# summary 4 aggregates (incidents, offer sets, outcomes, escalations) and the median's middle rows,
-# grouped reports 2 (options, outcomes) plus the list of policies, categories or users (none for the kinds).
+# summary 5 aggregates (incidents, offer sets, outcomes, escalations, remedies) and the median's middle rows,
+# grouped reports 3 (options, outcomes, remedies) plus the list of policies, categories or users (none for
+# the kinds).
 # On PostgreSQL, report_session adds its settings statement (and, inside the test's transaction,
 # a savepoint and its release).
 SESSION_QUERIES = 3 if connection.vendor == "postgresql" else 0
 REPORT_QUERIES = {
-    url: n + SESSION_QUERIES for url, n in {SUMMARY: 9, POLICIES: 6, KINDS: 6, CATEGORIES: 7, AGENTS: 7}.items()
+    url: n + SESSION_QUERIES for url, n in {SUMMARY: 10, POLICIES: 7, KINDS: 7, CATEGORIES: 8, AGENTS: 8}.items()
 }
 
 
