@@ -161,10 +161,10 @@ class RemedyTemplateInline(OrderedStackedInline):
     model = RemedyTemplate
     form = RemedyTemplateForm
     description = (
-        "What we put right first, whatever the customer chooses: a double charge is refunded, a broken item "
-        "replaced. Given once per incident with its first recorded outcome, never ranked, never limited by "
-        "budgets (nor counted against them); a manager approves it when it costs more than the agent may give. "
-        "Kinds: refund, fixed credit, free shipping, expedited replacement, gift. Most policies need none."
+        "A double charge is refunded, a broken item replaced, whatever the customer then picks from the options. "
+        "Given once per incident with its first recorded outcome, never ranked, never limited by budgets (nor "
+        "counted against them); a manager approves it when it costs more than the agent may give. Kinds: refund, "
+        "fixed credit, free shipping, expedited replacement, gift. Most policies need none."
     )
 
 

@@ -163,7 +163,10 @@ def test_admin_adds_a_remedy_then_tries_the_policies(
             page.goto(f"{live_server.url}/admin/policies/policy/")
             _open_policy(page, "Double charge")
             remedies = page.locator("#remedies-group")
-            expect(remedies.locator(".description")).to_contain_text("What we put right first")
+            expect(remedies.locator("h2")).to_have_text(
+                "Remedy: what we put right first, whatever the customer chooses"
+            )
+            expect(remedies.locator(".description")).to_contain_text("Given once per incident")
             page.get_by_role("button", name="Add another Remedy").click()
             expect(page.locator("#id_remedies-0-kind option:not([value=''])")).to_have_count(5)
             page.select_option("#id_remedies-0-kind", OfferKind.REFUND.value)

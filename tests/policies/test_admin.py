@@ -240,8 +240,9 @@ def test_add_page_explains_the_remedy_before_the_offers_and_offers_only_its_kind
     assert data["remedies-TOTAL_FORMS"] == "0"  # most policies need none; "Add another" adds one
     assert data["placement"] == Placement.RANKED
     assert content.index('id="remedies-group"') < content.index('id="offers-group"')
-    assertContains(response, "What we put right first, whatever the customer chooses")
-    assertContains(response, "never ranked, never limited by budgets")
+    heading = "Remedy: what we put right first, whatever the customer chooses"
+    assertContains(response, f'<h2 id="remedies-heading" class="inline-heading">{heading}</h2>', html=True)
+    assertContains(response, "Given once per incident with its first recorded outcome, never ranked, never limited by")
     assertContains(response, "a manager approves it when it costs more than the agent may give")
     kinds = [value for value, _label in inline_formset(response, "remedies").empty_form.fields["kind"].choices]
     assert [k for k in kinds if k] == list(REMEDY_KINDS)
