@@ -211,7 +211,7 @@ class PolicyAdmin(InvalidFormIsBadRequest, admin.ModelAdmin):
         "slug",
         "active",
         "priority",
-        "placement",
+        "placement_code",
         "category_list",
         "escalate",
         "version",
@@ -289,6 +289,10 @@ class PolicyAdmin(InvalidFormIsBadRequest, admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Policy]:
         return super().get_queryset(request).prefetch_related("categories")
+
+    @admin.display(description="placement", ordering="placement")
+    def placement_code(self, obj: Policy) -> str:
+        return obj.placement  # "ranked" or "lead": the choices' labels are sentences, too long for a column
 
     @admin.display(description="categories")
     def category_list(self, obj: Policy) -> str:

@@ -619,6 +619,8 @@ def test_changelist_shows_the_policy_columns(admin_client: Any, listed_policies:
     assertContains(response, '<td class="field-monthly_cap">500.00</td>', html=True)
     assertContains(response, '<td class="field-per_customer_cap_30d">50.00</td>', html=True)
     assertContains(response, '<td class="field-priority">80</td>', html=True)
+    assertContains(response, '<td class="field-placement_code">ranked</td>', html=True)
+    assertContains(response, '<td class="field-placement_code">lead</td>', html=True)
     assertContains(response, 'alt="False"')  # the inactive policy's icon
     # Highest priority first.
     assert [p.slug for p in response.context["cl"].result_list] == ["late-credit", "goodwill"]
