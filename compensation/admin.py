@@ -15,6 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 
+from compensation.engine_types import RemedyItem
 from compensation.errors import ApplicationError
 from compensation.models import (
     Coupon,
@@ -143,7 +144,19 @@ class OfferSetAdmin(ReadOnlyAdmin):
             "currency": settings.DEFAULT_CURRENCY,
             "opts": self.model._meta,
         }
+        if result is not None:
+            context.update(_preview_remedy(result.remedy))
+            context["policies_not_offered"] = [entry for entry in result.not_offered if entry.offer is None]
+            context["offers_not_shown"] = [entry for entry in result.not_offered if entry.offer is not None]
         return TemplateResponse(request, "admin/compensation/try.html", context)
+
+
+def _preview_remedy(remedy: list[RemedyItem]) -> dict[str, Any]:
+    """The remedy's summed cost and whether an agent would need a manager's approval to give it."""
+    cost = sum((item.candidate.estimated_cost for item in remedy), Decimal("0"))
+    limit = settings.AGENT_APPROVAL_LIMIT
+    asked = any(item.candidate.offer.requires_approval for item in remedy)
+    return {"remedy_cost": cost, "approval_limit": limit, "remedy_over_limit": cost > limit, "remedy_asks": asked}
 
 
 @admin.register(Customer)

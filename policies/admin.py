@@ -8,13 +8,48 @@ import yaml
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
 from policies.choices import Fault, Tier
 from policies.conditions import CONDITION_NAMES
-from policies.models import Category, OfferTemplate, Perk, Policy, PolicyVersion
+from policies.models import Category, OfferTemplate, Perk, Policy, PolicyVersion, RemedyTemplate
 from policies.services import policy_duplicate, policy_set_active, policy_version_record
+
+
+class InvalidFormIsBadRequest:
+    """An add or change form posted with errors answers 400, still rendering the form and its errors.
+
+    A browser shows the page as before; a script, a test or a proxy log sees that nothing was saved.
+    """
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        response = super().changeform_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
+        if (
+            request.method == "POST"
+            and isinstance(response, TemplateResponse)
+            and (response.context_data or {}).get("errors")
+        ):
+            response.status_code = 400
+        return response
+
+
+def titled_filter(title: str) -> type[admin.ChoicesFieldListFilter]:
+    """A choices filter with its own title, for two related fields of the same name (offer kind, remedy kind)."""
+
+    class TitledChoicesFilter(admin.ChoicesFieldListFilter):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.title = title
+
+    return TitledChoicesFilter
 
 
 class TagListField(forms.CharField):
@@ -68,6 +103,7 @@ class PolicyAdminForm(forms.ModelForm):
             "description",
             "active",
             "priority",
+            "placement",
             "valid_from",
             "valid_until",
             "categories",
@@ -82,8 +118,34 @@ class PolicyAdminForm(forms.ModelForm):
         ]
 
 
-class OfferTemplateInline(admin.StackedInline):
-    model = OfferTemplate
+class RemedyTemplateForm(forms.ModelForm):
+    class Meta:
+        model = RemedyTemplate
+        fields = [
+            "kind",
+            "order",
+            "title",
+            "message",
+            "value",
+            "max_amount",
+            "cost",
+            "expires_in_days",
+            "requires_approval",
+        ]
+        help_texts = {
+            "value": "Percent of the order (0–100) for a refund; an amount for credit, shipping, replacement and "
+            "gift. Required.",
+            "max_amount": "Cap on what a refund may be worth (optional); leave empty for the other kinds.",
+            "expires_in_days": "How long a credit stays usable. Empty: no expiry.",
+            "requires_approval": "A manager must approve the remedy before it is given, whatever it costs.",
+        }
+
+
+class OrderedStackedInline(admin.StackedInline):
+    """A stacked inline of a policy's offers or remedies, with a description under its heading."""
+
+    template = "admin/edit_inline/stacked_described.html"
+    description = ""
     extra = 0
     ordering = ["order", "pk"]
     fieldsets = [
@@ -93,6 +155,25 @@ class OfferTemplateInline(admin.StackedInline):
             {"fields": [("value", "max_amount", "cost"), ("expires_in_days", "requires_approval")]},
         ),
     ]
+
+
+class RemedyTemplateInline(OrderedStackedInline):
+    model = RemedyTemplate
+    form = RemedyTemplateForm
+    description = (
+        "A double charge is refunded, a broken item replaced, whatever the customer then picks from the options. "
+        "Given once per incident with its first recorded outcome, never ranked, never limited by budgets (nor "
+        "counted against them); a manager approves it when it costs more than the agent may give. Kinds: refund, "
+        "fixed credit, free shipping, expedited replacement, gift. Most policies need none."
+    )
+
+
+class OfferTemplateInline(OrderedStackedInline):
+    model = OfferTemplate
+    description = (
+        "The options the agent offers, as a, b or c: ranked by score with every other applying policy's "
+        "offers, and left out when the policy's budget cannot cover them."
+    )
 
     def get_extra(self, request: HttpRequest, obj: Policy | None = None, **kwargs: Any) -> int:
         return 1 if obj is None else 0
@@ -123,13 +204,14 @@ class PolicyVersionInline(admin.TabularInline):
 
 
 @admin.register(Policy)
-class PolicyAdmin(admin.ModelAdmin):
+class PolicyAdmin(InvalidFormIsBadRequest, admin.ModelAdmin):
     form = PolicyAdminForm
     list_display = [
         "name",
         "slug",
         "active",
         "priority",
+        "placement_code",
         "category_list",
         "escalate",
         "version",
@@ -138,12 +220,20 @@ class PolicyAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     list_display_links = ["name", "slug"]
-    list_filter = ["active", "escalate", "categories", "offers__kind"]
-    search_fields = ["name", "slug", "description", "offers__title"]
+    list_filter = [
+        "active",
+        "placement",
+        "escalate",
+        "categories",
+        ("offers__kind", titled_filter("offer kind")),
+        ("remedies__kind", titled_filter("remedy kind")),
+    ]
+    search_fields = ["name", "slug", "description", "offers__title", "remedies__title"]
     ordering = ["-priority", "pk"]
     filter_horizontal = ["categories"]
     readonly_fields = ["version", "created_at", "updated_at"]
-    inlines = [OfferTemplateInline, PolicyVersionInline]
+    inlines = [RemedyTemplateInline, OfferTemplateInline, PolicyVersionInline]
+    radio_fields = {"placement": admin.VERTICAL}
     actions = ["activate", "deactivate", "duplicate"]
     save_on_top = True
     fieldsets = [
@@ -154,6 +244,7 @@ class PolicyAdmin(admin.ModelAdmin):
                     ("name", "slug"),
                     "description",
                     ("active", "priority"),
+                    "placement",
                     ("valid_from", "valid_until"),
                     ("version", "updated_at"),
                 ]
@@ -199,6 +290,10 @@ class PolicyAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Policy]:
         return super().get_queryset(request).prefetch_related("categories")
 
+    @admin.display(description="placement", ordering="placement")
+    def placement_code(self, obj: Policy) -> str:
+        return obj.placement  # "ranked" or "lead": the choices' labels are sentences, too long for a column
+
     @admin.display(description="categories")
     def category_list(self, obj: Policy) -> str:
         slugs = [c.slug for c in obj.categories.all()]
@@ -206,7 +301,7 @@ class PolicyAdmin(admin.ModelAdmin):
 
     def get_inlines(self, request: HttpRequest, obj: Policy | None) -> list:
         # A policy being added has no history yet.
-        return [OfferTemplateInline] if obj is None else [OfferTemplateInline, PolicyVersionInline]
+        return self.inlines if obj is not None else [i for i in self.inlines if i is not PolicyVersionInline]
 
     def get_fieldsets(self, request: HttpRequest, obj: Policy | None = None) -> list:
         if obj is not None:
@@ -215,8 +310,8 @@ class PolicyAdmin(admin.ModelAdmin):
         return [(None, first), *self.fieldsets[1:]]
 
     def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset: Any, change: bool) -> None:
-        if formset.model is OfferTemplate:
-            # Offers added without an explicit order go after the existing ones, in the order shown.
+        if formset.model in (OfferTemplate, RemedyTemplate):
+            # Offers (remedies) added without an explicit order go after the existing ones, in the order shown.
             kept = [f.instance for f in formset.forms if f.instance.pk and f not in formset.deleted_forms]
             next_order = max((o.order for o in kept), default=-1) + 1
             for offer_form in formset.forms:
@@ -253,7 +348,7 @@ class PolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Category)
-class CategoryAdmin(admin.ModelAdmin):
+class CategoryAdmin(InvalidFormIsBadRequest, admin.ModelAdmin):
     list_display = ["slug", "name", "active", "policy_count"]
     list_filter = ["active"]
     search_fields = ["slug", "name", "description"]
@@ -267,7 +362,7 @@ class CategoryAdmin(admin.ModelAdmin):
 
 
 @admin.register(Perk)
-class PerkAdmin(admin.ModelAdmin):
+class PerkAdmin(InvalidFormIsBadRequest, admin.ModelAdmin):
     form = PerkAdminForm
     list_display = ["name", "slug", "tag_list", "cost", "active"]
     list_filter = ["active"]

@@ -19,8 +19,8 @@ from django.urls import reverse
 from django.utils.text import capfirst
 from pytest_django.asserts import assertContains, assertNotContains
 
-from policies.choices import OfferKind
-from policies.models import Category, OfferTemplate, Perk, Policy, PolicyVersion
+from policies.choices import REMEDY_KINDS, OfferKind, Placement
+from policies.models import Category, OfferTemplate, Perk, Policy, PolicyVersion, RemedyTemplate
 from policies.services import policy_version_record
 from tests.factories import CategoryFactory, OfferTemplateFactory, PerkFactory, PolicyFactory
 
@@ -96,9 +96,9 @@ class _FormFields(HTMLParser):
             self._textarea = None
 
 
-def page_form(response: Any, form_id: str) -> FormData:
+def page_form(response: Any, form_id: str, status: int = 200) -> FormData:
     """The form's fields as the test client posts them; the JavaScript-only ``__prefix__`` template is left out."""
-    assert response.status_code == 200
+    assert response.status_code == status
     parser = _FormFields(form_id)
     parser.feed(response.content.decode())
     assert parser.fields, f"no form #{form_id} on the page"
@@ -124,6 +124,38 @@ def offer_fields(index: int, **values: Any) -> FormData:
     }
     fields.update({key: str(value) for key, value in values.items()})
     return {f"offers-{index}-{key}": value for key, value in fields.items()}
+
+
+def remedy_fields(index: int, **values: Any) -> FormData:
+    """One remedy inline form as a browser's "Add another Remedy" sends it (the order left at 0)."""
+    fields: FormData = {
+        "kind": "",
+        "order": "0",
+        "title": "",
+        "message": "",
+        "value": "",
+        "max_amount": "",
+        "cost": "",
+        "expires_in_days": "",
+        "id": "",
+    }
+    fields.update({key: str(value) for key, value in values.items()})
+    return {f"remedies-{index}-{key}": value for key, value in fields.items()}
+
+
+def inline_formset(response: Any, prefix: str) -> Any:
+    """The rendered inline formset with this prefix (offers, remedies, versions)."""
+    formsets = {inline.formset.prefix: inline.formset for inline in response.context["inline_admin_formsets"]}
+    return formsets[prefix]
+
+
+def nothing_written() -> bool:
+    return not (
+        Policy.objects.exists()
+        or OfferTemplate.objects.exists()
+        or RemedyTemplate.objects.exists()
+        or PolicyVersion.objects.exists()
+    )
 
 
 def form_errors(response: Any) -> Any:
@@ -198,6 +230,22 @@ def test_add_page_has_one_empty_offer_and_no_history_yet(admin_client: Any) -> N
     assert data["offers-INITIAL_FORMS"] == "0"
     assert "versions-TOTAL_FORMS" not in data  # a new policy has no history
     assert "Version history" not in response.content.decode()
+
+
+def test_add_page_explains_the_remedy_before_the_offers_and_offers_only_its_kinds(admin_client: Any) -> None:
+    response = admin_client.get(policy_url("add"))
+    data = page_form(response, "policy_form")
+    content = response.content.decode()
+
+    assert data["remedies-TOTAL_FORMS"] == "0"  # most policies need none; "Add another" adds one
+    assert data["placement"] == Placement.RANKED
+    assert content.index('id="remedies-group"') < content.index('id="offers-group"')
+    heading = "Remedy: what we put right first, whatever the customer chooses"
+    assertContains(response, f'<h2 id="remedies-heading" class="inline-heading">{heading}</h2>', html=True)
+    assertContains(response, "Given once per incident with its first recorded outcome, never ranked, never limited by")
+    assertContains(response, "a manager approves it when it costs more than the agent may give")
+    kinds = [value for value, _label in inline_formset(response, "remedies").empty_form.fields["kind"].choices]
+    assert [k for k in kinds if k] == list(REMEDY_KINDS)
 
 
 def test_policy_created_in_the_admin_has_its_offers_and_version_1(
@@ -313,16 +361,13 @@ def test_invalid_offer_on_add_shows_the_error_and_saves_nothing(
 
     response = admin_client.post(policy_url("add"), data)
 
-    assert response.status_code == 200  # the form again, not a redirect
-    assertContains(response, message)
-    assertContains(response, "Please correct the error")
-    offer_formset = response.context["inline_admin_formsets"][0].formset
-    assert offer_formset.prefix == "offers"
+    # The form again with its errors, as 400 Bad Request: not a redirect, nothing saved.
+    assertContains(response, message, status_code=400)
+    assertContains(response, "Please correct the error", status_code=400)
+    offer_formset = inline_formset(response, "offers")
     assert offer_formset.errors[0] == {}
     assert any(message in error for error in offer_formset.errors[1][field])
-    assert not Policy.objects.exists()
-    assert not OfferTemplate.objects.exists()
-    assert not PolicyVersion.objects.exists()
+    assert nothing_written()
 
 
 @pytest.mark.parametrize(("offer", "field", "message"), INVALID_OFFERS)
@@ -336,8 +381,7 @@ def test_invalid_offer_on_change_shows_the_error_and_keeps_the_policy(
 
     response = admin_client.post(url, data)
 
-    assert response.status_code == 200
-    assertContains(response, message)
+    assertContains(response, message, status_code=400)
     admin_policy.refresh_from_db()
     assert admin_policy.priority == 70
     assert admin_policy.version == 1
@@ -351,11 +395,148 @@ def test_invalid_policy_field_shows_the_error_and_saves_nothing(admin_client: An
 
     response = admin_client.post(policy_url("add"), data)
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     errors = response.context["adminform"].form.errors
     assert errors["severity_max"] == ["must be at least severity_min (4), got 2"]
     assert errors["priority"] == ["must be between 0 and 100, got 150"]
     assert not Policy.objects.exists()
+
+
+# --- Remedy and placement ----------------------------------------------------------------
+
+
+def billing_error_form(client: Any, category: Category) -> FormData:
+    """The add form of a lead policy that refunds the double charge first, then offers a credit."""
+    data = late_delivery_form(client, category)
+    data.update({"name": "Double charge refund", "slug": "double-charge-refund", "placement": Placement.LEAD})
+    data.update(
+        remedy_fields(
+            0,
+            kind=OfferKind.REFUND,
+            title="Your {money} back",
+            message="{first_name}, I've refunded the full {money} to your card.",
+            value="100",
+            max_amount="800.00",
+        )
+    )
+    data.update(remedy_fields(1, kind=OfferKind.FREE_SHIPPING, title="Free shipping on us", value="6.00"))
+    data["remedies-TOTAL_FORMS"] = "2"
+    return data
+
+
+def test_policy_with_a_remedy_created_and_edited_in_the_admin_is_versioned(
+    admin_client: Any, late_delivery: Category
+) -> None:
+    response = admin_client.post(policy_url("add"), billing_error_form(admin_client, late_delivery), follow=True)
+
+    assert response.redirect_chain, form_errors(response)
+    assert "Saved as version 1." in messages_of(response)
+    policy = Policy.objects.get(slug="double-charge-refund")
+    assert policy.placement == Placement.LEAD
+    remedies = list(policy.remedies.order_by("order"))
+    assert [r.order for r in remedies] == [0, 1]  # both posted as 0, numbered in the order shown
+    assert [(r.kind, r.value, r.max_amount) for r in remedies] == [
+        (OfferKind.REFUND, Decimal("100.00"), Decimal("800.00")),
+        (OfferKind.FREE_SHIPPING, Decimal("6.00"), None),
+    ]
+    assert remedies[0].message == "{first_name}, I've refunded the full {money} to your card."
+    assert policy.offers.count() == 2  # the offers are kept apart from the remedy
+    version = policy.versions.get()
+    assert version.snapshot["placement"] == "lead"
+    assert [(r["kind"], r["title"]) for r in version.snapshot["remedy"]] == [
+        ("refund", "Your {money} back"),
+        ("free_shipping", "Free shipping on us"),
+    ]
+
+    url = policy_url("change", policy.pk)
+    data = page_form(admin_client.get(url), "policy_form")
+    assert data["remedies-INITIAL_FORMS"] == "2"
+    assert data["remedies-0-value"] == "100.00"
+    data["remedies-0-value"] = "50"
+    data["remedies-1-DELETE"] = "on"
+    response = admin_client.post(url, data, follow=True)
+
+    assert "Saved as version 2." in messages_of(response)
+    assert list(policy.remedies.values_list("kind", "value")) == [(OfferKind.REFUND, Decimal("50.00"))]
+    changes = policy.versions.get(number=2).changes
+    assert "remedy[0].value: 100.00 → 50.00" in changes
+    assert "remedy[1].kind: 'free_shipping' → (none)" in changes
+
+
+def test_changing_the_placement_in_the_admin_is_a_new_version(admin_client: Any, admin_policy: Policy) -> None:
+    url = policy_url("change", admin_policy.pk)
+    data = page_form(admin_client.get(url), "policy_form")
+    data["placement"] = Placement.LEAD
+
+    response = admin_client.post(url, data)
+
+    assert response.status_code == 302, form_errors(response)
+    admin_policy.refresh_from_db()
+    assert admin_policy.placement == Placement.LEAD
+    assert admin_policy.versions.get(number=2).changes == ["placement: 'ranked' → 'lead'"]
+
+
+INVALID_REMEDIES = [
+    pytest.param(
+        {"kind": OfferKind.ESCALATION, "title": "A senior manager will call you", "cost": "25"},
+        "kind",
+        id="escalation",
+    ),
+    pytest.param({"kind": OfferKind.PERSONALIZED_PERK, "title": "{perk_name} on us"}, "kind", id="personalized-perk"),
+    pytest.param(
+        {"kind": OfferKind.PERCENT_DISCOUNT, "title": "{value}% off", "value": "15", "max_amount": "30"},
+        "kind",
+        id="percent-discount",
+    ),
+    pytest.param({"kind": OfferKind.REFUND, "title": "Your {money} back"}, "value", id="refund-without-value"),
+    pytest.param({"kind": OfferKind.FIXED_CREDIT, "title": "{money} credit"}, "value", id="credit-without-value"),
+]
+
+
+@pytest.mark.parametrize(("remedy", "field"), INVALID_REMEDIES)
+def test_invalid_remedy_on_add_is_400_and_saves_nothing(
+    admin_client: Any, late_delivery: Category, remedy: FormData, field: str
+) -> None:
+    data = billing_error_form(admin_client, late_delivery)
+    data.update(remedy_fields(1, **remedy))
+
+    response = admin_client.post(policy_url("add"), data)
+
+    assertContains(response, "Please correct the error", status_code=400)
+    remedy_formset = inline_formset(response, "remedies")
+    assert remedy_formset.errors[0] == {}
+    assert remedy_formset.errors[1][field], remedy_formset.errors
+    assert list(remedy_formset.errors[1]) == [field]
+    page_form(response, "policy_form", status=400)  # the whole form is shown again, to correct
+    assert nothing_written()
+
+
+def test_invalid_remedy_on_change_is_400_and_keeps_the_policy(admin_client: Any, admin_policy: Policy) -> None:
+    url = policy_url("change", admin_policy.pk)
+    data = page_form(admin_client.get(url), "policy_form")
+    data["priority"] = "90"
+    data.update(remedy_fields(0, kind=OfferKind.ESCALATION, title="A senior manager will call you", cost="25"))
+    data["remedies-TOTAL_FORMS"] = "1"
+
+    response = admin_client.post(url, data)
+
+    assert response.status_code == 400
+    assert inline_formset(response, "remedies").errors[0]["kind"]
+    admin_policy.refresh_from_db()
+    assert (admin_policy.priority, admin_policy.version, admin_policy.versions.count()) == (70, 1, 1)
+    assert not RemedyTemplate.objects.exists()
+
+
+def test_bad_placement_is_400_and_saves_nothing(admin_client: Any, late_delivery: Category) -> None:
+    data = billing_error_form(admin_client, late_delivery)
+    data["placement"] = "first"
+
+    response = admin_client.post(policy_url("add"), data)
+
+    assert response.status_code == 400
+    assert response.context["adminform"].form.errors["placement"]
+    assertContains(response, "first is not one of the available choices", status_code=400)
+    assert nothing_written()
 
 
 # --- The change page ---------------------------------------------------------------------
@@ -400,7 +581,15 @@ def listed_policies(db: None) -> dict[str, Any]:
         OfferTemplateFactory(
             policy=credit, kind=OfferKind.PERCENT_DISCOUNT, title=title, value=value, max_amount=max_amount
         )
-    goodwill = PolicyFactory(name="Goodwill escalation", slug="goodwill", priority=10, active=False, escalate=True)
+    RemedyTemplate.objects.create(policy=credit, kind=OfferKind.FREE_SHIPPING, title="Your shipping back", value=6)
+    goodwill = PolicyFactory(
+        name="Goodwill escalation",
+        slug="goodwill",
+        priority=10,
+        active=False,
+        escalate=True,
+        placement=Placement.LEAD,
+    )
     OfferTemplateFactory(
         policy=goodwill, kind=OfferKind.ESCALATION, title="A senior manager will call you", value=None, cost=25
     )
@@ -414,7 +603,15 @@ def test_changelist_shows_the_policy_columns(admin_client: Any, listed_policies:
 
     assert response.status_code == 200
     headers = [capfirst(str(h["text"])) for h in result_headers(response.context["cl"])]
-    for header in ["Active", "Priority", "Categories", "Version", "Monthly budget", "Per-customer cap (30 days)"]:
+    for header in [
+        "Active",
+        "Priority",
+        "Placement",
+        "Categories",
+        "Version",
+        "Monthly budget",
+        "Per-customer cap (30 days)",
+    ]:
         assert header in headers
     assertContains(response, '<td class="field-category_list">damaged_item, late_delivery</td>', html=True)
     assertContains(response, '<td class="field-category_list">any</td>', html=True)
@@ -422,6 +619,8 @@ def test_changelist_shows_the_policy_columns(admin_client: Any, listed_policies:
     assertContains(response, '<td class="field-monthly_cap">500.00</td>', html=True)
     assertContains(response, '<td class="field-per_customer_cap_30d">50.00</td>', html=True)
     assertContains(response, '<td class="field-priority">80</td>', html=True)
+    assertContains(response, '<td class="field-placement_code">ranked</td>', html=True)
+    assertContains(response, '<td class="field-placement_code">lead</td>', html=True)
     assertContains(response, 'alt="False"')  # the inactive policy's icon
     # Highest priority first.
     assert [p.slug for p in response.context["cl"].result_list] == ["late-credit", "goodwill"]
@@ -450,6 +649,10 @@ def test_changelist_queries_do_not_grow_with_policies(
         # Two matching offers, one row.
         pytest.param(lambda o: {"offers__kind__exact": "percent_discount"}, ["late-credit"], id="offer-kind"),
         pytest.param(lambda o: {"offers__kind__exact": "refund"}, [], id="offer-kind-none"),
+        pytest.param(lambda o: {"remedies__kind__exact": "free_shipping"}, ["late-credit"], id="remedy-kind"),
+        pytest.param(lambda o: {"remedies__kind__exact": "refund"}, [], id="remedy-kind-none"),
+        pytest.param(lambda o: {"placement__exact": "lead"}, ["goodwill"], id="placement"),
+        pytest.param(lambda o: {"q": "shipping back"}, ["late-credit"], id="search-remedy-title"),
         pytest.param(lambda o: {"q": "goodwill"}, ["goodwill"], id="search-name"),
         pytest.param(lambda o: {"q": "late-credit"}, ["late-credit"], id="search-slug"),
         pytest.param(lambda o: {"q": "order"}, ["late-credit"], id="search-offer-title"),
@@ -464,6 +667,22 @@ def test_changelist_filters_and_search(
 
     assert response.status_code == 200  # an unknown lookup would redirect to ?e=1
     assert [p.slug for p in response.context["cl"].result_list] == expected
+
+
+def test_changelist_filters_name_offer_and_remedy_kinds_apart(
+    admin_client: Any, listed_policies: dict[str, Any]
+) -> None:
+    response = admin_client.get(policy_url("changelist"))
+
+    titles = [str(spec.title) for spec in response.context["cl"].filter_specs]
+    assert titles == [
+        "active",
+        "placement",
+        "escalate automatically",
+        "incident categories",
+        "offer kind",
+        "remedy kind",
+    ]
 
 
 # --- Actions -------------------------------------------------------------------------------
@@ -514,6 +733,9 @@ def test_duplicate_action_makes_inactive_copies_with_the_same_offers(
     assert list(copy.offers.values_list("kind", "title", "value")) == list(
         original.offers.values_list("kind", "title", "value")
     )
+    assert list(copy.remedies.values_list("kind", "title", "value")) == [
+        (OfferKind.FREE_SHIPPING, "Your shipping back", Decimal("6.00"))
+    ]
     original.refresh_from_db()
     assert original.version == 1
     assert original.offers.count() == 2
@@ -548,8 +770,7 @@ def test_category_slug_must_be_a_code(admin_client: Any) -> None:
 
     response = admin_client.post(url, data)
 
-    assert response.status_code == 200
-    assertContains(response, "use lowercase letters, digits")
+    assertContains(response, "use lowercase letters, digits", status_code=400)
     assert not Category.objects.exists()
 
 
@@ -606,8 +827,7 @@ def test_perk_tag_with_a_space_is_rejected(admin_client: Any) -> None:
 
     response = admin_client.post(url, data)
 
-    assert response.status_code == 200
-    assertContains(response, "tags are lowercase words without spaces (use - or _), got rock climbing")
+    assertContains(response, "tags are lowercase words without spaces (use - or _), got rock climbing", status_code=400)
     assert not Perk.objects.exists()
 
 
