@@ -28,6 +28,7 @@ from compensation.models import (
     OfferSet,
     Outcome,
     OutcomeSubmission,
+    Remedy,
 )
 from compensation.roles import Role, user_has_role
 from compensation.services.escalations import (
@@ -247,11 +248,33 @@ class FollowUpInline(admin.TabularInline):
 @admin.register(Outcome)
 class OutcomeAdmin(ReadOnlyAdmin):
     inlines = [FollowUpInline]
-    list_display = ["offer_set", "choice", "kind", "policy", "category", "cost", "satisfaction", "agent", "recorded_at"]
+    list_display = [
+        "offer_set",
+        "choice",
+        "kind",
+        "policy",
+        "category",
+        "cost",
+        "remedy_cost",
+        "satisfaction",
+        "agent",
+        "recorded_at",
+    ]
     list_filter = ["accepted", "kind", "category", "tier"]
     list_select_related = ["policy", "category", "agent"]
     search_fields = ["offer_set__id", "customer__external_id"]
     date_hierarchy = "recorded_at"
+
+
+@admin.register(Remedy)
+class RemedyAdmin(ReadOnlyAdmin):
+    """What incidents were owed put right, and where each stands (given, awaiting approval, rejected)."""
+
+    list_display = ["incident", "kind", "title", "estimated_cost", "status", "given_at", "policy_name", "customer"]
+    list_filter = ["status", "kind", "category"]
+    list_select_related = ["incident", "customer"]
+    search_fields = ["customer__external_id", "incident__external_ref", "title"]
+    date_hierarchy = "created_at"
 
 
 @admin.register(Coupon)

@@ -133,6 +133,9 @@ class RemedyTemplateForm(forms.ModelForm):
             "requires_approval",
         ]
         help_texts = {
+            "title": "One line the agent reads out, e.g. Your {money} back. Placeholders: {first_name}, "
+            "{customer_name}, {incident}, {value}, {amount}, {money}, {currency}, {ticket}, {repeat_count}, "
+            "{same_category_repeat_count}.",
             "value": "Percent of the order (0–100) for a refund; an amount for credit, shipping, replacement and "
             "gift. Required.",
             "max_amount": "Cap on what a refund may be worth (optional); leave empty for the other kinds.",

@@ -149,6 +149,8 @@ def offer_errors(
 ) -> Errors:
     """Rules that depend on the offer's kind (the README's "Offer kinds")."""
     errors: Errors = {}
+    if not kind:
+        return errors  # the field itself says it is required
     if kind not in OfferKind.values:
         _add(errors, "kind", f"unknown kind {kind!r}; allowed: {', '.join(OfferKind.values)}")
         return errors
@@ -185,7 +187,7 @@ def remedy_errors(
     cost: Decimal | None,
 ) -> Errors:
     """A remedy is an offer of one of the kinds that put something right."""
-    if kind not in REMEDY_KINDS:
+    if kind and kind not in REMEDY_KINDS:
         return {
             "kind": [
                 f"{kind!r} cannot be a remedy; a remedy puts right what went wrong: {', '.join(REMEDY_KINDS)} "

@@ -525,3 +525,16 @@ def test_an_empty_name_and_no_ticket_leave_no_placeholder_behind(manager: Any) -
 
     message = {o["kind"]: o for o in data["options"]}["percent_discount"]["message"]
     assert message == "there, ticket : incident 1, same kind 1. there"
+
+
+def test_the_admin_lists_remedies_and_the_outcomes_remedy_cost(manager: Any, capture: Any, admin_client: Any) -> None:
+    pack_import(document=billing_pack())
+    choose(manager, created(manager, body())["id"], "declined", capture)
+
+    remedies = admin_client.get("/admin/compensation/remedy/")
+    outcomes = admin_client.get("/admin/compensation/outcome/")
+
+    assert remedies.status_code == outcomes.status_code == 200
+    assert b"Your $300.00 back" in remedies.content
+    assert b'<td class="field-status">Given</td>' in remedies.content
+    assert b'<td class="field-remedy_cost">300.00</td>' in outcomes.content
