@@ -18,7 +18,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from compensation.errors import Conflict, ErrorCode, Gone, NotFound
-from compensation.models import FollowUp, Outcome
+from compensation.models import FollowUp, Outcome, Remedy
 
 logger = logging.getLogger("compensation")
 
@@ -52,6 +52,8 @@ def _render(follow_up: FollowUp) -> tuple[str, str]:
         "outcome": outcome,
         "offer": outcome.offer,
         "coupon": getattr(outcome, "coupon", None),
+        # What this outcome put right (given, or waiting for a manager's approval), before the choice.
+        "remedies": list(outcome.remedies.exclude(status=Remedy.Status.REJECTED).order_by("pk")),
         "feedback_url": feedback_url(follow_up) if follow_up.kind == FollowUp.Kind.SATISFACTION_CHECK else None,
         "feedback_days": settings.FEEDBACK_LINK_MAX_AGE_DAYS,
     }

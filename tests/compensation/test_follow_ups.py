@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import smtplib
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -15,12 +16,13 @@ from django.core import mail, signing
 from django.core.mail.backends.base import BaseEmailBackend
 from django.utils import timezone
 
-from compensation.models import FollowUp, Outcome
+from compensation.models import FollowUp, Outcome, Remedy
 from compensation.serializers import offer_set_input_validate
 from compensation.services.follow_ups import FEEDBACK_SALT, feedback_submit, feedback_token, follow_ups_send
 from compensation.services.offer_sets import OfferSetCreated, offer_set_create
 from compensation.services.outcomes import outcome_record, outcome_submit
 from policies.index import policy_index_get
+from policies.models import Policy
 
 pytestmark = pytest.mark.django_db
 
@@ -350,3 +352,44 @@ def test_feedback_submit_takes_the_time_it_is_given(check: FollowUp, now: Any) -
     answered = feedback_submit(token=feedback_token(check), satisfaction=4, comment="ok", now=now + timedelta(days=2))
 
     assert answered.responded_at == now + timedelta(days=2)
+
+
+def test_the_explanation_says_what_was_put_right_first(demo_pack: None, agent: Any, now: Any) -> None:
+    """The remedy given with the outcome is named; one waiting for a manager says so."""
+    outcome = recorded(agent, now, kind=None)
+    Remedy.objects.create(
+        incident=outcome.offer_set.incident,
+        customer=outcome.customer,
+        offer_set=outcome.offer_set,
+        kind="refund",
+        title="Your $80.00 back",
+        estimated_cost=Decimal("80.00"),
+        currency="USD",
+        policy=Policy.objects.first(),
+        policy_name="Any",
+        policy_version=1,
+        created_at=now,
+        category=outcome.category,
+        status=Remedy.Status.GIVEN,
+        outcome=outcome,
+    )
+    Remedy.objects.create(
+        incident=outcome.offer_set.incident,
+        customer=outcome.customer,
+        offer_set=outcome.offer_set,
+        kind="gift",
+        title="Flowers",
+        estimated_cost=Decimal("30.00"),
+        currency="USD",
+        policy=Policy.objects.first(),
+        policy_name="Any",
+        policy_version=1,
+        created_at=now,
+        category=outcome.category,
+        status=Remedy.Status.AWAITING_APPROVAL,
+        outcome=outcome,
+    )
+
+    follow_ups_send(now=now + EXPLANATION_AT)
+
+    assert "What we put right: Your $80.00 back; Flowers (a manager is confirming it)." in mail.outbox[0].body
