@@ -1189,3 +1189,26 @@ def test_of_two_lead_policies_of_equal_priority_the_older_leads():
 
     assert [(o.label, o.candidate.policy.id) for o in result.options] == [("a", 4), ("b", 1), ("c", 1)]
     assert result.options[0].reasons[-1].startswith("leads: policy 'Policy 4' was written for this case")
+
+
+def test_an_offer_of_the_leading_options_kind_says_the_option_leads():
+    lead = make_policy(make_offer("fixed_credit", value=D("1.00"), title="lead credit"), id=2, priority=10, lead=True)
+    generous = make_policy(make_offer("fixed_credit", value=D("30.00"), title="big credit"), id=1, priority=90)
+
+    result = run(generous, lead, explain=True)
+
+    assert [o.candidate.policy.id for o in result.options] == [2, 1]  # two candidates, one kind: both shown
+    three = make_policy(
+        make_offer("fixed_credit", value=D("25.00"), title="other credit"),
+        make_offer("gift", value=D("20.00")),
+        make_offer("free_shipping", value=D("20.00")),
+        id=3,
+        priority=80,
+    )
+    result = run(generous, lead, three, explain=True)
+    assert result.options[0].candidate.policy.id == 2
+    why = {n.offer.title: n.reason for n in result.not_offered if n.offer is not None}
+    assert why == {
+        "big credit": "same kind as option a, which leads: its policy was written for this case",
+        "other credit": "same kind as option a, which leads: its policy was written for this case",
+    }

@@ -96,7 +96,7 @@ kinds = st.sampled_from([*KINDS, "personalized_perk", "expedited_replacement"])
 tiers = st.sampled_from(TIERS)
 money_50000 = money(50_000)
 titles, messages = st.sampled_from(TITLES), st.sampled_from(MESSAGES)
-offer_counts, policy_counts = st.integers(1, 4), st.integers(1, 15)
+offer_counts, policy_counts, remedy_counts = st.integers(1, 4), st.integers(1, 15), st.integers(0, 2)
 perk_counts = st.integers(1, 5)
 priorities = st.integers(0, 100)
 faults = st.sampled_from(FAULTS)
@@ -203,6 +203,23 @@ def draw_offer(draw: st.DrawFn, offer_id: int, order: int) -> CompiledOffer:
     )
 
 
+def draw_remedy(draw: st.DrawFn, remedy_id: int, order: int) -> CompiledOffer:
+    """A remedy item: an offer of a kind that puts something right (README, "Remedy, lead placement and why not")."""
+    kind = draw(st.sampled_from(["refund", "fixed_credit", "free_shipping", "expedited_replacement", "gift"]))
+    value = draw(percents) if kind == "refund" else draw(money_300)
+    max_amount = draw(optional_money_500) if kind == "refund" else None
+    return make_offer(
+        kind,
+        id=remedy_id,
+        value=value,
+        max_amount=max_amount,
+        cost=draw(st.none() | money_300) if kind != "refund" else None,
+        title=draw(titles),
+        message=draw(messages),
+        order=order,
+    )
+
+
 def draw_choices(how: str, fact, every: list, drawn: frozenset) -> frozenset:
     """A set of choices that holds ``fact`` (just it at the edge), or fails it, or is empty (not set)."""
     if how == "unset":
@@ -281,6 +298,7 @@ def draw_policy(
     conditions, fails = draw_terms(draw, customer, facts)
     valid_from, valid_until = draw_validity(draw, days)
     offers = [draw_offer(draw, policy_id * 10 + i, i) for i in range(draw(offer_counts))]
+    remedies = [draw_remedy(draw, policy_id * 1000 + i, i) for i in range(draw(remedy_counts))]
     priority = draw(priorities)
     terms = {"valid_from": valid_from, "valid_until": valid_until, **conditions}
     policy = make_policy(
@@ -289,6 +307,8 @@ def draw_policy(
         priority=priority,
         **terms,
         escalate=draw(st.booleans()),
+        remedies=tuple(remedies),
+        lead=draw(one_in_four),
         generosity_per_severity=draw(per_severity),
         generosity_per_repeat=draw(per_repeat),
         generosity_per_1000_lifetime_value=draw(per_1000),
@@ -457,6 +477,11 @@ def prices(
     return priced
 
 
+def o_policy(world: dict, offer: CompiledOffer) -> int:
+    """The id of the policy an offer belongs to."""
+    return next(p.id for p in world["policies"] if offer in p.offers)
+
+
 def on_the_table(world: dict) -> list[CompiledOffer]:
     """The offers the engine must weigh: their policy applies, they have a value (a personalized perk only with a
     matched perk) and their estimated cost fits what the policy's month and this customer's cap have left."""
@@ -486,17 +511,28 @@ def test_options_keep_their_promises(world):
     policies = {p.id: p for p in world["policies"]}
     perks = {k.id: k for k in world["perks"]}
 
-    # At most three, labelled a, b, c in order, scores never increasing, three different offers.
+    # At most three, labelled a, b, c in order, scores never increasing (from b, when a leads), three different
+    # offers. A lead policy that applies and has an offer on the table gives option a: of several, the one of
+    # higher priority, then the older.
     labels = [o.label for o in result.options]
     assert labels == ["a", "b", "c"][: len(labels)]
+    table = on_the_table(world)
+    leading = [policies[pid] for pid in dict.fromkeys(o_policy(world, offer) for offer in table)]
+    leading = [p for p in leading if p.lead]
+    leader = min(leading, key=lambda p: (-p.priority, p.id), default=None)
     scores = [o.score for o in result.options]
-    assert scores == sorted(scores, reverse=True)
+    if leader is None:
+        assert scores == sorted(scores, reverse=True)
+        assert not any(any(r.startswith("leads: ") for r in o.reasons) for o in result.options)
+    else:
+        assert result.options[0].candidate.policy.id == leader.id
+        assert any(r.startswith(f"leads: policy {leader.name!r}") for r in result.options[0].reasons)
+        assert scores[1:] == sorted(scores[1:], reverse=True)
     assert all(o.score > 0 for o in result.options)
     assert len({o.candidate.offer.id for o in result.options}) == len(result.options)
 
     # Nothing missing: the options come from the offers on the table, as many as there are up to three, of as
     # many kinds as there are up to three; so with three offers or fewer on the table, every one is shown.
-    table = on_the_table(world)
     assert {o.candidate.offer.id for o in result.options} <= {offer.id for offer in table}
     assert len(result.options) == min(3, len(table))
     assert len({o.candidate.kind for o in result.options}) == min(3, len({offer.kind for offer in table}))
@@ -543,6 +579,28 @@ def test_options_keep_their_promises(world):
             assert f"{amount:.2f}" in option.title
         if "{currency}" in offer.title:
             assert CURRENCY in option.title
+
+    # Remedy: of every kind some applying policy lists, the item of the policy with the higher priority (then the
+    # older policy, then its first of that kind), priced as written (no generosity), whatever the budgets;
+    # a refund of nothing left out.
+    expected_remedy = {}
+    for policy in sorted(policies.values(), key=lambda p: (-p.priority, p.id)):
+        if applies(world["terms"][policy.id], customer, incident):
+            for remedy in policy.remedies:
+                priced = promised(remedy, D("1"), incident.order_value)
+                if remedy.kind not in expected_remedy and not (remedy.kind == "refund" and not priced[1]):
+                    expected_remedy[remedy.kind] = (policy.id, remedy.id, *priced)
+    assert {
+        item.candidate.kind: (
+            item.candidate.policy.id,
+            item.candidate.offer.id,
+            item.candidate.value,
+            item.candidate.amount,
+            item.candidate.estimated_cost,
+        )
+        for item in result.remedy
+    } == expected_remedy
+    assert len(result.remedy) == len(expected_remedy)
 
     # Escalations: exactly the policies that apply and escalate, whether or not they have an option.
     assert {p.id for p in result.escalating_policies} == {
