@@ -123,6 +123,16 @@ def test_a_severe_missed_delivery_that_cannot_be_undone_is_refunded_in_full(demo
     assert_speaks_to(data, "Maria", "Maria Gonzalez")
 
 
+def test_a_damaged_item_we_can_no_longer_replace_gets_its_money_back_not_a_replacement(
+    demo_pack: None, agent: Any
+) -> None:
+    data = offer_set(agent, MARIA, category="damaged_item", severity=5, correctable=False, order_value="250.00")
+
+    assert [(r["kind"], r["estimated_cost"]) for r in data["remedy"]] == [(OfferKind.REFUND, "250.00")]
+    corrected = offer_set(agent, MARIA, category="damaged_item", severity=5, correctable=True, order_value="250.00")
+    assert [r["kind"] for r in corrected["remedy"]] == [OfferKind.EXPEDITED_REPLACEMENT]
+
+
 # --- (c) The same mistake twice: the repeat-mistake policy leads, and says so ----------------------------
 
 

@@ -219,7 +219,7 @@ def test_the_satisfaction_check_carries_a_working_feedback_link(
     explanation, message = mail.outbox  # the explanation was due first
     assert FEEDBACK_LINK.search(explanation.body) is None
     assert message.subject == "Did we make it right?"
-    assert outcome.offer.title in message.body
+    assert f"; you chose: {outcome.offer.title}." in message.body  # the title starts a clause, capital and all
     link = FEEDBACK_LINK.search(message.body)
     assert link is not None, message.body
     assert f"{settings.FEEDBACK_LINK_MAX_AGE_DAYS} days" in message.body
