@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from django.conf import settings
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
@@ -25,7 +28,7 @@ from compensation.http import ResilientAnonRateThrottle
 from compensation.idempotency import IDEMPOTENCY_KEY_SCHEMA, idempotent
 from compensation.models import OfferSet
 from compensation.permissions import IsAgentOrManager, IsManager
-from compensation.roles import user_role
+from compensation.roles import Role, user_has_role, user_role
 from compensation.schema import ERROR, VALIDATION_ERROR
 from compensation.selectors import (
     escalation_list,
@@ -128,6 +131,7 @@ class OfferSetListCreateApi(GenericAPIView):
                 created.escalation,
                 not_offered=created.not_offered,
                 remedies=created.remedies,
+                approval_limit=approval_limit_of(request.user),
             )
             return Response(payload, status=status.HTTP_201_CREATED)
 
@@ -137,10 +141,10 @@ class OfferSetListCreateApi(GenericAPIView):
     def get(self, request: Request) -> Response:
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
-        return self.get_paginated_response([_stored_payload(offer_set) for offer_set in page])
+        return self.get_paginated_response([_stored_payload(offer_set, request.user) for offer_set in page])
 
 
-def _stored_payload(offer_set) -> dict:
+def _stored_payload(offer_set, user) -> dict:
     return offer_set_payload(
         offer_set,
         list(offer_set.offers.all()),
@@ -148,7 +152,13 @@ def _stored_payload(offer_set) -> dict:
         not_offered=offer_set.not_offered or None,
         submission=offer_set_submission(offer_set),
         remedies=list(offer_set.incident.remedies.all()),
+        approval_limit=approval_limit_of(user),
     )
+
+
+def approval_limit_of(user) -> Decimal | None:
+    """The most this user may give without a manager's approval; None for a manager."""
+    return None if user_has_role(user, Role.MANAGER) else settings.AGENT_APPROVAL_LIMIT
 
 
 class OfferSetDetailApi(APIView):
@@ -159,7 +169,7 @@ class OfferSetDetailApi(APIView):
     @extend_schema(responses={200: OfferSetOutputSerializer, 403: ERROR, 404: ERROR})
     def get(self, request: Request, offer_set_id: str) -> Response:
         offer_set = get_object_or_404(offer_set_visible_to(request.user), pk=offer_set_id)
-        return Response(_stored_payload(offer_set))
+        return Response(_stored_payload(offer_set, request.user))
 
 
 # --- Outcomes ------------------------------------------------------------------------------

@@ -159,9 +159,11 @@ DEFAULT_MESSAGE = "{customer_name}, I'm sorry about the {incident}: {title}"
 
 
 def first_name(name: str) -> str:
-    """The first word of the posted name; "there" without one ("there, ..." as v1's {customer_name})."""
+    """The first word of the posted name, without the comma of "Lopez, Maria"; "there" without one
+    ("there, ..." as v1's {customer_name})."""
     words = name.split()
-    return words[0] if words else "there"
+    first = words[0].rstrip(",;:") if words else ""
+    return first or "there"
 
 
 def render(
@@ -215,6 +217,15 @@ def _perk_missing(index: PolicyIndex, customer: CustomerFacts, spending: Spendin
     given_on = spending.recent_perk_dates.get(perk.id)
     when = f"on {given_on.isoformat()}" if given_on is not None else "recently"
     return f"the matching perk {perk.name!r} was given to this customer {when}"
+
+
+def remedy_needs_approval(items: Iterable[tuple[Decimal, bool]], approval_limit: Decimal | None) -> bool:
+    """Whether a remedy waits for a manager: its items' summed cost passes the limit, or an item asks for
+    approval (``items``: each item's cost and ``requires_approval``). ``approval_limit`` None: never (managers)."""
+    if approval_limit is None:
+        return False
+    costs_and_asks = list(items)
+    return any(asks for _, asks in costs_and_asks) or sum((c for c, _ in costs_and_asks), ZERO) > approval_limit
 
 
 # --- The whole computation ---------------------------------------------------------------
@@ -295,7 +306,12 @@ def compute_options(
             if why is not None:
                 excluded = excluded or why
                 if explain:
-                    not_offered.append(NotOffered(policy, why, offer))
+                    title = (
+                        render(offer.title, candidate, customer, incident, currency, locale=money_locale)
+                        if candidate
+                        else ""
+                    )
+                    not_offered.append(NotOffered(policy, why, offer, title))
                 continue
             candidates.append(candidate)
             produced += 1
@@ -344,7 +360,12 @@ def compute_options(
         not_offered.extend(dropped)
         shown_offers = {id(item.candidate) for item in chosen}
         not_offered.extend(
-            NotOffered(item.candidate.policy, ranking.why_not_shown(item, chosen), item.candidate.offer)
+            NotOffered(
+                item.candidate.policy,
+                ranking.why_not_shown(item, chosen),
+                item.candidate.offer,
+                render(item.candidate.offer.title, item.candidate, customer, incident, currency, locale=money_locale),
+            )
             for item in sorted(scored, key=lambda s: s.sort_key)
             if id(item.candidate) not in shown_offers
         )

@@ -94,6 +94,11 @@ class NotOffered:
     policy: CompiledPolicy
     reason: str
     offer: CompiledOffer | None = None
+    title: str = ""  # the offer's title as it would have read, when it could be priced; else its template
+
+    @property
+    def offer_title(self) -> str:
+        return self.title or (self.offer.title if self.offer is not None else "")
 
 
 @dataclass(frozen=True, slots=True)

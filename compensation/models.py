@@ -409,8 +409,11 @@ class Outcome(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     cost = models.DecimalField(**MONEY, default=0)
-    remedy_cost = models.DecimalField(
-        **MONEY, default=0, help_text="What the remedies given with this outcome cost (after approval, if needed)."
+    remedy_cost = models.DecimalField(  # a sum of several amounts, so wider than one
+        max_digits=14,
+        decimal_places=2,
+        default=0,
+        help_text="What the remedies given with this outcome cost (after approval, if needed).",
     )
     currency = models.CharField(max_length=3)
     satisfaction = models.PositiveSmallIntegerField(null=True, blank=True)

@@ -7,6 +7,7 @@ the same shapes for the OpenAPI schema, and a test checks that they agree.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,6 +16,7 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework import serializers
 
+from compensation.engine import remedy_needs_approval
 from compensation.models import Escalation, Incident, Offer, OfferSet, OutcomeSubmission, Remedy
 from policies.choices import REMEDY_KIND_CHOICES, Fault, OfferKind, Tier
 from policies.index import PolicyIndex
@@ -225,6 +227,10 @@ class RemedyItemSerializer(serializers.Serializer):
     estimated_cost = serializers.CharField(help_text="decimal string; never charged to a budget")
     currency = serializers.CharField()
     policy = PolicyRefSerializer()
+    requires_approval = serializers.BooleanField(
+        help_text="not given yet, and a manager must approve it when you record the outcome (summed cost above "
+        "your limit, or its policy asks); the customer's choice is recorded meanwhile"
+    )
     given_at = serializers.DateTimeField(allow_null=True, help_text="null until given, once per incident")
 
 
@@ -338,7 +344,7 @@ def incident_payload(incident: Incident) -> dict[str, Any]:
     }
 
 
-def remedy_payload(remedy: Remedy) -> dict[str, Any]:
+def remedy_payload(remedy: Remedy, *, needs_approval: bool = False) -> dict[str, Any]:
     return {
         "kind": remedy.kind,
         "title": remedy.title,
@@ -348,12 +354,17 @@ def remedy_payload(remedy: Remedy) -> dict[str, Any]:
         "estimated_cost": money(remedy.estimated_cost),
         "currency": remedy.currency,
         "policy": {"id": remedy.policy_id, "name": remedy.policy_name, "version": remedy.policy_version},
+        "requires_approval": needs_approval and remedy.status != Remedy.Status.GIVEN,
         "given_at": iso(remedy.given_at),
     }
 
 
 def outcome_payload(
-    submission: OutcomeSubmission | None, offers: list[Offer], remedies: list[Remedy] = ()
+    submission: OutcomeSubmission | None,
+    offers: list[Offer],
+    remedies: Sequence[Remedy] = (),
+    *,
+    remedy_needs_approval: bool = False,
 ) -> dict[str, Any] | None:
     """The set's outcome: its live submission (or the last one rejected), with what recording added."""
     if submission is None:
@@ -372,7 +383,12 @@ def outcome_payload(
         "follow_up_due_at": iso(outcome.follow_up_due_at) if outcome is not None else None,
         "approval": submission.approval_id,
         "remedy": [
-            {**remedy_payload(remedy), "status": remedy.status, "approval": remedy.approval_id} for remedy in remedies
+            {
+                **remedy_payload(remedy, needs_approval=remedy_needs_approval),
+                "status": remedy.status,
+                "approval": remedy.approval_id,
+            }
+            for remedy in remedies
         ],
     }
 
@@ -404,10 +420,18 @@ def offer_set_payload(
     *,
     not_offered: list[dict[str, Any]] | None = None,
     submission: OutcomeSubmission | None = None,
-    remedies: list[Remedy] = (),
+    remedies: Sequence[Remedy] = (),
+    approval_limit: Decimal | None = None,
 ) -> dict[str, Any]:
-    """The set as shown; ``remedies`` are its incident's (those added by later sets of it are left out)."""
+    """The set as shown; ``remedies`` are its incident's (those added by later sets of it are left out).
+
+    ``approval_limit``: the reader's (None for a manager), to say whether the remedy not given yet would
+    wait for a manager's approval when they record the outcome.
+    """
     customer = offer_set.customer
+    shown = [r for r in remedies if r.created_at <= offer_set.created_at]
+    to_give = [(r.estimated_cost, r.requires_approval) for r in shown if r.status != Remedy.Status.GIVEN]
+    needs_approval = remedy_needs_approval(to_give, approval_limit)
     payload: dict[str, Any] = {
         "id": str(offer_set.id),
         "created_at": iso(offer_set.created_at),
@@ -420,10 +444,10 @@ def offer_set_payload(
             "interests": list(customer.interests or []),
         },
         "incident": incident_payload(offer_set.incident),
-        "remedy": [remedy_payload(r) for r in remedies if r.created_at <= offer_set.created_at],
+        "remedy": [remedy_payload(r, needs_approval=needs_approval) for r in shown],
         "options": [option_payload(offer) for offer in offers],
         "escalation": escalation_ref_payload(escalation),
-        "outcome": outcome_payload(submission, offers, remedies),
+        "outcome": outcome_payload(submission, offers, remedies, remedy_needs_approval=needs_approval),
     }
     if not_offered is not None:
         payload["not_offered"] = not_offered

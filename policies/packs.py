@@ -33,6 +33,7 @@ from policies.models import Category, OfferFields, OfferTemplate, Perk, Policy, 
 from policies.serialization import PackDict, policy_to_pack
 from policies.services import policy_set_active, policy_version_record
 
+_INVALID_CHOICE = re.compile(r"Value .* is not a valid choice\.")
 _GENERIC_REQUIRED = {"This field cannot be null.", "This field cannot be blank.", "This field is required."}
 
 
@@ -210,6 +211,8 @@ class _Reader:
             where = path if name == "__all__" else f"{path}.{paths.get(name, name)}"
             if where in unreadable:
                 continue
+            if len(messages) > 1:  # a rule's own message says more than Django's generic "not a valid choice"
+                messages = [m for m in messages if not _INVALID_CHOICE.fullmatch(m)]
             for message in messages:
                 self.error(where, "is required" if message in _GENERIC_REQUIRED else _lower_first(message))
 

@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
                 decimal_places=2,
                 default=0,
                 help_text="What the remedies given with this outcome cost (after approval, if needed).",
-                max_digits=12,
+                max_digits=14,
             ),
         ),
         migrations.CreateModel(

@@ -295,7 +295,7 @@ def not_offered_payload(result: EngineResult) -> list[dict[str, Any]]:
     for n in result.not_offered:
         entry: dict[str, Any] = {"policy": {"id": n.policy.id, "name": n.policy.name}}
         if n.offer is not None:
-            entry["offer"] = {"kind": n.offer.kind, "title": n.offer.title}
+            entry["offer"] = {"kind": n.offer.kind, "title": n.offer_title}
         entry["reason"] = n.reason
         entries.append(entry)
     return entries

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from compensation.engine import remedy_needs_approval
 from compensation.errors import BudgetExhausted, Conflict, ErrorCode, InvalidInput, NotFound
 from compensation.models import (
     AcceptanceStat,
@@ -553,9 +554,9 @@ def _remedies_to_give(outcomes: list[Outcome]) -> dict[int, list[Remedy]]:
 
 def _remedy_needs_approval(remedies: list[Remedy], outcome: Outcome) -> bool:
     """Above the agent's authority (summed), or asked by its policy; managers never need approval."""
-    total = sum((r.estimated_cost for r in remedies), Decimal("0"))
-    if total <= settings.AGENT_APPROVAL_LIMIT and not any(r.requires_approval for r in remedies):
-        return False
+    items = [(r.estimated_cost, r.requires_approval) for r in remedies]
+    if not remedy_needs_approval(items, settings.AGENT_APPROVAL_LIMIT):
+        return False  # (the role is read only when it matters)
     return not user_has_role(outcome.submission.submitted_by, Role.MANAGER)
 
 

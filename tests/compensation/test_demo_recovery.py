@@ -33,7 +33,18 @@ COMPENSATION = {
     OfferKind.ESCALATION,
 }
 BARE_MONEY = re.compile(r"(?<![$\d,.])\d+(?:,\d{3})*\.\d{2}\b")  # "46.00", not "$46.00"
-REMEDY_KEYS = {"kind", "title", "message", "value", "unit", "estimated_cost", "currency", "policy", "given_at"}
+REMEDY_KEYS = {
+    "kind",
+    "title",
+    "message",
+    "value",
+    "unit",
+    "estimated_cost",
+    "currency",
+    "policy",
+    "requires_approval",
+    "given_at",
+}
 
 
 @pytest.fixture

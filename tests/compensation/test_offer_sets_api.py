@@ -692,7 +692,7 @@ def test_options_are_empty_but_201_when_every_budget_is_spent(db: None, agent: A
     assert data["not_offered"] == [
         {
             "policy": {"id": policy.pk, "name": policy.name},
-            "offer": {"kind": "fixed_credit", "title": policy.offers.get().title},
+            "offer": {"kind": "fixed_credit", "title": "10.00 USD credit"},  # as it would have read
             "reason": "monthly budget has 0.00 left, fixed_credit costs 10.00",
         },
         {

@@ -27,7 +27,18 @@ pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/offer-sets/"
 ESCALATIONS = "/api/v1/escalations/"
-REMEDY_KEYS = {"kind", "title", "message", "value", "unit", "estimated_cost", "currency", "policy", "given_at"}
+REMEDY_KEYS = {
+    "kind",
+    "title",
+    "message",
+    "value",
+    "unit",
+    "estimated_cost",
+    "currency",
+    "policy",
+    "requires_approval",
+    "given_at",
+}
 
 
 def billing_pack(*, refund_max: str = "800.00", monthly_cap: str | None = None) -> dict[str, Any]:
@@ -125,6 +136,7 @@ def test_a_double_charge_gets_its_refund_first_and_three_compensation_choices(ag
             "estimated_cost": "300.00",
             "currency": "USD",
             "policy": {"id": policy.pk, "name": "Billing error refund", "version": 1},
+            "requires_approval": True,  # 300.00 is above the agents' limit of 100.00
             "given_at": None,
         }
     ]
@@ -261,10 +273,12 @@ def awaiting(agent: Any, capture: Any) -> dict[str, Any]:
 
 
 def test_a_remedy_above_the_agents_limit_waits_for_its_own_approval_while_the_choice_is_recorded(
-    agent: Any, awaiting: dict[str, Any]
+    agent: Any, manager: Any, awaiting: dict[str, Any]
 ) -> None:
     shown = detail(agent, awaiting["id"])
 
+    assert [r["requires_approval"] for r in shown["remedy"]] == [True]  # for the agent reading it
+    assert [r["requires_approval"] for r in detail(manager, awaiting["id"])["remedy"]] == [False]
     assert shown["outcome"]["status"] == "recorded"
     approval = Escalation.objects.get(kind="approval")
     assert [(r["status"], r["approval"]) for r in shown["outcome"]["remedy"]] == [("awaiting_approval", approval.pk)]
@@ -281,6 +295,7 @@ def test_an_approved_remedy_is_given(agent: Any, manager: Any, awaiting: dict[st
 
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "approved"
+    assert [r["requires_approval"] for r in detail(agent, awaiting["id"])["remedy"]] == [False]  # given now
     remedy = Remedy.objects.get()
     assert remedy.status == "given"
     assert remedy.given_at is not None
@@ -321,6 +336,7 @@ def test_a_manager_never_needs_approval_for_a_remedy(manager: Any, capture: Any)
 def test_a_remedy_within_the_agents_limit_needs_no_approval(agent: Any, capture: Any) -> None:
     pack_import(document=billing_pack())
     data = created(agent, body(order_value="60.00"))
+    assert [r["requires_approval"] for r in data["remedy"]] == [False]
 
     choose(agent, data["id"], "a", capture)
 

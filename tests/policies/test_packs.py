@@ -581,6 +581,15 @@ def test_a_document_of_the_wrong_shape_is_reported(document, expected):
     assert expected in import_errors(document)
 
 
+def test_a_remedy_of_another_kind_gets_one_error_that_says_what_a_remedy_may_be(pack):
+    pack["policies"][1]["remedy"] = [{"kind": "escalation", "title": "A call", "cost": "40.00"}]
+
+    errors = [e for e in import_errors(pack) if e.startswith("policies[1].remedy[0].kind")]
+
+    assert len(errors) == 1
+    assert "'escalation' cannot be a remedy" in errors[0]
+
+
 def test_a_v1_pack_imports_as_before_with_placement_ranked_and_no_remedy():
     import_policies(str(SMALL_PACK))
 
