@@ -290,31 +290,27 @@ def compute_options(
             candidate = candidate_for(
                 policy, offer, customer, incident, multiplier, perk_choice if perk_choice is not False else None
             )
-            why: str | None = None
             if candidate is None:
-                why = _perk_missing(index, customer, spending) if explain else ""
+                cap_words, left = "", ZERO
             elif month_left is not None and candidate.estimated_cost > month_left:
-                why = (
-                    f"monthly budget has {money(max(month_left, ZERO))} left, "
-                    f"{candidate.kind} costs {money(candidate.estimated_cost)}"
-                )
+                cap_words, left = "monthly budget has {} left", month_left
             elif customer_left is not None and candidate.estimated_cost > customer_left:
-                why = (
-                    f"per-customer cap has {money(max(customer_left, ZERO))} left for this customer, "
-                    f"{candidate.kind} costs {money(candidate.estimated_cost)}"
-                )
-            if why is not None:
-                excluded = excluded or why
-                if explain:
-                    title = (
-                        render(offer.title, candidate, customer, incident, currency, locale=money_locale)
-                        if candidate
-                        else ""
-                    )
-                    not_offered.append(NotOffered(policy, why, offer, title))
+                cap_words, left = "per-customer cap has {} left for this customer", customer_left
+            else:
+                candidates.append(candidate)
+                produced += 1
                 continue
-            candidates.append(candidate)
-            produced += 1
+            if explain:  # the words only when someone reads them
+                if candidate is None:
+                    why, title = _perk_missing(index, customer, spending), ""
+                else:
+                    why = (
+                        f"{cap_words.format(money(max(left, ZERO)))}, "
+                        f"{candidate.kind} costs {money(candidate.estimated_cost)}"
+                    )
+                    title = render(offer.title, candidate, customer, incident, currency, locale=money_locale)
+                excluded = excluded or why
+                not_offered.append(NotOffered(policy, why, offer, title))
         if not produced and explain:
             not_offered.append(NotOffered(policy, excluded or "the policy has no offers"))
 

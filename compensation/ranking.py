@@ -110,14 +110,22 @@ def score(
     return Scored(candidate, p, w, v, p * w * v, counts, allowance)
 
 
-def _finalize(item: Scored) -> Scored:
-    """Round the factors as they are shown; the score is exactly their product."""
-    item.breakdown = {
+def _shown_factors(item: Scored) -> dict[str, float]:
+    return {
         "propensity": _round(item.propensity),
         "priority_weight": _round(item.priority_weight),
         "value": _round(item.value),
     }
-    item.score = float(f"{math.prod(item.breakdown.values()):.6g}")
+
+
+def _product(factors: dict[str, float]) -> float:
+    return float(f"{math.prod(factors.values()):.6g}")
+
+
+def _finalize(item: Scored) -> Scored:
+    """Round the factors as they are shown; the score is exactly their product."""
+    item.breakdown = _shown_factors(item)
+    item.score = _product(item.breakdown)
     return item
 
 
@@ -167,7 +175,7 @@ def _lead_key(item: Scored) -> tuple[int, int]:
 
 def shown_score(item: Scored) -> float:
     """The score as it would be shown (the product of the rounded factors), for comparing with the options'."""
-    return float(f"{math.prod(_round(f) for f in (item.propensity, item.priority_weight, item.value)):.6g}")
+    return _product(_shown_factors(item))
 
 
 def why_not_shown(item: Scored, chosen: Sequence[Scored]) -> str:

@@ -399,6 +399,27 @@ class OfferFields(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.title}"  # type: ignore[attr-defined]
 
+    def clean(self) -> None:
+        """The rules of the kind (``kind_rules``: offers' or remedies'), on value, maximum and cost."""
+        validation.raise_if(
+            self.kind_rules(  # type: ignore[attr-defined]
+                kind=self.kind,  # type: ignore[attr-defined]
+                value=self.value,
+                max_amount=self.max_amount,
+                cost=self.cost,
+            )
+        )
+
+
+def amounts_not_negative(prefix: str) -> list[models.CheckConstraint]:
+    """The database's backstop for ``validate_non_negative`` on an offer's or remedy's amounts."""
+    return [
+        models.CheckConstraint(
+            condition=Q(**{f"{name}__isnull": True}) | Q(**{f"{name}__gte": 0}), name=f"{prefix}_{name}_gte_0"
+        )
+        for name in ("value", "max_amount", "cost")
+    ]
+
 
 class OfferTemplate(OfferFields):
     policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="offers")
@@ -410,19 +431,10 @@ class OfferTemplate(OfferFields):
         "take an amount; a personalized perk takes its value from the matched perk; escalation takes a cost.",
     )
 
-    class Meta(OfferFields.Meta):
-        constraints = [
-            models.CheckConstraint(condition=Q(value__isnull=True) | Q(value__gte=0), name="offer_value_gte_0"),
-            models.CheckConstraint(
-                condition=Q(max_amount__isnull=True) | Q(max_amount__gte=0), name="offer_max_amount_gte_0"
-            ),
-            models.CheckConstraint(condition=Q(cost__isnull=True) | Q(cost__gte=0), name="offer_cost_gte_0"),
-        ]
+    kind_rules = staticmethod(validation.offer_errors)
 
-    def clean(self) -> None:
-        validation.raise_if(
-            validation.offer_errors(kind=self.kind, value=self.value, max_amount=self.max_amount, cost=self.cost)
-        )
+    class Meta(OfferFields.Meta):
+        constraints = amounts_not_negative("offer")
 
 
 class RemedyTemplate(OfferFields):
@@ -441,6 +453,7 @@ class RemedyTemplate(OfferFields):
         "replacement or a gift (an amount). Discounts on the future, perks and escalations are options, "
         "not remedies.",
     )
+    kind_rules = staticmethod(validation.remedy_errors)
     cost = models.DecimalField(
         "cost to us",
         **MONEY,
@@ -454,18 +467,7 @@ class RemedyTemplate(OfferFields):
     class Meta(OfferFields.Meta):
         verbose_name = "remedy"
         verbose_name_plural = "remedy: what we put right first, whatever the customer chooses"
-        constraints = [
-            models.CheckConstraint(condition=Q(value__isnull=True) | Q(value__gte=0), name="remedy_value_gte_0"),
-            models.CheckConstraint(
-                condition=Q(max_amount__isnull=True) | Q(max_amount__gte=0), name="remedy_max_amount_gte_0"
-            ),
-            models.CheckConstraint(condition=Q(cost__isnull=True) | Q(cost__gte=0), name="remedy_cost_gte_0"),
-        ]
-
-    def clean(self) -> None:
-        validation.raise_if(
-            validation.remedy_errors(kind=self.kind, value=self.value, max_amount=self.max_amount, cost=self.cost)
-        )
+        constraints = amounts_not_negative("remedy")
 
 
 class PolicyVersion(models.Model):

@@ -122,7 +122,7 @@ def snapshot_changes(before: PackDict | None, after: PackDict) -> list[str]:
     lines = []
     for path in sorted(old.keys() | new.keys(), key=_path_key):
         before, after = old.get(path, _MISSING), new.get(path, _MISSING)
-        if before == after or ({type(before), type(after)} == {list, object} and [] in (before, after)):
+        if before == after or ((before is _MISSING or after is _MISSING) and [] in (before, after)):
             continue  # a list that was empty, or is now: its items' lines say what changed
         lines.append(f"{path}: {_show(before)} → {_show(after)}")
     return lines

@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from compensation.engine import compute_options
-from compensation.engine_types import CustomerFacts, EngineResult, IncidentFacts
+from compensation.engine_types import Candidate, CustomerFacts, EngineResult, IncidentFacts
 from compensation.models import Customer, Escalation, Incident, Offer, OfferSet, Remedy
 from compensation.periods import local_date
 from compensation.roles import Role, user_has_role
@@ -301,6 +301,22 @@ def not_offered_payload(result: EngineResult) -> list[dict[str, Any]]:
     return entries
 
 
+def shown_fields(candidate: Candidate, title: str, message: str) -> dict[str, Any]:
+    """What an option and a remedy item keep of the candidate, exactly as the agent read it."""
+    return {
+        "kind": candidate.kind,
+        "title": title,
+        "message": message,
+        "value": candidate.value,
+        "unit": candidate.unit,
+        "estimated_cost": candidate.estimated_cost,
+        "currency": settings.DEFAULT_CURRENCY,
+        "policy_id": candidate.policy.id,
+        "policy_name": candidate.policy.name,
+        "policy_version": candidate.policy.version,
+    }
+
+
 def remedies_store(
     *, result: EngineResult, incident: Incident, offer_set: OfferSet, reused: bool, now: datetime
 ) -> list[Remedy]:
@@ -313,17 +329,8 @@ def remedies_store(
             incident=incident,
             customer_id=incident.customer_id,
             offer_set=offer_set,
-            kind=item.candidate.kind,
-            title=item.title,
-            message=item.message,
-            value=item.candidate.value,
-            unit=item.candidate.unit,
-            estimated_cost=item.candidate.estimated_cost,
-            currency=settings.DEFAULT_CURRENCY,
+            **shown_fields(item.candidate, item.title, item.message),
             requires_approval=item.candidate.offer.requires_approval,
-            policy_id=item.candidate.policy.id,
-            policy_name=item.candidate.policy.name,
-            policy_version=item.candidate.policy.version,
             remedy_template_id=item.candidate.offer.id,
             created_at=now,
             category_id=incident.category_id,
@@ -484,18 +491,9 @@ def offer_set_create(
                 offer_set=offer_set,
                 label=option.label,
                 rank=position,
-                kind=option.candidate.kind,
-                title=option.title,
-                message=option.message,
-                value=option.candidate.value,
-                unit=option.candidate.unit,
-                estimated_cost=option.candidate.estimated_cost,
+                **shown_fields(option.candidate, option.title, option.message),
                 max_amount=option.candidate.offer.max_amount,
-                currency=settings.DEFAULT_CURRENCY,
                 requires_approval=option.requires_approval,
-                policy_id=option.candidate.policy.id,
-                policy_name=option.candidate.policy.name,
-                policy_version=option.candidate.policy.version,
                 offer_template_id=option.candidate.offer.id,
                 perk_id=option.candidate.perk.id if option.candidate.perk else None,
                 expires_in_days=option.candidate.offer.expires_in_days,

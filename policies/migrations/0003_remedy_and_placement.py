@@ -15,19 +15,10 @@ def snapshots_with_remedy_and_placement(apps, schema_editor):
     PolicyVersion = apps.get_model("policies", "PolicyVersion")
     for version in PolicyVersion.objects.iterator():
         snapshot = version.snapshot
-        if not isinstance(snapshot, dict) or ("placement" in snapshot and "remedy" in snapshot):
-            continue
-        rebuilt = {}
-        for key, value in snapshot.items():
-            if key == "offers":
-                rebuilt.setdefault("remedy", [])
-            rebuilt[key] = value
-            if key == "priority":
-                rebuilt.setdefault("placement", "ranked")
-        rebuilt.setdefault("placement", "ranked")
-        rebuilt.setdefault("remedy", [])
-        version.snapshot = rebuilt
-        version.save(update_fields=["snapshot"])
+        if isinstance(snapshot, dict) and not {"placement", "remedy"} <= snapshot.keys():
+            snapshot.setdefault("placement", "ranked")
+            snapshot.setdefault("remedy", [])
+            version.save(update_fields=["snapshot"])
 
 
 class Migration(migrations.Migration):

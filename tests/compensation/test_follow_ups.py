@@ -357,38 +357,27 @@ def test_feedback_submit_takes_the_time_it_is_given(check: FollowUp, now: Any) -
 def test_the_explanation_says_what_was_put_right_first(demo_pack: None, agent: Any, now: Any) -> None:
     """The remedy given with the outcome is named; one waiting for a manager says so."""
     outcome = recorded(agent, now, kind=None)
-    Remedy.objects.create(
-        incident=outcome.offer_set.incident,
-        customer=outcome.customer,
-        offer_set=outcome.offer_set,
-        kind="refund",
-        title="Your $80.00 back",
-        estimated_cost=Decimal("80.00"),
-        currency="USD",
-        policy=Policy.objects.first(),
-        policy_name="Any",
-        policy_version=1,
-        created_at=now,
-        category=outcome.category,
-        status=Remedy.Status.GIVEN,
-        outcome=outcome,
-    )
-    Remedy.objects.create(
-        incident=outcome.offer_set.incident,
-        customer=outcome.customer,
-        offer_set=outcome.offer_set,
-        kind="gift",
-        title="Flowers",
-        estimated_cost=Decimal("30.00"),
-        currency="USD",
-        policy=Policy.objects.first(),
-        policy_name="Any",
-        policy_version=1,
-        created_at=now,
-        category=outcome.category,
-        status=Remedy.Status.AWAITING_APPROVAL,
-        outcome=outcome,
-    )
+
+    def remedy(kind: str, title: str, cost: str, status: str) -> None:
+        Remedy.objects.create(
+            incident=outcome.offer_set.incident,
+            customer=outcome.customer,
+            offer_set=outcome.offer_set,
+            kind=kind,
+            title=title,
+            estimated_cost=Decimal(cost),
+            currency="USD",
+            policy=Policy.objects.first(),
+            policy_name="Any",
+            policy_version=1,
+            created_at=now,
+            category=outcome.category,
+            status=status,
+            outcome=outcome,
+        )
+
+    remedy("refund", "Your $80.00 back", "80.00", Remedy.Status.GIVEN)
+    remedy("gift", "Flowers", "30.00", Remedy.Status.AWAITING_APPROVAL)
 
     follow_ups_send(now=now + EXPLANATION_AT)
 

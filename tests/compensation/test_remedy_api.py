@@ -108,11 +108,6 @@ def agent(client_for: Any) -> Any:
 
 
 @pytest.fixture
-def manager(client_for: Any) -> Any:
-    return client_for("manager", "manager-1")
-
-
-@pytest.fixture
 def capture(django_capture_on_commit_callbacks: Any) -> Any:
     return django_capture_on_commit_callbacks
 
