@@ -31,6 +31,63 @@ class Customer(models.Model):
         return f"{self.name or self.external_id} ({self.external_id})"
 
 
+class CustomerChange(models.Model):
+    """One field of a stored customer changed: who changed it, when, from what to what.
+
+    Written by the same statement path that updates the customer, so no change goes unrecorded.
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="changes", db_index=False)
+    at = models.DateTimeField("at")
+    by = models.CharField("by", max_length=150, help_text="The username of whoever made the change.")
+    field = models.CharField("field", max_length=32)
+    old = models.JSONField("old value", null=True, blank=True)
+    new = models.JSONField("new value", null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["customer", "-at"], name="customerchange_customer_time")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}.{self.field} by {self.by}"
+
+
+class AuthorityLimit(models.Model):
+    """How much an agent in this group may give without a manager's approval, per option and per month.
+
+    An agent's limit is the highest of their groups' that set one; with none,
+    ``AGENT_APPROVAL_LIMIT`` per option and no monthly limit.
+    """
+
+    group = models.OneToOneField(
+        "auth.Group", on_delete=models.CASCADE, related_name="authority_limit", verbose_name="group"
+    )
+    per_option = models.DecimalField(
+        "per option", **MONEY, null=True, blank=True, help_text="The most one chosen option may cost."
+    )
+    per_month = models.DecimalField(
+        "per month",
+        **MONEY,
+        null=True,
+        blank=True,
+        help_text="The most an agent's chosen options may cost in a calendar month; empty for no monthly limit.",
+    )
+
+    class Meta:
+        verbose_name = "authority limit"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(per_option__isnull=True) | Q(per_option__gte=0), name="authoritylimit_per_option_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(per_month__isnull=True) | Q(per_month__gte=0), name="authoritylimit_per_month_gte_0"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Authority limit of {self.group}"
+
+
 class Incident(models.Model):
     # No index of its own: (customer, occurred_at) below serves it, one index less to write per incident.
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="incidents", db_index=False)
@@ -84,6 +141,11 @@ class OfferSet(models.Model):
     created_at = models.DateTimeField(db_index=True)
     expires_at = models.DateTimeField()
     not_offered = models.JSONField("policies that gave no option", default=list, blank=True)
+    email = models.EmailField(
+        "customer e-mail",
+        blank=True,
+        help_text="The customer's e-mail when the set was made: follow-ups go here, never to a later change.",
+    )
     escalation = models.ForeignKey(
         "Escalation",
         null=True,
@@ -351,6 +413,7 @@ class OutcomeSubmission(models.Model):
         AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
         RECORDED = "recorded", "Recorded"
         REJECTED = "rejected", "Rejected (approval refused)"
+        FAILED = "failed", "Failed (recording kept failing; retry or release)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     offer_set = models.ForeignKey(OfferSet, on_delete=models.PROTECT, related_name="submissions")
@@ -369,6 +432,12 @@ class OutcomeSubmission(models.Model):
     )
     enqueued_at = models.DateTimeField(null=True, blank=True, help_text="Last time the recording task was sent.")
     recorded_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="Recording attempts that failed.")
+    last_error = models.TextField(blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    failure_notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When managers were e-mailed that this submission failed."
+    )
 
     class Meta:
         ordering = ["-submitted_at"]
@@ -384,6 +453,7 @@ class OutcomeSubmission(models.Model):
         ]
         indexes = [
             models.Index(fields=["enqueued_at"], condition=Q(status="pending"), name="submission_pending"),
+            models.Index(fields=["failed_at"], condition=Q(status="failed"), name="submission_failed"),
         ]
 
     def __str__(self) -> str:
