@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404, HttpRequest, JsonResponse
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
@@ -26,6 +28,26 @@ class PayloadTooLarge(APIException):
 
     def __init__(self) -> None:
         super().__init__(f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
+
+
+class DatabaseUnavailable(APIException):
+    """The database cannot be reached (or dropped the connection): try again shortly, nothing was done."""
+
+    status_code = 503
+    default_code = "unavailable"
+    default_detail = "The service cannot reach its database right now; nothing was changed. Try again shortly."
+
+
+# OperationalError: refused or lost connections, server shutdown, timeouts; InterfaceError: a connection
+# already closed under us. Both mean "try again", never a bug in the request.
+DATABASE_DOWN = (OperationalError, InterfaceError)
+
+
+RETRY_AFTER_SECONDS = 5  # a restart or a failover takes seconds; clients should not hammer a database coming back
+
+
+def database_unavailable_headers() -> dict[str, str]:
+    return {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 # The one place domain errors become HTTP: the first class the error is an instance of, the base class last.
@@ -54,9 +76,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return application_error_response(exc)
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
+    if isinstance(exc, DATABASE_DOWN):
+        logger.warning("database unavailable: %s: %s", type(exc).__name__, str(exc).strip()[:300])
+        exc = DatabaseUnavailable()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
+    if isinstance(exc, DatabaseUnavailable):
+        for name, value in database_unavailable_headers().items():
+            response[name] = value
     data = response.data
     if isinstance(data, dict) and "detail" in data and "code" not in data:
         # DRF answers Django's Http404 and PermissionDenied as NotFound and PermissionDenied.
@@ -81,9 +109,22 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Json
     return page_not_found(request, exception)
 
 
-def handler500(request: HttpRequest) -> JsonResponse:
+def handler500(request: HttpRequest) -> HttpResponse:
+    """Django's last resort, still inside the ``except`` of the error: a database outage is a 503 here too
+    (raised outside a DRF view, say by middleware), on API paths and pages alike."""
     from django.views.defaults import server_error
 
+    if isinstance(sys.exc_info()[1], DATABASE_DOWN):
+        error = DatabaseUnavailable()
+        if _is_api(request):
+            body = {"detail": str(error.detail), "code": error.default_code}
+            return JsonResponse(body, status=error.status_code, headers=database_unavailable_headers())
+        return HttpResponse(
+            str(error.detail),
+            status=error.status_code,
+            headers=database_unavailable_headers(),
+            content_type="text/plain",
+        )
     if _is_api(request):
         return JsonResponse({"detail": "Server error.", "code": "server_error"}, status=500)
     return server_error(request)

@@ -24,6 +24,7 @@ ERROR_DESCRIPTIONS = {
     "413": "The request body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE.",
     "415": "The body is not JSON (or a form).",
     "429": "Too many requests: wait the seconds Retry-After gives.",
+    "503": "The database cannot be reached right now (code `unavailable`); nothing was done: retry after Retry-After.",
 }
 
 
@@ -47,6 +48,7 @@ class RecoveryAutoSchema(AutoSchema):
             codes += ["413", "415"]
         if view.get_throttles():
             codes.append("429")
+        codes.append("503")
         return codes
 
     def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:

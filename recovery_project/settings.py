@@ -77,6 +77,12 @@ DATABASES = {"default": env.database("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db
 DATABASES["default"]["CONN_MAX_AGE"] = env.integer("CONN_MAX_AGE", 60, minimum=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database that does not answer is a quick 503 (compensation/exceptions.py), never a request hanging
+    # until gunicorn's timeout: give up connecting after this many seconds.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.integer("DATABASE_CONNECT_TIMEOUT", 3, minimum=1, maximum=60)
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.boolean(
     "DATABASE_SERVER_SIDE_BINDING", True
 ):
