@@ -9,6 +9,8 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -18,6 +20,7 @@ from django.utils import timezone
 from compensation.engine_types import RemedyItem
 from compensation.errors import ApplicationError
 from compensation.models import (
+    AuthorityLimit,
     Coupon,
     CreditEntry,
     Customer,
@@ -31,6 +34,7 @@ from compensation.models import (
     Remedy,
 )
 from compensation.roles import Role, user_has_role
+from compensation.services.authority import authority_amount_problem
 from compensation.services.escalations import (
     escalation_acknowledge,
     escalation_approve,
@@ -232,6 +236,69 @@ class OutcomeSubmissionAdmin(ReadOnlyAdmin):
     list_filter = ["status"]
     search_fields = ["id", "offer_set__id"]
     date_hierarchy = "submitted_at"
+
+
+# --- Authority limits: on their own page and on each group's ---------------------------------------
+
+
+class AuthorityLimitForm(forms.ModelForm):
+    class Meta:
+        model = AuthorityLimit
+        fields = ["group", "per_option", "per_month"]
+
+    def _amount(self, name: str) -> Decimal | None:
+        value = self.cleaned_data.get(name)
+        if value is not None and (problem := authority_amount_problem(value)) is not None:
+            raise forms.ValidationError(problem)
+        return value
+
+    def clean_per_option(self) -> Decimal | None:
+        return self._amount("per_option")
+
+    def clean_per_month(self) -> Decimal | None:
+        return self._amount("per_month")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not self.errors and data.get("per_option") is None and data.get("per_month") is None:
+            raise forms.ValidationError("Set a limit per option, per month, or both (or delete this limit).")
+        return data
+
+
+AUTHORITY_HELP = (
+    "What an agent in the group may give without a manager's approval. An agent's limit is the highest among "
+    "their groups that set one; per option, AGENT_APPROVAL_LIMIT when none does; per month, none means no "
+    "monthly limit. Managers never need approval."
+)
+
+
+@admin.register(AuthorityLimit)
+class AuthorityLimitAdmin(admin.ModelAdmin):
+    form = AuthorityLimitForm
+    list_display = ["group", "per_option", "per_month"]
+    list_select_related = ["group"]
+    search_fields = ["group__name"]
+    ordering = ["group__name"]
+    fieldsets = [(None, {"fields": ["group", "per_option", "per_month"], "description": AUTHORITY_HELP})]
+
+
+class AuthorityLimitInline(admin.StackedInline):
+    model = AuthorityLimit
+    form = AuthorityLimitForm
+    fieldsets = [(None, {"fields": ["per_option", "per_month"], "description": AUTHORITY_HELP})]
+    max_num = 1
+    extra = 1
+    verbose_name_plural = "authority limit"
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(DjangoGroupAdmin):
+    """Django's group page, with the group's authority limit."""
+
+    inlines = [*DjangoGroupAdmin.inlines, AuthorityLimitInline]
 
 
 class FollowUpInline(admin.TabularInline):

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from compensation.authority import Authority, month_over_limit, user_authority
 from compensation.engine import remedy_needs_approval
 from compensation.errors import BudgetExhausted, Conflict, ErrorCode, InvalidInput, NotFound
 from compensation.models import (
@@ -252,9 +253,13 @@ def outcome_submit(
     On PostgreSQL the common case takes one statement and nothing is read
     first; the earlier outcome is looked up only when the write cannot go
     through, since the unique "one live submission per set" index decides.
+    An agent whose groups set a monthly limit (compensation/authority.py)
+    needs a manager's approval for a choice that takes them past it.
     """
     now = now or timezone.now()
-    if connection.vendor == "postgresql" and choice != DECLINED:
+    authority = user_authority(user)
+    # An agent with a monthly limit takes the general path, which counts the month under a lock.
+    if connection.vendor == "postgresql" and choice != DECLINED and authority.per_month is None:
         try:
             with _savepoint():
                 submission = _submitted_in_one_statement(
@@ -294,7 +299,7 @@ def outcome_submit(
     )
     try:
         with _savepoint():
-            _write(submission=submission, facts=facts, user=user, now=now)
+            _write(submission=submission, facts=facts, user=user, authority=authority, now=now)
     except (IntegrityError, BudgetExhausted):
         # A live submission exists (a repeat, or a concurrent request that won): it decides the answer.
         existing = _live_submission(offer_set_id)
@@ -311,12 +316,22 @@ def _savepoint() -> Any:
     return transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
 
 
-def _write(*, submission: OutcomeSubmission, facts: SubmissionFacts, user: Any, now: datetime) -> None:
-    """Charge the budget (unless declined) and save the submission, or raise and write nothing."""
+def _write(
+    *, submission: OutcomeSubmission, facts: SubmissionFacts, user: Any, authority: Authority, now: datetime
+) -> None:
+    """Charge the budget (unless declined) and save the submission, or raise and write nothing.
+
+    The choice waits for a manager's approval when the option needs it, or when it takes the agent past
+    their monthly limit (counted under a lock per agent, taken first, before the budget's locks).
+    """
     if facts.offer_id is None:  # declined: nothing to charge
         submission.save(force_insert=True)
         return
     with transaction.atomic():
+        over_month = None
+        if authority.per_month is not None:
+            over_month = month_over_limit(user=user, amount=facts.estimated_cost, limit=authority.per_month, now=now)
+        needs_approval = facts.needs_approval or over_month is not None
         submission.charge = budget_charge(
             caps=facts.caps,
             policy_id=facts.policy_id,  # an option always has its policy (PROTECT)
@@ -324,14 +339,20 @@ def _write(*, submission: OutcomeSubmission, facts: SubmissionFacts, user: Any, 
             amount=facts.estimated_cost,
             now=now,
         )
-        if facts.needs_approval:
+        if needs_approval:
             submission.status = OutcomeSubmission.Status.AWAITING_APPROVAL
             submission.enqueued_at = None
         submission.save(force_insert=True)
-        if facts.needs_approval:
+        if needs_approval:
             submission.offer = Offer.objects.select_related("offer_set").get(pk=facts.offer_id)
             submission.offer_set = submission.offer.offer_set
-            submission.approval = escalation_approval_open(submission=submission, user=user, now=now)
+            submission.approval = escalation_approval_open(
+                submission=submission,
+                user=user,
+                now=now,
+                per_option=authority.per_option if facts.needs_approval else None,
+                over_month=over_month,
+            )
             submission.save(update_fields=["approval"])
 
 
@@ -552,27 +573,25 @@ def _remedies_to_give(outcomes: list[Outcome]) -> dict[int, list[Remedy]]:
     return grouped
 
 
-def _remedy_needs_approval(remedies: list[Remedy], outcome: Outcome) -> bool:
-    """Above the agent's authority (summed), or asked by its policy; managers never need approval."""
-    items = [(r.estimated_cost, r.requires_approval) for r in remedies]
-    if not remedy_needs_approval(items, settings.AGENT_APPROVAL_LIMIT):
-        return False  # (the role is read only when it matters)
-    return not user_has_role(outcome.submission.submitted_by, Role.MANAGER)
-
-
 def _remedies_decide(outcomes: list[Outcome], *, now: datetime) -> list[Remedy]:
     """Each incident's remedy goes with its first outcome recorded: given now (the outcome counts its
-    cost), or sent for a manager's approval. Returns the remedy rows changed, to save with the outcomes."""
+    cost), or sent for a manager's approval when its summed cost is above the per-option limit of the
+    agent who submitted the outcome, or its policy asks (managers never need approval). Returns the
+    remedy rows changed, to save with the outcomes."""
     to_give = _remedies_to_give(outcomes)
     changed: list[Remedy] = []
+    limits: dict[int, Decimal | None] = {}  # per submitting user: a batch reads each user's limit once
     for outcome in outcomes:
         remedies = to_give.pop(outcome.offer_set.incident_id, None)
         if not remedies:
             continue
         approval = None
-        if _remedy_needs_approval(remedies, outcome):
+        user = outcome.submission.submitted_by
+        if user.pk not in limits:
+            limits[user.pk] = user_authority(user).per_option
+        if remedy_needs_approval([(r.estimated_cost, r.requires_approval) for r in remedies], limits[user.pk]):
             approval = escalation_remedy_approval_open(
-                remedies=remedies, outcome=outcome, user=outcome.submission.submitted_by, now=now
+                remedies=remedies, outcome=outcome, user=user, now=now, per_option=limits[user.pk]
             )
         for remedy in remedies:
             remedy.outcome = outcome
