@@ -42,6 +42,7 @@ from compensation.services.escalations import (
     escalation_resolve,
 )
 from compensation.services.offer_sets import offer_set_preview
+from compensation.services.outcomes import outcome_submission_release, outcome_submission_retry
 from policies.choices import Fault, Tier
 from policies.index import policy_index_get
 
@@ -230,12 +231,64 @@ class EscalationAdmin(ReadOnlyAdmin):
     )
 
 
+class _FailedSubmissionAction:
+    """An admin action for failed submissions only: runs ``service`` on each, and says what it did."""
+
+    def __init__(self, service: Callable[..., Any], done: str) -> None:
+        self.service = service
+        self.done = done
+
+    def __call__(self, modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Any) -> None:
+        if not user_has_role(request.user, Role.MANAGER):
+            modeladmin.message_user(request, "Only managers act on failed submissions.", messages.ERROR)
+            return
+        done = skipped = 0
+        for pk, status in queryset.order_by().values_list("pk", "status"):
+            if status != OutcomeSubmission.Status.FAILED:
+                skipped += 1
+                continue
+            try:
+                self.service(submission_id=pk)
+            except ApplicationError as exc:  # it changed meanwhile
+                modeladmin.message_user(request, exc.message, messages.WARNING)
+            else:
+                done += 1
+        if done:
+            modeladmin.message_user(request, f"{done} failed submission(s) {self.done}.", messages.SUCCESS)
+        if skipped:
+            modeladmin.message_user(
+                request, f"{skipped} selected submission(s) had not failed and were left alone.", messages.WARNING
+            )
+
+
 @admin.register(OutcomeSubmission)
 class OutcomeSubmissionAdmin(ReadOnlyAdmin):
-    list_display = ["id", "offer_set", "choice", "status", "submitted_by", "submitted_at", "recorded_at"]
+    """Choices as the API accepted them. A failed one (its recording kept failing) holds its budget and its
+    offer set until a manager retries it, once the fault is fixed, or releases it."""
+
+    list_display = [
+        "id",
+        "offer_set",
+        "choice",
+        "status",
+        "attempts",
+        "submitted_by",
+        "submitted_at",
+        "recorded_at",
+        "failed_at",
+    ]
     list_filter = ["status"]
+    list_select_related = ["submitted_by"]
     search_fields = ["id", "offer_set__id"]
     date_hierarchy = "submitted_at"
+    actions = ["retry", "release"]
+
+    retry = admin.action(description="Retry failed submissions (record them again, once the fault is fixed)")(
+        _FailedSubmissionAction(outcome_submission_retry, "sent to be recorded again")
+    )
+    release = admin.action(description="Release failed submissions (mark them rejected, give their budget back)")(
+        _FailedSubmissionAction(outcome_submission_release, "released: marked rejected, their budget given back")
+    )
 
 
 # --- Authority limits: on their own page and on each group's ---------------------------------------

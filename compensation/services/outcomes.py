@@ -4,7 +4,9 @@
 budget and writes the submission (the outbox); after commit the recording task
 is enqueued. ``outcomes_record`` claims the pending submission under a row lock
 (``SELECT … FOR UPDATE``, then marks it recorded), so a second delivery does
-nothing, and writes everything the choice promises.
+nothing, and writes everything the choice promises. A submission whose
+recording keeps failing is marked ``failed`` after ``OUTCOME_MAX_ATTEMPTS``
+and left for a manager to retry or release.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.core.mail import send_mail
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from compensation.authority import Authority, month_over_limit, user_authority
@@ -41,13 +45,14 @@ from compensation.models import (
     Remedy,
 )
 from compensation.periods import month_start
-from compensation.queue import outcome_enqueue
+from compensation.queue import OUTCOME_FAILURE_NOTIFY, outcome_enqueue, task_send
 from compensation.roles import Role, user_has_role
-from compensation.services.budgets import PolicyCaps, budget_charge, month_spend_upsert_sql
+from compensation.services.budgets import PolicyCaps, budget_charge, budget_release, month_spend_upsert_sql
 from compensation.services.escalations import (
     escalation_approval_open,
     escalation_open_for_incident,
     escalation_remedy_approval_open,
+    manager_emails,
 )
 from compensation.sql import insert_select_sql
 from policies.choices import OfferKind
@@ -617,12 +622,30 @@ def outcomes_record(*, submission_id: Any, batch: int = 1, now: datetime | None 
     Batching lets one task drain a backlog: the messages of submissions
     recorded in another's batch then find nothing to do. (The commit is fully
     durable: once GET shows a coupon code, a crash cannot change it.)
+
+    When recording fails, the attempt counts against the submission
+    (:func:`outcome_record_failed`) if it was the only one being recorded (a
+    batch's failure is not pinned on one of them: the task retries each
+    alone), and the error is raised again for the task's retries.
     """
     now = now or timezone.now()
     if not OutcomeSubmission.objects.filter(pk=submission_id, status=OutcomeSubmission.Status.PENDING).exists():
-        return []  # recorded (often in another's batch) or awaiting approval: one cheap read, no transaction
+        return []  # recorded (often in another's batch), awaiting approval or failed: one cheap read
+    claimed: list[OutcomeSubmission] = []
+    try:
+        return _record_claimed(submission_id=submission_id, batch=batch, now=now, claimed=claimed)
+    except Exception as exc:
+        if len(claimed) <= 1:
+            outcome_record_failed(submission_id=submission_id, error=exc, now=now)
+        raise
+
+
+def _record_claimed(
+    *, submission_id: Any, batch: int, now: datetime, claimed: list[OutcomeSubmission]
+) -> list[Outcome]:
+    """:func:`outcomes_record`'s transaction; ``claimed`` is filled with the rows it claimed, for its caller."""
     with transaction.atomic():
-        claimed = _claim(submission_id=submission_id, batch=batch)
+        claimed.extend(_claim(submission_id=submission_id, batch=batch))
         if not claimed:
             return []
         OutcomeSubmission.objects.filter(pk__in=[s.pk for s in claimed]).update(
@@ -650,8 +673,148 @@ def outcomes_record(*, submission_id: Any, batch: int = 1, now: datetime | None 
     return outcomes
 
 
+ERROR_MAX_CHARS = 2000
+
+
+def error_text(error: BaseException) -> str:
+    """``module.Class: message`` (builtins without their module), cut to ``ERROR_MAX_CHARS``."""
+    kind = type(error)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    text = f"{name}: {error}".strip()
+    return text if len(text) <= ERROR_MAX_CHARS else text[: ERROR_MAX_CHARS - 1] + "…"
+
+
+def outcome_record_failed(*, submission_id: Any, error: BaseException, now: datetime) -> OutcomeSubmission | None:
+    """Count a failed recording attempt, in a transaction of its own so the count outlives the rollback.
+
+    Keeps the last error; the ``OUTCOME_MAX_ATTEMPTS``-th failure marks the submission ``failed``: no
+    longer sent again, its budget still reserved, and the managers told once (after commit, through
+    Celery). Returns the submission, or None when it is no longer pending or the count could not be
+    written (the database itself failing: then nothing is lost, it stays pending and is sent again).
+    """
+    if not connection.in_atomic_block:
+        connection.close_if_unusable_or_obsolete()  # a broken connection is replaced, not reused
+    try:
+        with transaction.atomic():
+            submission = (
+                OutcomeSubmission.objects.select_for_update()
+                .filter(pk=submission_id, status=OutcomeSubmission.Status.PENDING)
+                .first()
+            )
+            if submission is None:
+                return None
+            submission.attempts += 1
+            submission.last_error = error_text(error)
+            fields = ["attempts", "last_error"]
+            if submission.attempts >= settings.OUTCOME_MAX_ATTEMPTS:
+                submission.status = OutcomeSubmission.Status.FAILED
+                submission.failed_at = now
+                fields += ["status", "failed_at"]
+                pk = submission.pk
+                transaction.on_commit(lambda: task_send(OUTCOME_FAILURE_NOTIFY, str(pk)))
+            submission.save(update_fields=fields)
+    except DatabaseError:
+        logger.warning("could not count the failed recording of submission %s", submission_id, exc_info=True)
+        return None
+    if submission.status == OutcomeSubmission.Status.FAILED:
+        logger.error(
+            "outcome submission %s failed %d times and is no longer retried: %s",
+            submission_id,
+            submission.attempts,
+            submission.last_error,
+        )
+    else:
+        logger.warning(
+            "recording outcome submission %s failed (attempt %d of %d): %s",
+            submission_id,
+            submission.attempts,
+            settings.OUTCOME_MAX_ATTEMPTS,
+            submission.last_error,
+        )
+    return submission
+
+
+def outcome_failure_notify(*, submission_id: Any, now: datetime | None = None) -> bool:
+    """E-mail the managers, once, that a submission failed; False when there was nothing to send.
+
+    Under a lock on the submission, so two deliveries of the task send one e-mail; if sending fails,
+    nothing is marked and the task's retry, or the requeue sweep, sends it later.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        submission = (
+            OutcomeSubmission.objects.select_for_update(of=("self",))
+            .select_related("offer", "offer_set__customer", "offer_set__incident__category", "submitted_by")
+            .filter(pk=submission_id, status=OutcomeSubmission.Status.FAILED, failure_notified_at=None)
+            .first()
+        )
+        if submission is None:
+            return False
+        recipients = manager_emails()
+        if recipients:
+            context = {
+                "submission": submission,
+                "offer_set": submission.offer_set,
+                "base_url": settings.PUBLIC_BASE_URL,
+            }
+            send_mail(
+                f"Outcome not recorded: offer set {submission.offer_set_id} (choice {submission.choice})",
+                render_to_string("email/outcome_failed.txt", context),
+                None,
+                recipients,
+            )
+        else:
+            logger.warning("failed outcome submission %s: no manager has an e-mail address to notify", submission_id)
+        submission.failure_notified_at = now
+        submission.save(update_fields=["failure_notified_at"])
+    return bool(recipients)
+
+
+def _failed_locked(submission_id: Any, verb: str) -> OutcomeSubmission:
+    submission = (
+        OutcomeSubmission.objects.select_for_update(of=("self",))
+        .select_related("charge")
+        .filter(pk=submission_id)
+        .first()
+    )
+    if submission is None:
+        raise NotFound(f"Outcome submission {submission_id} does not exist.")
+    if submission.status != OutcomeSubmission.Status.FAILED:
+        raise Conflict(f"Submission {submission.pk} is {submission.status}; only failed submissions can be {verb}.")
+    return submission
+
+
+def outcome_submission_retry(*, submission_id: Any, now: datetime | None = None) -> OutcomeSubmission:
+    """Send a failed submission to be recorded again (once the fault is fixed): pending, its attempts from
+    zero, enqueued after commit. Recording claims it, so it is recorded once however often it is sent."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        submission = _failed_locked(submission_id, "retried")
+        submission.status = OutcomeSubmission.Status.PENDING
+        submission.attempts = 0
+        submission.failed_at = None
+        submission.failure_notified_at = None  # should it fail again, the managers hear of it again
+        submission.enqueued_at = now
+        submission.save(update_fields=["status", "attempts", "failed_at", "failure_notified_at", "enqueued_at"])
+        transaction.on_commit(lambda: outcome_enqueue(submission.pk))
+    return submission
+
+
+def outcome_submission_release(*, submission_id: Any, now: datetime | None = None) -> OutcomeSubmission:
+    """Give up on a failed submission: ``rejected``, its budget charge released as a refused approval's is;
+    the agent may post a new choice."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        submission = _failed_locked(submission_id, "released")
+        if submission.charge is not None:
+            budget_release(charge=submission.charge, now=now)
+        submission.status = OutcomeSubmission.Status.REJECTED
+        submission.save(update_fields=["status"])
+    return submission
+
+
 def outcome_record(*, submission_id: Any, now: datetime | None = None) -> Outcome | None:
-    """Record one pending submission once; None when it is not pending (recorded, or awaiting approval)."""
+    """Record one pending submission once; None when it is not pending (recorded, awaiting approval, failed)."""
     recorded = outcomes_record(submission_id=submission_id, batch=1, now=now)
     return recorded[0] if recorded else None
 
@@ -677,4 +840,10 @@ def outcome_submissions_requeue(*, now: datetime | None = None, older_than: time
             outcome_enqueue(submission_id)
     if ids:
         logger.info("re-enqueued %d pending outcome submissions", len(ids))
+    # Failed ones are not sent again; the managers' e-mail is, if it has not gone out (a broker or mail outage).
+    unnotified = OutcomeSubmission.objects.filter(
+        status=OutcomeSubmission.Status.FAILED, failure_notified_at=None, failed_at__lte=cutoff
+    ).values_list("pk", flat=True)[:100]
+    for submission_id in unnotified:
+        task_send(OUTCOME_FAILURE_NOTIFY, str(submission_id))
     return len(ids)
