@@ -391,6 +391,24 @@ def test_the_month_is_the_calendar_month_in_time_zone(pack: Policy, agent_user: 
     assert "chosen options in 2031-03 come to 120.00 USD" in Escalation.objects.get().reason
 
 
+# Measured: the token, the facts, the lock (PostgreSQL), the month's total, the month upsert, the charge and
+# the submission, and the savepoints the test's transaction makes of atomic blocks. Without a monthly limit
+# PostgreSQL takes its one-statement path (tests/compensation/test_outcomes_api.py pins that one).
+MONTHLY_QUERIES_OBSERVED = {"postgresql": 11, "sqlite": 10}
+
+
+def test_the_monthly_check_costs_a_fixed_few_queries(
+    pack: Policy, client_for: Any, django_assert_max_num_queries: Any
+) -> None:
+    agent, _ = agent_with_monthly(client_for, "1000.00")
+    with time_machine.travel(MID_MONTH, tick=True):
+        sets = [created(agent, body(f"C-{n}")) for n in range(3)]
+        choose(agent, sets[0], "free_shipping")
+        choose(agent, sets[1], "free_shipping")
+        with django_assert_max_num_queries(MONTHLY_QUERIES_OBSERVED[connection.vendor]):
+            choose(agent, sets[2], "free_shipping")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_choices_of_one_agent_at_once_cannot_both_slip_under_the_monthly_limit(
     pack: Policy, agent_user: Any, monkeypatch: pytest.MonkeyPatch
