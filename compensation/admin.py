@@ -9,6 +9,8 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -18,6 +20,7 @@ from django.utils import timezone
 from compensation.engine_types import RemedyItem
 from compensation.errors import ApplicationError
 from compensation.models import (
+    AuthorityLimit,
     Coupon,
     CreditEntry,
     Customer,
@@ -31,6 +34,7 @@ from compensation.models import (
     Remedy,
 )
 from compensation.roles import Role, user_has_role
+from compensation.services.authority import authority_amount_problem
 from compensation.services.escalations import (
     escalation_acknowledge,
     escalation_approve,
@@ -38,6 +42,7 @@ from compensation.services.escalations import (
     escalation_resolve,
 )
 from compensation.services.offer_sets import offer_set_preview
+from compensation.services.outcomes import outcome_submission_release, outcome_submission_retry
 from policies.choices import Fault, Tier
 from policies.index import policy_index_get
 
@@ -226,12 +231,127 @@ class EscalationAdmin(ReadOnlyAdmin):
     )
 
 
+class _FailedSubmissionAction:
+    """An admin action for failed submissions only: runs ``service`` on each, and says what it did."""
+
+    def __init__(self, service: Callable[..., Any], done: str) -> None:
+        self.service = service
+        self.done = done
+
+    def __call__(self, modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Any) -> None:
+        if not user_has_role(request.user, Role.MANAGER):
+            modeladmin.message_user(request, "Only managers act on failed submissions.", messages.ERROR)
+            return
+        done = skipped = 0
+        for pk, status in queryset.order_by().values_list("pk", "status"):
+            if status != OutcomeSubmission.Status.FAILED:
+                skipped += 1
+                continue
+            try:
+                self.service(submission_id=pk)
+            except ApplicationError as exc:  # it changed meanwhile
+                modeladmin.message_user(request, exc.message, messages.WARNING)
+            else:
+                done += 1
+        if done:
+            modeladmin.message_user(request, f"{done} failed submission(s) {self.done}.", messages.SUCCESS)
+        if skipped:
+            modeladmin.message_user(
+                request, f"{skipped} selected submission(s) had not failed and were left alone.", messages.WARNING
+            )
+
+
 @admin.register(OutcomeSubmission)
 class OutcomeSubmissionAdmin(ReadOnlyAdmin):
-    list_display = ["id", "offer_set", "choice", "status", "submitted_by", "submitted_at", "recorded_at"]
+    """Choices as the API accepted them. A failed one (its recording kept failing) holds its budget and its
+    offer set until a manager retries it, once the fault is fixed, or releases it."""
+
+    list_display = [
+        "id",
+        "offer_set",
+        "choice",
+        "status",
+        "attempts",
+        "submitted_by",
+        "submitted_at",
+        "recorded_at",
+        "failed_at",
+    ]
     list_filter = ["status"]
+    list_select_related = ["submitted_by"]
     search_fields = ["id", "offer_set__id"]
     date_hierarchy = "submitted_at"
+    actions = ["retry", "release"]
+
+    retry = admin.action(description="Retry failed submissions (record them again, once the fault is fixed)")(
+        _FailedSubmissionAction(outcome_submission_retry, "sent to be recorded again")
+    )
+    release = admin.action(description="Release failed submissions (mark them rejected, give their budget back)")(
+        _FailedSubmissionAction(outcome_submission_release, "released: marked rejected, their budget given back")
+    )
+
+
+# --- Authority limits: on their own page and on each group's ---------------------------------------
+
+
+class AuthorityLimitForm(forms.ModelForm):
+    class Meta:
+        model = AuthorityLimit
+        fields = ["group", "per_option", "per_month"]
+
+    def _amount(self, name: str) -> Decimal | None:
+        value = self.cleaned_data.get(name)
+        if value is not None and (problem := authority_amount_problem(value)) is not None:
+            raise forms.ValidationError(problem)
+        return value
+
+    def clean_per_option(self) -> Decimal | None:
+        return self._amount("per_option")
+
+    def clean_per_month(self) -> Decimal | None:
+        return self._amount("per_month")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not self.errors and data.get("per_option") is None and data.get("per_month") is None:
+            raise forms.ValidationError("Set a limit per option, per month, or both (or delete this limit).")
+        return data
+
+
+AUTHORITY_HELP = (
+    "What an agent in the group may give without a manager's approval. An agent's limit is the highest among "
+    "their groups that set one; per option, AGENT_APPROVAL_LIMIT when none does; per month, none means no "
+    "monthly limit. Managers never need approval."
+)
+
+
+@admin.register(AuthorityLimit)
+class AuthorityLimitAdmin(admin.ModelAdmin):
+    form = AuthorityLimitForm
+    list_display = ["group", "per_option", "per_month"]
+    list_select_related = ["group"]
+    search_fields = ["group__name"]
+    ordering = ["group__name"]
+    fieldsets = [(None, {"fields": ["group", "per_option", "per_month"], "description": AUTHORITY_HELP})]
+
+
+class AuthorityLimitInline(admin.StackedInline):
+    model = AuthorityLimit
+    form = AuthorityLimitForm
+    fieldsets = [(None, {"fields": ["per_option", "per_month"], "description": AUTHORITY_HELP})]
+    max_num = 1
+    extra = 1
+    verbose_name_plural = "authority limit"
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(DjangoGroupAdmin):
+    """Django's group page, with the group's authority limit."""
+
+    inlines = [*DjangoGroupAdmin.inlines, AuthorityLimitInline]
 
 
 class FollowUpInline(admin.TabularInline):

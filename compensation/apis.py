@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.conf import settings
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
@@ -23,12 +22,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from compensation.authority import user_authority
 from compensation.filters import EscalationFilter, OfferSetFilter
 from compensation.http import ResilientAnonRateThrottle
 from compensation.idempotency import IDEMPOTENCY_KEY_SCHEMA, idempotent
 from compensation.models import OfferSet
 from compensation.permissions import IsAgentOrManager, IsManager
-from compensation.roles import Role, user_has_role, user_role
+from compensation.roles import user_role
 from compensation.schema import ERROR, VALIDATION_ERROR
 from compensation.selectors import (
     escalation_list,
@@ -157,8 +157,8 @@ def _stored_payload(offer_set, user) -> dict:
 
 
 def approval_limit_of(user) -> Decimal | None:
-    """The most this user may give without a manager's approval; None for a manager."""
-    return None if user_has_role(user, Role.MANAGER) else settings.AGENT_APPROVAL_LIMIT
+    """The most this user may give per option without a manager's approval; None for a manager."""
+    return user_authority(user).per_option
 
 
 class OfferSetDetailApi(APIView):

@@ -14,6 +14,8 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 
+from compensation.authority import user_limits_preset
+from compensation.models import AuthorityLimit
 from compensation.roles import ROLE_NAMES, user_roles_preset
 
 
@@ -49,7 +51,8 @@ def _columns(model: type[Model]) -> tuple[_Column, ...]:
 
 
 def _statement(token_model: type[Model]) -> _Statement:
-    """The SELECT for one token: the user's and the token's columns, then a bit per role group.
+    """The SELECT for one token: the user's and the token's columns, a bit per role group, then the highest
+    authority limits (per option, per month) among the user's groups (compensation/authority.py).
 
     Written once per database and token model, from the models' metadata (so
     quoting and column names are the database's and the models'); plain SQL
@@ -66,14 +69,22 @@ def _statement(token_model: type[Model]) -> _Statement:
     user_token = token_model._meta.get_field("user")
     bits = " ".join(f"WHEN %s THEN {1 << n}" for n in range(len(ROLE_NAMES)))
     names = ", ".join(["%s"] * len(ROLE_NAMES))
+    limits = AuthorityLimit._meta
+    limit_group = limits.get_field("group").column
     user, token = _columns(user_model), _columns(token_model)
     selected = [f"u.{q(c.field.column)}" for c in user] + [f"t.{q(c.field.column)}" for c in token]
     sql = (
         f"SELECT {', '.join(selected)}, "  # noqa: S608 - names from the models' metadata, the key is a parameter
         f"(SELECT COALESCE(SUM(CASE g.{q('name')} {bits} END), 0) FROM {q(memberships.db_table)} m "
         f"INNER JOIN {q(Group._meta.db_table)} g ON g.{q(Group._meta.pk.column)} = m.{q(member_group)} "
-        f"WHERE m.{q(member)} = t.{q(user_token.column)} AND g.{q('name')} IN ({names})) "
-        f"FROM {q(token_model._meta.db_table)} t "
+        f"WHERE m.{q(member)} = t.{q(user_token.column)} AND g.{q('name')} IN ({names})), "
+        + ", ".join(
+            f"(SELECT MAX(a.{q(limits.get_field(name).column)}) FROM {q(memberships.db_table)} m "  # noqa: S608
+            f"INNER JOIN {q(limits.db_table)} a ON a.{q(limit_group)} = m.{q(member_group)} "
+            f"WHERE m.{q(member)} = t.{q(user_token.column)})"
+            for name in ("per_option", "per_month")
+        )
+        + f" FROM {q(token_model._meta.db_table)} t "
         f"INNER JOIN {q(user_model._meta.db_table)} u ON u.{q(user_model._meta.pk.column)} = t.{q(user_token.column)} "
         f"WHERE t.{q(token_model._meta.get_field('key').column)} = %s"
     )
@@ -93,7 +104,9 @@ class RoleTokenAuthentication(TokenAuthentication):
     ``user_has_role`` read the user's groups in a second. Here one statement
     returns the user, the token and a bit for each role group the user is in
     (a subquery summing ``CASE`` over the user-group rows: plain SQL on SQLite
-    and PostgreSQL), handed to :func:`compensation.roles.user_roles_preset`.
+    and PostgreSQL), handed to :func:`compensation.roles.user_roles_preset`, and
+    the highest authority limits of the user's groups (two more subqueries, on a
+    table of a few rows), handed to :func:`compensation.authority.user_limits_preset`.
     Read on every request, never cached: a change an admin makes to the
     user's groups holds from the next request.
 
@@ -115,8 +128,9 @@ class RoleTokenAuthentication(TokenAuthentication):
         user = _instance(get_user_model(), statement.user, row[:split])
         if not user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
-        token = _instance(token_model, statement.token, row[split:-1])
+        token = _instance(token_model, statement.token, row[split:-3])
         token.user = user
-        bits = int(row[-1])
+        bits = int(row[-3])
         user_roles_preset(user, {name for n, name in enumerate(ROLE_NAMES) if bits & (1 << n)})
+        user_limits_preset(user, row[-2], row[-1])
         return user, token

@@ -228,6 +228,21 @@ def remedy_needs_approval(items: Iterable[tuple[Decimal, bool]], approval_limit:
     return any(asks for _, asks in costs_and_asks) or sum((c for c, _ in costs_and_asks), ZERO) > approval_limit
 
 
+def approval_reason(candidate: Candidate, approval_limit: Decimal | None) -> str | None:
+    """Why this option needs a manager's approval, in words (its ``requires_approval``); None when it does not.
+
+    ``approval_limit`` is the requester's limit per option (compensation/authority.py), None for a
+    manager. An offer whose policy asks for approval says so in every set; a manager's own choice of
+    it is never held (compensation/services/outcomes.py).
+    """
+    why = []
+    if approval_limit is not None and candidate.estimated_cost > approval_limit:
+        why.append(f"costs {money(candidate.estimated_cost)}, above your limit of {money(approval_limit)} per option")
+    if candidate.offer.requires_approval:
+        why.append("its policy asks for a manager's approval of this offer")
+    return "needs a manager's approval: " + "; ".join(why) if why else None
+
+
 # --- The whole computation ---------------------------------------------------------------
 
 
@@ -322,19 +337,18 @@ def compute_options(
     options = []
     for position, item in enumerate(chosen):
         title, message = render_texts(item.candidate, customer, incident, currency, money_locale)
-        needs_approval = item.candidate.offer.requires_approval or (
-            approval_limit is not None and item.candidate.estimated_cost > approval_limit
-        )
+        why_approval = approval_reason(item.candidate, approval_limit)
         options.append(
             Option(
                 label="abc"[position],
                 candidate=item.candidate,
                 title=title,
                 message=message,
-                requires_approval=needs_approval,
+                requires_approval=why_approval is not None,
                 score=item.score,
                 score_breakdown=item.breakdown,
-                reasons=ranking.reasons(item, position=position, chosen=chosen, customer=customer, incident=incident),
+                reasons=ranking.reasons(item, position=position, chosen=chosen, customer=customer, incident=incident)
+                + ([why_approval] if why_approval is not None else []),
             )
         )
     remedy = [

@@ -15,6 +15,7 @@ logger = logging.getLogger("compensation")
 
 OUTCOME_RECORD = "compensation.outcome_record"
 OUTCOME_SUBMISSIONS_REQUEUE = "compensation.outcome_submissions_requeue"
+OUTCOME_FAILURE_NOTIFY = "compensation.outcome_failure_notify"
 FOLLOW_UPS_SEND = "compensation.follow_ups_send"
 ESCALATION_NOTIFY = "compensation.escalation_notify"
 ESCALATIONS_FLAG_OVERDUE = "compensation.escalations_flag_overdue"

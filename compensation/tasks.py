@@ -34,12 +34,19 @@ def outcome_record_task(self: Task, submission_id: str, batch: int | None = None
 
     A second delivery finds it recorded and does nothing (or records others
     still pending). A retry records its own submission alone, so one that
-    cannot be recorded never holds back the rest.
+    cannot be recorded never holds back the rest; each failure recording it
+    alone counts, and after ``OUTCOME_MAX_ATTEMPTS`` it is marked ``failed``
+    and left for a manager (the admin's "Retry" and "Release").
     """
     size = batch if batch is not None else settings.OUTCOME_RECORD_BATCH
     if self.request.retries:
         size = 1
     return len(outcomes.outcomes_record(submission_id=submission_id, batch=size))
+
+
+@shared_task(name=queue.OUTCOME_FAILURE_NOTIFY, acks_late=True, **{**RETRY, "autoretry_for": (DatabaseError, OSError)})
+def outcome_failure_notify_task(submission_id: str) -> bool:
+    return outcomes.outcome_failure_notify(submission_id=submission_id)
 
 
 @shared_task(name=queue.OUTCOME_SUBMISSIONS_REQUEUE, acks_late=True)

@@ -151,6 +151,8 @@ PUBLIC_BASE_URL = env.string("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip(
 OUTCOME_REQUEUE_AFTER_SECONDS = env.integer("OUTCOME_REQUEUE_AFTER_SECONDS", 60, minimum=1)
 # A recording task takes up to this many pending outcomes in one transaction (1: one at a time).
 OUTCOME_RECORD_BATCH = env.integer("OUTCOME_RECORD_BATCH", 50, minimum=1, maximum=500)
+# A submission whose recording fails this many times is marked failed (kept, not sent again; managers told).
+OUTCOME_MAX_ATTEMPTS = env.integer("OUTCOME_MAX_ATTEMPTS", 8, minimum=1, maximum=100)
 
 # --- Redis: broker and cache --------------------------------------------------
 REDIS_URL = env.redis_url("REDIS_URL")

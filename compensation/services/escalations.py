@@ -21,6 +21,7 @@ from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from compensation.authority import MonthOverLimit
 from compensation.errors import Conflict, ErrorCode
 from compensation.models import Customer, Escalation, Incident, Outcome, OutcomeSubmission, Remedy
 from compensation.queue import ESCALATION_NOTIFY, outcome_enqueue, task_send
@@ -69,21 +70,40 @@ def escalation_open_for_incident(
     return escalation, True
 
 
-def escalation_approval_open(*, submission: OutcomeSubmission, user: Any, now: datetime) -> Escalation:
-    """An approval request for a choice above the agent's authority; the outcome waits for it."""
+def escalation_approval_open(
+    *,
+    submission: OutcomeSubmission,
+    user: Any,
+    now: datetime,
+    per_option: Decimal | None = None,
+    over_month: MonthOverLimit | None = None,
+) -> Escalation:
+    """An approval request for a choice above the agent's authority; the outcome waits for it.
+
+    ``per_option``: the agent's limit per option, when the option itself needs approval (above it, or
+    its policy asks); ``over_month``: when the choice takes the agent past their monthly limit.
+    """
     offer = submission.offer
     offer_set = submission.offer_set
     assert offer is not None
-    limit = settings.AGENT_APPROVAL_LIMIT
-    why = (
-        f"costs {money(offer.estimated_cost)} {offer.currency}, above the agents' limit of {money(limit)}"
-        if offer.estimated_cost > limit
-        else "its policy asks for a manager's approval"
-    )
+    name = user.get_username()
+    why = []
+    if over_month is None or offer.requires_approval:
+        why.append(
+            f"costs {money(offer.estimated_cost)} {offer.currency}, above {name}'s limit of {money(per_option)} "
+            "per option"
+            if per_option is not None and offer.estimated_cost > per_option
+            else "its policy asks for a manager's approval"
+        )
+    if over_month is not None:
+        why.append(
+            f"with it, {name}'s chosen options in {over_month.month} come to {money(over_month.total)} "
+            f"{offer.currency}, above their monthly limit of {money(over_month.limit)}"
+        )
     escalation = Escalation.objects.create(
         kind=Escalation.Kind.APPROVAL,
         status=Escalation.Status.OPEN,
-        reason=f"{user.get_username()} asks to give {offer.title!r} (option {offer.label}): {why}.",
+        reason=f"{name} asks to give {offer.title!r} (option {offer.label}): {'; '.join(why)}.",
         due_at=escalation_due(now),
         offer_set=offer_set,
         incident_id=offer_set.incident_id,
@@ -95,14 +115,16 @@ def escalation_approval_open(*, submission: OutcomeSubmission, user: Any, now: d
 
 
 def escalation_remedy_approval_open(
-    *, remedies: list[Remedy], outcome: Outcome, user: Any, now: datetime
+    *, remedies: list[Remedy], outcome: Outcome, user: Any, now: datetime, per_option: Decimal
 ) -> Escalation:
-    """An approval request for a remedy above the agent's authority; the customer's choice is recorded meanwhile."""
-    limit = settings.AGENT_APPROVAL_LIMIT
+    """An approval request for a remedy above the agent's authority (``per_option``, their limit per option);
+    the customer's choice is recorded meanwhile."""
+    limit = per_option
     total = sum((r.estimated_cost for r in remedies), Decimal("0"))
     titles = ", ".join(repr(r.title) for r in remedies)
     why = (
-        f"it costs {money(total)} {remedies[0].currency}, above the agents' limit of {money(limit)}"
+        f"it costs {money(total)} {remedies[0].currency}, above {user.get_username()}'s limit of {money(limit)} "
+        "per option"
         if total > limit
         else "its policy asks for a manager's approval"
     )

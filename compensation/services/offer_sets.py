@@ -16,11 +16,11 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from compensation.authority import user_authority
 from compensation.engine import compute_options
 from compensation.engine_types import Candidate, CustomerFacts, EngineResult, IncidentFacts
 from compensation.models import Customer, Escalation, Incident, Offer, OfferSet, Remedy
 from compensation.periods import local_date
-from compensation.roles import Role, user_has_role
 from compensation.selectors import RequestFacts, perk_grant_dates, request_facts
 from compensation.services.escalations import escalation_open_for_incident
 from compensation.sql import insert_select_sql, insert_values_sql
@@ -413,7 +413,7 @@ def offer_set_create(
     """
     now = now or timezone.now()
     category: CompiledCategory = incident["category"]
-    manager = user_has_role(user, Role.MANAGER)
+    approval_limit = user_authority(user).per_option  # the agent's, by their groups; None for a manager
     with transaction.atomic():
         fields = {name: customer[name] for name in CUSTOMER_FIELDS if name in customer}
         stored_customer, is_new = customer_upsert(
@@ -456,7 +456,7 @@ def offer_set_create(
             customer=customer_facts(stored_customer),
             incident=incident_facts(stored_incident, category),
             facts=facts,
-            approval_limit=None if manager else settings.AGENT_APPROVAL_LIMIT,
+            approval_limit=approval_limit,
             explain=explain,
             customer_id=stored_customer.pk,
         )

@@ -4,7 +4,9 @@
 budget and writes the submission (the outbox); after commit the recording task
 is enqueued. ``outcomes_record`` claims the pending submission under a row lock
 (``SELECT … FOR UPDATE``, then marks it recorded), so a second delivery does
-nothing, and writes everything the choice promises.
+nothing, and writes everything the choice promises. A submission whose
+recording keeps failing is marked ``failed`` after ``OUTCOME_MAX_ATTEMPTS``
+and left for a manager to retry or release.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.core.mail import send_mail
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.template.loader import render_to_string
 from django.utils import timezone
 
+from compensation.authority import Authority, month_over_limit, user_authority
 from compensation.engine import remedy_needs_approval
 from compensation.errors import BudgetExhausted, Conflict, ErrorCode, InvalidInput, NotFound
 from compensation.models import (
@@ -40,13 +45,14 @@ from compensation.models import (
     Remedy,
 )
 from compensation.periods import month_start
-from compensation.queue import outcome_enqueue
+from compensation.queue import OUTCOME_FAILURE_NOTIFY, outcome_enqueue, task_send
 from compensation.roles import Role, user_has_role
-from compensation.services.budgets import PolicyCaps, budget_charge, month_spend_upsert_sql
+from compensation.services.budgets import PolicyCaps, budget_charge, budget_release, month_spend_upsert_sql
 from compensation.services.escalations import (
     escalation_approval_open,
     escalation_open_for_incident,
     escalation_remedy_approval_open,
+    manager_emails,
 )
 from compensation.sql import insert_select_sql
 from policies.choices import OfferKind
@@ -252,9 +258,13 @@ def outcome_submit(
     On PostgreSQL the common case takes one statement and nothing is read
     first; the earlier outcome is looked up only when the write cannot go
     through, since the unique "one live submission per set" index decides.
+    An agent whose groups set a monthly limit (compensation/authority.py)
+    needs a manager's approval for a choice that takes them past it.
     """
     now = now or timezone.now()
-    if connection.vendor == "postgresql" and choice != DECLINED:
+    authority = user_authority(user)
+    # An agent with a monthly limit takes the general path, which counts the month under a lock.
+    if connection.vendor == "postgresql" and choice != DECLINED and authority.per_month is None:
         try:
             with _savepoint():
                 submission = _submitted_in_one_statement(
@@ -294,7 +304,7 @@ def outcome_submit(
     )
     try:
         with _savepoint():
-            _write(submission=submission, facts=facts, user=user, now=now)
+            _write(submission=submission, facts=facts, user=user, authority=authority, now=now)
     except (IntegrityError, BudgetExhausted):
         # A live submission exists (a repeat, or a concurrent request that won): it decides the answer.
         existing = _live_submission(offer_set_id)
@@ -311,12 +321,22 @@ def _savepoint() -> Any:
     return transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
 
 
-def _write(*, submission: OutcomeSubmission, facts: SubmissionFacts, user: Any, now: datetime) -> None:
-    """Charge the budget (unless declined) and save the submission, or raise and write nothing."""
+def _write(
+    *, submission: OutcomeSubmission, facts: SubmissionFacts, user: Any, authority: Authority, now: datetime
+) -> None:
+    """Charge the budget (unless declined) and save the submission, or raise and write nothing.
+
+    The choice waits for a manager's approval when the option needs it, or when it takes the agent past
+    their monthly limit (counted under a lock per agent, taken first, before the budget's locks).
+    """
     if facts.offer_id is None:  # declined: nothing to charge
         submission.save(force_insert=True)
         return
     with transaction.atomic():
+        over_month = None
+        if authority.per_month is not None:
+            over_month = month_over_limit(user=user, amount=facts.estimated_cost, limit=authority.per_month, now=now)
+        needs_approval = facts.needs_approval or over_month is not None
         submission.charge = budget_charge(
             caps=facts.caps,
             policy_id=facts.policy_id,  # an option always has its policy (PROTECT)
@@ -324,14 +344,20 @@ def _write(*, submission: OutcomeSubmission, facts: SubmissionFacts, user: Any, 
             amount=facts.estimated_cost,
             now=now,
         )
-        if facts.needs_approval:
+        if needs_approval:
             submission.status = OutcomeSubmission.Status.AWAITING_APPROVAL
             submission.enqueued_at = None
         submission.save(force_insert=True)
-        if facts.needs_approval:
+        if needs_approval:
             submission.offer = Offer.objects.select_related("offer_set").get(pk=facts.offer_id)
             submission.offer_set = submission.offer.offer_set
-            submission.approval = escalation_approval_open(submission=submission, user=user, now=now)
+            submission.approval = escalation_approval_open(
+                submission=submission,
+                user=user,
+                now=now,
+                per_option=authority.per_option if facts.needs_approval else None,
+                over_month=over_month,
+            )
             submission.save(update_fields=["approval"])
 
 
@@ -552,27 +578,25 @@ def _remedies_to_give(outcomes: list[Outcome]) -> dict[int, list[Remedy]]:
     return grouped
 
 
-def _remedy_needs_approval(remedies: list[Remedy], outcome: Outcome) -> bool:
-    """Above the agent's authority (summed), or asked by its policy; managers never need approval."""
-    items = [(r.estimated_cost, r.requires_approval) for r in remedies]
-    if not remedy_needs_approval(items, settings.AGENT_APPROVAL_LIMIT):
-        return False  # (the role is read only when it matters)
-    return not user_has_role(outcome.submission.submitted_by, Role.MANAGER)
-
-
 def _remedies_decide(outcomes: list[Outcome], *, now: datetime) -> list[Remedy]:
     """Each incident's remedy goes with its first outcome recorded: given now (the outcome counts its
-    cost), or sent for a manager's approval. Returns the remedy rows changed, to save with the outcomes."""
+    cost), or sent for a manager's approval when its summed cost is above the per-option limit of the
+    agent who submitted the outcome, or its policy asks (managers never need approval). Returns the
+    remedy rows changed, to save with the outcomes."""
     to_give = _remedies_to_give(outcomes)
     changed: list[Remedy] = []
+    limits: dict[int, Decimal | None] = {}  # per submitting user: a batch reads each user's limit once
     for outcome in outcomes:
         remedies = to_give.pop(outcome.offer_set.incident_id, None)
         if not remedies:
             continue
         approval = None
-        if _remedy_needs_approval(remedies, outcome):
+        user = outcome.submission.submitted_by
+        if user.pk not in limits:
+            limits[user.pk] = user_authority(user).per_option
+        if remedy_needs_approval([(r.estimated_cost, r.requires_approval) for r in remedies], limits[user.pk]):
             approval = escalation_remedy_approval_open(
-                remedies=remedies, outcome=outcome, user=outcome.submission.submitted_by, now=now
+                remedies=remedies, outcome=outcome, user=user, now=now, per_option=limits[user.pk]
             )
         for remedy in remedies:
             remedy.outcome = outcome
@@ -598,12 +622,30 @@ def outcomes_record(*, submission_id: Any, batch: int = 1, now: datetime | None 
     Batching lets one task drain a backlog: the messages of submissions
     recorded in another's batch then find nothing to do. (The commit is fully
     durable: once GET shows a coupon code, a crash cannot change it.)
+
+    When recording fails, the attempt counts against the submission
+    (:func:`outcome_record_failed`) if it was the only one being recorded (a
+    batch's failure is not pinned on one of them: the task retries each
+    alone), and the error is raised again for the task's retries.
     """
     now = now or timezone.now()
     if not OutcomeSubmission.objects.filter(pk=submission_id, status=OutcomeSubmission.Status.PENDING).exists():
-        return []  # recorded (often in another's batch) or awaiting approval: one cheap read, no transaction
+        return []  # recorded (often in another's batch), awaiting approval or failed: one cheap read
+    claimed: list[OutcomeSubmission] = []
+    try:
+        return _record_claimed(submission_id=submission_id, batch=batch, now=now, claimed=claimed)
+    except Exception as exc:
+        if len(claimed) <= 1:
+            outcome_record_failed(submission_id=submission_id, error=exc, now=now)
+        raise
+
+
+def _record_claimed(
+    *, submission_id: Any, batch: int, now: datetime, claimed: list[OutcomeSubmission]
+) -> list[Outcome]:
+    """:func:`outcomes_record`'s transaction; ``claimed`` is filled with the rows it claimed, for its caller."""
     with transaction.atomic():
-        claimed = _claim(submission_id=submission_id, batch=batch)
+        claimed.extend(_claim(submission_id=submission_id, batch=batch))
         if not claimed:
             return []
         OutcomeSubmission.objects.filter(pk__in=[s.pk for s in claimed]).update(
@@ -631,8 +673,148 @@ def outcomes_record(*, submission_id: Any, batch: int = 1, now: datetime | None 
     return outcomes
 
 
+ERROR_MAX_CHARS = 2000
+
+
+def error_text(error: BaseException) -> str:
+    """``module.Class: message`` (builtins without their module), cut to ``ERROR_MAX_CHARS``."""
+    kind = type(error)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    text = f"{name}: {error}".strip()
+    return text if len(text) <= ERROR_MAX_CHARS else text[: ERROR_MAX_CHARS - 1] + "…"
+
+
+def outcome_record_failed(*, submission_id: Any, error: BaseException, now: datetime) -> OutcomeSubmission | None:
+    """Count a failed recording attempt, in a transaction of its own so the count outlives the rollback.
+
+    Keeps the last error; the ``OUTCOME_MAX_ATTEMPTS``-th failure marks the submission ``failed``: no
+    longer sent again, its budget still reserved, and the managers told once (after commit, through
+    Celery). Returns the submission, or None when it is no longer pending or the count could not be
+    written (the database itself failing: then nothing is lost, it stays pending and is sent again).
+    """
+    if not connection.in_atomic_block:
+        connection.close_if_unusable_or_obsolete()  # a broken connection is replaced, not reused
+    try:
+        with transaction.atomic():
+            submission = (
+                OutcomeSubmission.objects.select_for_update()
+                .filter(pk=submission_id, status=OutcomeSubmission.Status.PENDING)
+                .first()
+            )
+            if submission is None:
+                return None
+            submission.attempts += 1
+            submission.last_error = error_text(error)
+            fields = ["attempts", "last_error"]
+            if submission.attempts >= settings.OUTCOME_MAX_ATTEMPTS:
+                submission.status = OutcomeSubmission.Status.FAILED
+                submission.failed_at = now
+                fields += ["status", "failed_at"]
+                pk = submission.pk
+                transaction.on_commit(lambda: task_send(OUTCOME_FAILURE_NOTIFY, str(pk)))
+            submission.save(update_fields=fields)
+    except DatabaseError:
+        logger.warning("could not count the failed recording of submission %s", submission_id, exc_info=True)
+        return None
+    if submission.status == OutcomeSubmission.Status.FAILED:
+        logger.error(
+            "outcome submission %s failed %d times and is no longer retried: %s",
+            submission_id,
+            submission.attempts,
+            submission.last_error,
+        )
+    else:
+        logger.warning(
+            "recording outcome submission %s failed (attempt %d of %d): %s",
+            submission_id,
+            submission.attempts,
+            settings.OUTCOME_MAX_ATTEMPTS,
+            submission.last_error,
+        )
+    return submission
+
+
+def outcome_failure_notify(*, submission_id: Any, now: datetime | None = None) -> bool:
+    """E-mail the managers, once, that a submission failed; False when there was nothing to send.
+
+    Under a lock on the submission, so two deliveries of the task send one e-mail; if sending fails,
+    nothing is marked and the task's retry, or the requeue sweep, sends it later.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        submission = (
+            OutcomeSubmission.objects.select_for_update(of=("self",))
+            .select_related("offer", "offer_set__customer", "offer_set__incident__category", "submitted_by")
+            .filter(pk=submission_id, status=OutcomeSubmission.Status.FAILED, failure_notified_at=None)
+            .first()
+        )
+        if submission is None:
+            return False
+        recipients = manager_emails()
+        if recipients:
+            context = {
+                "submission": submission,
+                "offer_set": submission.offer_set,
+                "base_url": settings.PUBLIC_BASE_URL,
+            }
+            send_mail(
+                f"Outcome not recorded: offer set {submission.offer_set_id} (choice {submission.choice})",
+                render_to_string("email/outcome_failed.txt", context),
+                None,
+                recipients,
+            )
+        else:
+            logger.warning("failed outcome submission %s: no manager has an e-mail address to notify", submission_id)
+        submission.failure_notified_at = now
+        submission.save(update_fields=["failure_notified_at"])
+    return bool(recipients)
+
+
+def _failed_locked(submission_id: Any, verb: str) -> OutcomeSubmission:
+    submission = (
+        OutcomeSubmission.objects.select_for_update(of=("self",))
+        .select_related("charge")
+        .filter(pk=submission_id)
+        .first()
+    )
+    if submission is None:
+        raise NotFound(f"Outcome submission {submission_id} does not exist.")
+    if submission.status != OutcomeSubmission.Status.FAILED:
+        raise Conflict(f"Submission {submission.pk} is {submission.status}; only failed submissions can be {verb}.")
+    return submission
+
+
+def outcome_submission_retry(*, submission_id: Any, now: datetime | None = None) -> OutcomeSubmission:
+    """Send a failed submission to be recorded again (once the fault is fixed): pending, its attempts from
+    zero, enqueued after commit. Recording claims it, so it is recorded once however often it is sent."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        submission = _failed_locked(submission_id, "retried")
+        submission.status = OutcomeSubmission.Status.PENDING
+        submission.attempts = 0
+        submission.failed_at = None
+        submission.failure_notified_at = None  # should it fail again, the managers hear of it again
+        submission.enqueued_at = now
+        submission.save(update_fields=["status", "attempts", "failed_at", "failure_notified_at", "enqueued_at"])
+        transaction.on_commit(lambda: outcome_enqueue(submission.pk))
+    return submission
+
+
+def outcome_submission_release(*, submission_id: Any, now: datetime | None = None) -> OutcomeSubmission:
+    """Give up on a failed submission: ``rejected``, its budget charge released as a refused approval's is;
+    the agent may post a new choice."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        submission = _failed_locked(submission_id, "released")
+        if submission.charge is not None:
+            budget_release(charge=submission.charge, now=now)
+        submission.status = OutcomeSubmission.Status.REJECTED
+        submission.save(update_fields=["status"])
+    return submission
+
+
 def outcome_record(*, submission_id: Any, now: datetime | None = None) -> Outcome | None:
-    """Record one pending submission once; None when it is not pending (recorded, or awaiting approval)."""
+    """Record one pending submission once; None when it is not pending (recorded, awaiting approval, failed)."""
     recorded = outcomes_record(submission_id=submission_id, batch=1, now=now)
     return recorded[0] if recorded else None
 
@@ -658,4 +840,10 @@ def outcome_submissions_requeue(*, now: datetime | None = None, older_than: time
             outcome_enqueue(submission_id)
     if ids:
         logger.info("re-enqueued %d pending outcome submissions", len(ids))
+    # Failed ones are not sent again; the managers' e-mail is, if it has not gone out (a broker or mail outage).
+    unnotified = OutcomeSubmission.objects.filter(
+        status=OutcomeSubmission.Status.FAILED, failure_notified_at=None, failed_at__lte=cutoff
+    ).values_list("pk", flat=True)[:100]
+    for submission_id in unnotified:
+        task_send(OUTCOME_FAILURE_NOTIFY, str(submission_id))
     return len(ids)

@@ -593,7 +593,8 @@ def _awaiting(
 
 
 @pytest.mark.parametrize(
-    ("kind", "why"), [("fixed_credit", "above the agents' limit of 100.00"), ("gift", "asks for a manager's approval")]
+    ("kind", "why"),
+    [("fixed_credit", "above agent-1's limit of 100.00 per option"), ("gift", "asks for a manager's approval")],
 )
 def test_an_agent_choosing_an_option_that_requires_approval_waits_for_a_manager(
     costly_pack: Policy, agent: Any, kind: str, why: str, django_capture_on_commit_callbacks: Any

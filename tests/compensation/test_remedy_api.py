@@ -279,7 +279,7 @@ def test_a_remedy_above_the_agents_limit_waits_for_its_own_approval_while_the_ch
     assert [(r["status"], r["approval"]) for r in shown["outcome"]["remedy"]] == [("awaiting_approval", approval.pk)]
     assert "remedy" in approval.reason
     assert "'Your $300.00 back'" in approval.reason
-    assert "above the agents' limit of 100.00" in approval.reason
+    assert "above agent-1's limit of 100.00 per option" in approval.reason
     assert Outcome.objects.get().remedy_cost == Decimal("0")
 
 
