@@ -46,6 +46,7 @@ INSTALLED_APPS = [
 # that carry a token (they serve browsers: the admin, the browsable API); see recovery_project/middleware.py.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "compensation.http.RequestBodyMiddleware",  # refuses an oversized or (under /api/) non-JSON body unread
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "recovery_project.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -124,6 +125,9 @@ CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.integer("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024, minimum=1024)
+# How many proxies in front append to X-Forwarded-For; 0: the header is ignored and the peer is the client.
+# The rate limits (REST_FRAMEWORK's NUM_PROXIES) and the login lockout read the client's address this one way.
+NUM_PROXIES = env.integer("NUM_PROXIES", 0, minimum=0)
 
 # --- Domain -------------------------------------------------------------------
 DEFAULT_CURRENCY = env.currency("DEFAULT_CURRENCY", "USD")
@@ -227,11 +231,9 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 25,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "compensation.schema.RecoveryAutoSchema",
-    "DEFAULT_PARSER_CLASSES": [
-        "compensation.http.SafeJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    "DEFAULT_PARSER_CLASSES": ["compensation.http.SafeJSONParser"],  # JSON only (compensation.http)
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "compensation.http.JSONContentNegotiation",
+    "NUM_PROXIES": NUM_PROXIES,  # DRF's None would trust any X-Forwarded-For
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
