@@ -6,6 +6,7 @@ stops the process at start with a message naming the variable.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -37,6 +38,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "policies",
     "compensation",
     "reporting",
@@ -54,6 +56,7 @@ MIDDLEWARE = [
     "recovery_project.middleware.AuthenticationMiddleware",
     "recovery_project.middleware.MessageMiddleware",
     "recovery_project.middleware.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # turns a locked-out login into the lockout page
 ]
 
 ROOT_URLCONF = "recovery_project.urls"
@@ -128,6 +131,19 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.integer("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 
 # How many proxies in front append to X-Forwarded-For; 0: the header is ignored and the peer is the client.
 # The rate limits (REST_FRAMEWORK's NUM_PROXIES) and the login lockout read the client's address this one way.
 NUM_PROXIES = env.integer("NUM_PROXIES", 0, minimum=0)
+
+# Login lockout (django-axes) on every username and password login: the admin's and any other page's.
+# Five failures for one username from one address, each within 15 minutes of the one before, lock that
+# pair out for 15 minutes from the fifth; tries while locked out are refused and do not extend it.
+# Token authentication never calls authenticate() and is not affected.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True  # a right password forgets that pair's earlier failures
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "compensation.http.client_address"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
 # --- Domain -------------------------------------------------------------------
 DEFAULT_CURRENCY = env.currency("DEFAULT_CURRENCY", "USD")
