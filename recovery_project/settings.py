@@ -17,6 +17,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DEBUG = env.boolean("DEBUG", False)
 
 SECRET_KEY = env.string("SECRET_KEY")
+# True when DEBUG runs on the development key below: compensation's start says once that links it signs are forgeable.
+SECRET_KEY_IS_DEVELOPMENT_KEY = SECRET_KEY is None
 if SECRET_KEY is None:
     if not DEBUG:
         raise env.ConfigError("SECRET_KEY", "must be set when DEBUG is off (a long random string)")
@@ -128,9 +130,16 @@ CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.integer("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024, minimum=1024)
+# Strict-Transport-Security: off until the site is HTTPS only (browsers remember it for this many seconds).
+SECURE_HSTS_SECONDS = env.integer("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.boolean("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env.boolean("SECURE_HSTS_PRELOAD", False)
 # How many proxies in front append to X-Forwarded-For; 0: the header is ignored and the peer is the client.
 # The rate limits (REST_FRAMEWORK's NUM_PROXIES) and the login lockout read the client's address this one way.
 NUM_PROXIES = env.integer("NUM_PROXIES", 0, minimum=0)
+# Django's checks look for CsrfViewMiddleware and XFrameOptionsMiddleware by path; ours are subclasses
+# (recovery_project/middleware.py), which recovery_project/checks.py looks for instead, with the cookie checks.
+SILENCED_SYSTEM_CHECKS = ["security.W002", "security.W003"]
 
 # Login lockout (django-axes) on every username and password login: the admin's and any other page's.
 # Five failures for one username from one address, each within 15 minutes of the one before, lock that
@@ -230,6 +239,9 @@ EMAIL_HOST_USER = env.string("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env.string("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env.boolean("EMAIL_USE_TLS", True)
 EMAIL_TIMEOUT = env.integer("EMAIL_TIMEOUT", 10, minimum=1)
+EMAIL_FILE_PATH = env.string("EMAIL_FILE_PATH")  # the folder of django.core.mail.backends.filebased.EmailBackend
+if EMAIL_BACKEND == "django.core.mail.backends.filebased.EmailBackend" and EMAIL_FILE_PATH is None:
+    raise env.ConfigError("EMAIL_FILE_PATH", "must name a folder when EMAIL_BACKEND is the file-based backend")
 DEFAULT_FROM_EMAIL = env.string("DEFAULT_FROM_EMAIL", "Recovery <recovery@localhost>")
 
 # --- REST framework -----------------------------------------------------------
