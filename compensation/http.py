@@ -24,6 +24,7 @@ from rest_framework.throttling import AnonRateThrottle, BaseThrottle, UserRateTh
 logger = logging.getLogger("compensation")
 
 API_PREFIX = "/api/"
+BODILESS_METHODS = {"GET", "HEAD", "OPTIONS"}  # their bodies mean nothing here, and nothing reads them
 
 
 # --- Request bodies ---------------------------------------------------------------------------
@@ -84,7 +85,9 @@ def request_body_refusal(request: HttpRequest) -> HttpResponse | None:
     - a non-empty body that is not JSON (``application/json`` or
       ``application/*+json``) is 415, so no form or multipart parser ever
       runs, whether or not the view reads the body. An empty body passes
-      whatever its ``Content-Type``: actions without input keep working.
+      whatever its ``Content-Type``: actions without input keep working. So
+      does the body of a ``GET``, ``HEAD`` or ``OPTIONS``, which nothing reads
+      (the schema declares 415 for the methods that take a body).
     """
     api = request.path_info.startswith(API_PREFIX)
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -109,7 +112,7 @@ def request_body_refusal(request: HttpRequest) -> HttpResponse | None:
         meta["CONTENT_LENGTH"] = str(length)
         request._stream = LimitedStream(io.BytesIO(body), length)  # type: ignore[attr-defined]
     content_type = meta.get("CONTENT_TYPE", "")
-    if length and not is_json_media_type(content_type):
+    if length and request.method not in BODILESS_METHODS and not is_json_media_type(content_type):
         return _error(
             415,
             f'Unsupported media type "{content_type}" in request: send JSON (Content-Type: application/json).',

@@ -174,8 +174,23 @@ def test_json_with_parameters_or_a_json_suffix_is_read(demo_pack: None, agent1: 
     assert OfferSet.objects.count() == 1
 
 
-def test_a_get_with_a_form_body_is_415_too(agent1: Any) -> None:
-    response = agent1.generic("GET", "/api/v1/me/", b"a=1", content_type="application/x-www-form-urlencoded")
+@pytest.mark.parametrize("method", ["GET", "OPTIONS"])
+def test_the_body_of_a_get_or_options_is_left_unread_not_refused(agent1: Any, method: str) -> None:
+    """Nothing reads it (the schema declares 415 for POST, PUT and PATCH alone)."""
+    body = multipart({"a": "1"}, file_bytes=1000)
+    payload = FakePayload(body)
+
+    response = agent1.generic(
+        method, "/api/v1/me/", body, content_type=f"multipart/form-data; boundary={BOUNDARY}", **{"wsgi.input": payload}
+    )
+
+    assert response.status_code == 200
+    assert not payload.read_started
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+def test_other_methods_with_a_form_body_are_415(agent1: Any, method: str) -> None:
+    response = agent1.generic(method, "/api/v1/me/", b"a=1", content_type="application/x-www-form-urlencoded")
 
     assert error(response) == (415, "unsupported_media_type")
 
