@@ -81,7 +81,8 @@ def request_body_refusal(request: HttpRequest) -> HttpResponse | None:
       such a body as empty) is read here, at most the limit and one byte
       more: over the limit is 413, else the view reads what was read. That
       needs a server that ends the stream with the body (gunicorn says so with
-      ``wsgi.input_terminated``); on another it is 411 ``length_required``;
+      ``wsgi.input_terminated``); on another it is 411 ``length_required``.
+      Malformed chunks are 400;
     - a non-empty body that is not JSON (``application/json`` or
       ``application/*+json``) is 415, so no form or multipart parser ever
       runs, whether or not the view reads the body. An empty body passes
@@ -105,7 +106,11 @@ def request_body_refusal(request: HttpRequest) -> HttpResponse | None:
             return _error(
                 411, "A body of unknown length needs a Content-Length header on this server.", "length_required"
             )
-        body = _read_at_most(meta["wsgi.input"], limit + 1)
+        try:
+            body = _read_at_most(meta["wsgi.input"], limit + 1)
+        except Exception:  # the server's own errors: malformed chunks (gunicorn's ParseException), a lost client
+            logger.info("unreadable chunked request body", exc_info=True)
+            return _error(400, "The request body could not be read (malformed chunked encoding).", "bad_request")
         if len(body) > limit:
             return _too_large(api)
         length = len(body)

@@ -104,6 +104,15 @@ def test_another_address_and_another_username_are_not_locked_out(admins: None, c
     assert locked_out(login("admin", PASSWORD))
 
 
+def test_a_right_password_forgets_the_failures_before_it(admins: None, clock: Any) -> None:
+    fail(4)
+    assert login("admin", PASSWORD).logged_in
+
+    fail(4)
+
+    assert login("admin", PASSWORD).logged_in
+
+
 def test_failures_further_apart_than_15_minutes_do_not_add_up(admins: None, clock: Any) -> None:
     fail(4)
     clock.shift(timedelta(minutes=15, seconds=1))

@@ -159,3 +159,11 @@ def test_a_chunked_json_body_within_the_limit_goes_on_to_the_view(server: int) -
     status, body, _ = exchange(server, request, chunks(json.dumps({"customer": {"external_id": "C-1"}}).encode()))
 
     assert (status, body["code"]) == (401, "not_authenticated")
+
+
+def test_malformed_chunks_are_400(server: int) -> None:
+    request = head("/api/v1/offer-sets/", "application/json", "Transfer-Encoding: chunked")
+
+    status, body, _ = exchange(server, request, b"zz\r\n{}\r\n0\r\n\r\n")
+
+    assert (status, body["code"]) == (400, "bad_request")
