@@ -1,20 +1,149 @@
-"""REST framework pieces that keep misuse and outages from becoming 500s."""
+"""HTTP pieces that keep misuse and outages from becoming 500s: request bodies, parsing, client addresses, rates."""
 
 from __future__ import annotations
 
+import io
+import ipaddress
 import logging
 import math
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
 from django.core.cache.backends.redis import RedisCache
+from django.core.handlers.wsgi import LimitedStream
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.utils.http import parse_header_parameters
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
-from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.parsers import BaseParser, JSONParser
+from rest_framework.throttling import AnonRateThrottle, BaseThrottle, UserRateThrottle
 
 logger = logging.getLogger("compensation")
+
+API_PREFIX = "/api/"
+BODILESS_METHODS = {"GET", "HEAD", "OPTIONS"}  # their bodies mean nothing here, and nothing reads them
+
+
+# --- Request bodies ---------------------------------------------------------------------------
+
+
+def is_json_media_type(content_type: str) -> bool:
+    """``application/json`` or ``application/<anything>+json``, with any parameters (``; charset=utf-8``)."""
+    media_type, _ = parse_header_parameters(content_type)
+    main, _, sub = media_type.partition("/")
+    return main == "application" and (sub == "json" or sub.endswith("+json"))
+
+
+def _sized(response: HttpResponse) -> HttpResponse:
+    response["Content-Length"] = str(len(response.content))  # answered before CommonMiddleware would say it
+    return response
+
+
+def _error(status: int, detail: str, code: str) -> HttpResponse:
+    return _sized(JsonResponse({"detail": detail, "code": code}, status=status))
+
+
+def _too_large(api: bool) -> HttpResponse:
+    if not api:
+        text = "The request body is too large."
+        return _sized(HttpResponse(text, status=413, content_type="text/plain; charset=utf-8"))
+    from compensation.exceptions import PayloadTooLarge  # it imports DRF's views, which import this module's parser
+
+    error = PayloadTooLarge()
+    return _error(error.status_code, str(error.detail), error.default_code)
+
+
+def _read_at_most(stream: Any, size: int) -> bytes:
+    """Up to ``size`` bytes of a stream that ends where the body does (a WSGI server's ``input_terminated``)."""
+    chunks: list[bytes] = []
+    left = size
+    while left > 0:
+        chunk = stream.read(left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def request_body_refusal(request: HttpRequest) -> HttpResponse | None:
+    """The answer to a request whose body is refused before a byte of it is read, or None to go on.
+
+    Everywhere: a ``Content-Length`` over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is
+    413 (nothing here takes uploads; Django's own limit counts a multipart
+    body's fields but not its files, which it spools to disk). Under
+    ``/api/``, which takes JSON only, also:
+
+    - a body of unknown length (``Transfer-Encoding: chunked``; Django reads
+      such a body as empty) is read here, at most the limit and one byte
+      more: over the limit is 413, else the view reads what was read. That
+      needs a server that ends the stream with the body (gunicorn says so with
+      ``wsgi.input_terminated``); on another it is 411 ``length_required``.
+      Malformed chunks are 400;
+    - a non-empty body that is not JSON (``application/json`` or
+      ``application/*+json``) is 415, so no form or multipart parser ever
+      runs, whether or not the view reads the body. An empty body passes
+      whatever its ``Content-Type``: actions without input keep working. So
+      does the body of a ``GET``, ``HEAD`` or ``OPTIONS``, which nothing reads
+      (the schema declares 415 for the methods that take a body).
+    """
+    api = request.path_info.startswith(API_PREFIX)
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    meta = request.META
+    try:
+        length = int(meta.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0  # as Django reads it: no body
+    if length > limit:
+        return _too_large(api)
+    if not api:
+        return None
+    if not meta.get("CONTENT_LENGTH") and meta.get("HTTP_TRANSFER_ENCODING"):
+        if not meta.get("wsgi.input_terminated"):
+            return _error(
+                411, "A body of unknown length needs a Content-Length header on this server.", "length_required"
+            )
+        try:
+            body = _read_at_most(meta["wsgi.input"], limit + 1)
+        except Exception:  # the server's own errors: malformed chunks (gunicorn's ParseException), a lost client
+            logger.info("unreadable chunked request body", exc_info=True)
+            return _error(400, "The request body could not be read (malformed chunked encoding).", "bad_request")
+        if len(body) > limit:
+            return _too_large(api)
+        length = len(body)
+        meta["CONTENT_LENGTH"] = str(length)
+        request._stream = LimitedStream(io.BytesIO(body), length)  # type: ignore[attr-defined]
+    content_type = meta.get("CONTENT_TYPE", "")
+    if length and request.method not in BODILESS_METHODS and not is_json_media_type(content_type):
+        return _error(
+            415,
+            f'Unsupported media type "{content_type}" in request: send JSON (Content-Type: application/json).',
+            "unsupported_media_type",
+        )
+    return None
+
+
+class RequestBodyMiddleware:
+    """Answers :func:`request_body_refusal`'s refusals before any other middleware or view reads the body."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        return request_body_refusal(request) or self.get_response(request)
+
+
+class JSONContentNegotiation(DefaultContentNegotiation):
+    """DRF's negotiation, where every JSON media type (``application/*+json`` too) goes to the JSON parser."""
+
+    def select_parser(self, request: Any, parsers: list[BaseParser]) -> BaseParser | None:
+        parser = super().select_parser(request, parsers)
+        if parser is None and is_json_media_type(request.content_type or ""):
+            parser = next((p for p in parsers if isinstance(p, JSONParser)), None)
+        return parser
 
 
 class SafeJSONParser(JSONParser):
@@ -64,6 +193,29 @@ def window_count(backend: BaseCache, key: str, *, duration: int, now: float) -> 
     count += 1
     backend.set(key, (closes_at, count), math.ceil(closes_at - now))
     return count, closes_at - now
+
+
+# --- Client addresses ---------------------------------------------------------------------------
+
+
+def client_address(request: HttpRequest) -> str | None:
+    """The client's address as the rate limits see it, for the login lockout (``AXES_CLIENT_IP_CALLABLE``).
+
+    DRF's reading (``BaseThrottle.get_ident``): ``REMOTE_ADDR``, or with
+    ``NUM_PROXIES`` = n > 0 the n-th ``X-Forwarded-For`` entry from the right
+    (the address the outermost trusted proxy saw). An entry that is not an
+    address (a header a client wrote, reaching the process past the proxies)
+    falls back to ``REMOTE_ADDR``: the lockout stores it in an address column.
+    """
+    for candidate in (BaseThrottle().get_ident(request), request.META.get("REMOTE_ADDR")):
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            continue
+    return None  # no address at all (a Unix socket): the lockout keys on the username alone
+
+
+# --- Rates ------------------------------------------------------------------------------------
 
 
 class _FixedWindow:

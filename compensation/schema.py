@@ -22,7 +22,7 @@ ERROR_DESCRIPTIONS = {
     "403": "Your role may not do this.",
     "404": "Not found (or not yours to see), or a page beyond the last.",
     "413": "The request body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE.",
-    "415": "The body is not JSON (or a form).",
+    "415": "A non-empty body that is not JSON (Content-Type application/json or application/*+json).",
     "429": "Too many requests: wait the seconds Retry-After gives.",
     "503": "The database cannot be reached right now (code `unavailable`); nothing was done: retry after Retry-After.",
 }

@@ -6,6 +6,7 @@ stops the process at start with a message naming the variable.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,6 +17,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DEBUG = env.boolean("DEBUG", False)
 
 SECRET_KEY = env.string("SECRET_KEY")
+# True when DEBUG runs on the development key below: compensation's start says once that links it signs are forgeable.
+SECRET_KEY_IS_DEVELOPMENT_KEY = SECRET_KEY is None
 if SECRET_KEY is None:
     if not DEBUG:
         raise env.ConfigError("SECRET_KEY", "must be set when DEBUG is off (a long random string)")
@@ -37,6 +40,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "policies",
     "compensation",
     "reporting",
@@ -46,6 +50,7 @@ INSTALLED_APPS = [
 # that carry a token (they serve browsers: the admin, the browsable API); see recovery_project/middleware.py.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "compensation.http.RequestBodyMiddleware",  # refuses an oversized or (under /api/) non-JSON body unread
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "recovery_project.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -53,6 +58,7 @@ MIDDLEWARE = [
     "recovery_project.middleware.AuthenticationMiddleware",
     "recovery_project.middleware.MessageMiddleware",
     "recovery_project.middleware.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # turns a locked-out login into the lockout page
 ]
 
 ROOT_URLCONF = "recovery_project.urls"
@@ -130,6 +136,29 @@ CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.integer("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024, minimum=1024)
+# Strict-Transport-Security: off until the site is HTTPS only (browsers remember it for this many seconds).
+SECURE_HSTS_SECONDS = env.integer("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.boolean("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env.boolean("SECURE_HSTS_PRELOAD", False)
+# How many proxies in front append to X-Forwarded-For; 0: the header is ignored and the peer is the client.
+# The rate limits (REST_FRAMEWORK's NUM_PROXIES) and the login lockout read the client's address this one way.
+NUM_PROXIES = env.integer("NUM_PROXIES", 0, minimum=0)
+# Django's checks look for CsrfViewMiddleware and XFrameOptionsMiddleware by path; ours are subclasses
+# (recovery_project/middleware.py), which recovery_project/checks.py looks for instead, with the cookie checks.
+SILENCED_SYSTEM_CHECKS = ["security.W002", "security.W003"]
+
+# Login lockout (django-axes) on every username and password login: the admin's and any other page's.
+# Five failures for one username from one address, each within 15 minutes of the one before, lock that
+# pair out for 15 minutes from the fifth; tries while locked out are refused and do not extend it.
+# Token authentication never calls authenticate() and is not affected.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True  # a right password forgets that pair's earlier failures
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "compensation.http.client_address"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
 # --- Domain -------------------------------------------------------------------
 DEFAULT_CURRENCY = env.currency("DEFAULT_CURRENCY", "USD")
@@ -218,6 +247,9 @@ EMAIL_HOST_USER = env.string("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env.string("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env.boolean("EMAIL_USE_TLS", True)
 EMAIL_TIMEOUT = env.integer("EMAIL_TIMEOUT", 10, minimum=1)
+EMAIL_FILE_PATH = env.string("EMAIL_FILE_PATH")  # the folder of django.core.mail.backends.filebased.EmailBackend
+if EMAIL_BACKEND == "django.core.mail.backends.filebased.EmailBackend" and EMAIL_FILE_PATH is None:
+    raise env.ConfigError("EMAIL_FILE_PATH", "must name a folder when EMAIL_BACKEND is the file-based backend")
 DEFAULT_FROM_EMAIL = env.string("DEFAULT_FROM_EMAIL", "Recovery <recovery@localhost>")
 
 # --- REST framework -----------------------------------------------------------
@@ -235,11 +267,9 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 25,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "compensation.schema.RecoveryAutoSchema",
-    "DEFAULT_PARSER_CLASSES": [
-        "compensation.http.SafeJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    "DEFAULT_PARSER_CLASSES": ["compensation.http.SafeJSONParser"],  # JSON only (compensation.http)
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "compensation.http.JSONContentNegotiation",
+    "NUM_PROXIES": NUM_PROXIES,  # DRF's None would trust any X-Forwarded-For
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

@@ -164,6 +164,67 @@ def test_feedback_links_are_limited_per_address(api_client: Any) -> None:
     assert other.status_code == 404
 
 
+@pytest.mark.usefixtures("two_per_minute_per_address")
+def test_a_spoofed_forwarded_for_header_gets_no_fresh_bucket(api_client: Any) -> None:
+    """It did: with DRF's NUM_PROXIES unset, any X-Forwarded-For a client wrote was its address."""
+    url = "/api/v1/feedback/not-a-real-token/"
+
+    answers = [
+        api_client.post(url, {"satisfaction": 5}, format="json", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=spoofed)
+        for spoofed in ("203.0.113.1", "203.0.113.2", "203.0.113.3")
+    ]
+
+    assert [r.status_code for r in answers] == [404, 404, 429]
+
+
+def _rest_framework(**changes: Any) -> dict[str, Any]:
+    return {**settings.REST_FRAMEWORK, **changes}
+
+
+@pytest.mark.usefixtures("two_per_minute_per_address")
+def test_behind_one_proxy_the_last_forwarded_for_entry_is_the_client(api_client: Any) -> None:
+    url = "/api/v1/feedback/not-a-real-token/"
+
+    def post(forwarded_for: str) -> int:
+        return api_client.post(
+            url, {"satisfaction": 5}, format="json", REMOTE_ADDR="10.0.0.254", HTTP_X_FORWARDED_FOR=forwarded_for
+        ).status_code
+
+    with override_settings(REST_FRAMEWORK=_rest_framework(NUM_PROXIES=1)):
+        # What the client wrote comes first; the proxy appends the address it saw.
+        assert [post(f"198.51.100.{n}, 192.0.2.7") for n in range(3)] == [404, 404, 429]
+        assert post("198.51.100.1, 192.0.2.8") == 404  # another client behind the same proxy
+
+
+@pytest.mark.parametrize(
+    ("num_proxies", "forwarded_for", "expected"),
+    [
+        (0, "203.0.113.9", "10.0.0.1"),
+        (0, None, "10.0.0.1"),
+        (1, "203.0.113.9, 192.0.2.7", "192.0.2.7"),
+        (2, "203.0.113.9, 192.0.2.7, 192.0.2.8", "192.0.2.7"),
+        (3, "192.0.2.7", "192.0.2.7"),  # fewer entries than proxies: the leftmost
+        (1, "192.0.2.7, not-an-address", "10.0.0.1"),  # not an address: the peer
+        (1, None, "10.0.0.1"),
+        (1, "2001:db8::1", "2001:db8::1"),
+    ],
+)
+def test_the_client_address_the_lockout_uses_is_the_rate_limits(
+    rf: Any, num_proxies: int, forwarded_for: str | None, expected: str
+) -> None:
+    from rest_framework.throttling import BaseThrottle
+
+    from compensation.http import client_address
+
+    headers = {} if forwarded_for is None else {"HTTP_X_FORWARDED_FOR": forwarded_for}
+    request = rf.post("/admin/login/", REMOTE_ADDR="10.0.0.1", **headers)
+
+    with override_settings(REST_FRAMEWORK=_rest_framework(NUM_PROXIES=num_proxies)):
+        assert client_address(request) == expected
+        if "not-an-address" not in (forwarded_for or ""):
+            assert BaseThrottle().get_ident(request) == expected
+
+
 def test_a_body_over_the_limit_is_413_and_writes_nothing(client_for: Any) -> None:
     from compensation.models import Customer
 

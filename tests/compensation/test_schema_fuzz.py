@@ -16,7 +16,8 @@ escalation still open, a feedback link still unused).
 Each test counts its own requests and checks them when it ends (the ``world`` fixture's
 teardown): at least ``MINIMUM_REQUESTS_PER_TEST`` requests and no 401 (the token is valid); for
 an operation the role may call, at least a third of the requests meant to be valid answered
-with a 2xx; for one it may not, no 2xx at all, only 403s (and 404s where the URL names nothing).
+with a 2xx; for one it may not, no 2xx at all, only 403s (and 404s where the URL names nothing, 415s for a body
+that is not JSON).
 ``test_the_fuzzing_covers_every_operation_with_at_least_1000_requests`` checks that the tests
 cover every operation of the schema and that their minimums add up to ``MINIMUM_REQUESTS``.
 ``-rP`` shows each test's statuses.
@@ -174,6 +175,11 @@ class World:
         return str(real) if isinstance(value, str) else real
 
     def count(self, case: Any, status: int) -> None:
+        from compensation.http import is_json_media_type
+
+        if status == 415:  # a body refused unread, before any permission check: only one that is not JSON
+            sent = next((v for k, v in (case.headers or {}).items() if k.lower() == "content-type"), case.media_type)
+            assert not is_json_media_type(sent or ""), sent
         self.operation = case.operation.label
         self.statuses[status] = self.statuses.get(status, 0) + 1
         if _meant_valid(case):
@@ -196,8 +202,9 @@ class World:
             assert self.valid_2xx >= self.valid * VALID_ANSWERED_2XX_AT_LEAST, answers
         else:
             # A refusal, whatever the request; a 404 when the URL names nothing (a malformed id,
-            # an unknown ?format) and so no view, and no permission check, is reached.
-            assert set(self.statuses) <= {403, 404}, answers
+            # an unknown ?format) and so no view, and no permission check, is reached; a 415 for a
+            # body that is not JSON, refused before it is read, whoever sent it.
+            assert set(self.statuses) <= {403, 404, 415}, answers
             assert 403 in self.statuses, answers
 
 
