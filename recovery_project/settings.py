@@ -138,8 +138,9 @@ X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.integer("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024, minimum=1024)
 # Strict-Transport-Security: off until the site is HTTPS only (browsers remember it for this many seconds).
 SECURE_HSTS_SECONDS = env.integer("SECURE_HSTS_SECONDS", 0, minimum=0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env.boolean("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
-SECURE_HSTS_PRELOAD = env.boolean("SECURE_HSTS_PRELOAD", False)
+# On by default, as check --deploy asks; neither does anything until SECURE_HSTS_SECONDS is set.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.boolean("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env.boolean("SECURE_HSTS_PRELOAD", True)
 # How many proxies in front append to X-Forwarded-For; 0: the header is ignored and the peer is the client.
 # The rate limits (REST_FRAMEWORK's NUM_PROXIES) and the login lockout read the client's address this one way.
 NUM_PROXIES = env.integer("NUM_PROXIES", 0, minimum=0)
