@@ -59,6 +59,7 @@ def test_database_url_selects_postgresql_and_redis_url_turns_off_eager_tasks():
         ("THROTTLE_USER_RATE", "fast", "THROTTLE_USER_RATE: 'fast' is not a rate"),
         ("SECURE_SSL_REDIRECT", "sometimes", "SECURE_SSL_REDIRECT: 'sometimes' is not a boolean"),
         ("EMAIL_PORT", "smtp", "EMAIL_PORT: 'smtp' is not an integer"),
+        ("CUSTOMER_FACTS", "crm", "CUSTOMER_FACTS: 'crm' is not one of agent, trusted"),
     ],
 )
 def test_bad_values_fail_at_start_naming_the_variable(name, value, message):
