@@ -165,6 +165,9 @@ def _postgres_sql(*, relax_commit: bool, single: bool) -> str:
             INSERT INTO {table} (external_id, {columns}, {q("created_at")}, {q("updated_at")})
             SELECT i.external_id, {created}, %s, %s
             FROM i WHERE NOT EXISTS (SELECT FROM old WHERE old.external_id = i.external_id)
+                -- Read all of old (so take all its locks) before the first insert: two concurrent writes then
+                -- wait for each other's rows in id order and their new ones in external_id order, never in a cycle.
+                AND (SELECT count(*) FROM old) >= 0
             ORDER BY i.external_id
             ON CONFLICT (external_id) DO NOTHING
             RETURNING {returned}

@@ -298,6 +298,59 @@ def test_a_write_that_meets_a_concurrent_insert_of_the_same_new_customer_updates
     assert list(CustomerChange.objects.values_list("by", "field", "old", "new")) == [("this", "tier", "silver", "gold")]
 
 
+def _upsert_concurrently(batches: list[list[CustomerWrite]]) -> list[Any]:
+    """Write each batch from its own thread (and database connection), in a transaction of its own, the
+    statements released together."""
+    barrier = threading.Barrier(len(batches))
+    results: list[Any] = [None] * len(batches)
+
+    def run(index: int) -> None:
+        try:
+            with transaction.atomic():
+                barrier.wait(timeout=10)
+                results[index] = customers_upsert(writes=batches[index], by=f"writer-{index}", now=T0)
+        except Exception as exc:  # reported by the caller's assertion, not lost in the thread
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(batches))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writes_of_the_same_customers_in_other_orders_all_succeed(need_postgres: None) -> None:
+    """New customers are inserted in external_id order, whatever order the writes give: two writes creating the
+    same customers in opposite orders (inserted in those orders, they deadlock) wait for each other; the one
+    that comes second updates what the first created."""
+    for round_ in range(10):
+        stored = [CustomerWrite(external_id=f"C-{round_}-old-{n:03}") for n in range(150)]
+        with transaction.atomic():
+            customers_upsert(writes=stored, by="seed", now=T0)
+        # Each writes half the stored customers (its own) and the same new ones, in opposite orders.
+        new = [f"C-{round_}-new-{n:03}" for n in range(150)]
+        batches = [
+            [CustomerWrite(external_id=i, fields={"tier": "gold"}) for i in [w.external_id for w in stored[::2]] + new],
+            [
+                CustomerWrite(external_id=i, fields={"tier": "silver"})
+                for i in [w.external_id for w in stored[1::2]] + new[::-1]
+            ],
+        ]
+
+        results = _upsert_concurrently(batches)
+
+        assert all(isinstance(result, list) for result in results), results
+        assert sum(w.created for result in results for w in result) == 150
+        customers = Customer.objects.filter(external_id__startswith=f"C-{round_}-")
+        assert customers.count() == 300
+        tiers = set(customers.filter(external_id__contains="-new-").values_list("tier", flat=True))
+        assert len(tiers) == 1  # one of the two writes came last, whole
+
+
 def test_the_admin_shows_a_customers_changes_newest_first(integration: Any, admin_client: Any) -> None:
     with time_machine.travel(T0, tick=False):
         put(integration, "C-1", {"tier": "silver"})
