@@ -19,6 +19,7 @@ from rest_framework.settings import api_settings
 
 from compensation.engine import remedy_needs_approval
 from compensation.models import Escalation, Incident, Offer, OfferSet, OutcomeSubmission, Remedy
+from compensation.services.customers import BULK_MAX
 from policies.choices import REMEDY_KIND_CHOICES, Fault, OfferKind, Tier
 from policies.index import PolicyIndex
 from policies.money import money
@@ -488,7 +489,7 @@ class CustomerDetailSerializer(serializers.Serializer):
 
 class CustomersBulkInputSerializer(serializers.Serializer):
     customers = serializers.ListField(
-        child=CustomerInputSerializer(), max_length=1000, help_text="at most 1,000; external_ids distinct"
+        child=CustomerInputSerializer(), max_length=BULK_MAX, help_text="at most 1,000; external_ids distinct"
     )
 
 
@@ -550,9 +551,9 @@ def customers_bulk_validate(data: Any) -> list[dict[str, Any]]:
     paths (``{"customers[17].tier": ["..."]}``)."""
     serializer = CustomersBulkInputSerializer(data=data)
     customers = data.get("customers") if isinstance(data, Mapping) else None
-    if isinstance(customers, list) and len(customers) > 1000:  # before validating each of them
+    if isinstance(customers, list) and len(customers) > BULK_MAX:  # before validating each of them
         raise serializers.ValidationError(
-            {"customers": [f"at most 1000 customers in one request, got {len(customers)}"]}
+            {"customers": [f"at most {BULK_MAX} customers in one request, got {len(customers)}"]}
         )
     if not serializer.is_valid():
         raise serializers.ValidationError(flat_errors(serializer.errors))

@@ -32,12 +32,11 @@ from policies.money import cents, money
 
 # The fields a customer write may set, in the order change rows are written.
 FIELDS = ("name", "email", "tier", "lifetime_value", "interests")
-# Those that only the integration sets when CUSTOMER_FACTS is "trusted" (offer-set POSTs leave them be).
+# Those only the integration sets when CUSTOMER_FACTS is "trusted": an offer-set POST leaves them as stored
+# (the e-mail it gives is taken for a new customer only).
 TRUSTED_FIELDS = ("email", "tier", "lifetime_value", "interests")
 DEFAULTS: dict[str, Any] = {"name": "", "email": "", "tier": Tier.STANDARD.value, "lifetime_value": Decimal("0.00")}
-CUSTOMER_FACTS_AGENT = "agent"
-CUSTOMER_FACTS_TRUSTED = "trusted"
-CUSTOMER_FACTS_CHOICES = (CUSTOMER_FACTS_AGENT, CUSTOMER_FACTS_TRUSTED)
+CUSTOMER_FACTS_TRUSTED = "trusted"  # CUSTOMER_FACTS: "agent" (default) or "trusted"
 BULK_MAX = 1000
 # A write that lost a race with a concurrent insert of the same new customer is made again; a second
 # loss in a row is not a race.
@@ -76,8 +75,8 @@ def offer_set_customer_write(customer: Mapping[str, Any]) -> CustomerWrite:
     given = {name: customer[name] for name in FIELDS if name in customer}
     if customer_facts_mode() != CUSTOMER_FACTS_TRUSTED:
         return CustomerWrite(external_id=customer["external_id"], fields=given)
+    fields = {name: value for name, value in given.items() if name not in TRUSTED_FIELDS}
     initial = {"email": given["email"]} if "email" in given else {}
-    fields = {"name": given["name"]} if "name" in given else {}
     return CustomerWrite(external_id=customer["external_id"], fields=fields, initial=initial)
 
 
