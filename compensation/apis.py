@@ -351,7 +351,13 @@ class CustomerDetailApi(APIView):
 
     @extend_schema(
         request=CustomerFieldsSerializer,
-        responses={200: CustomerDetailSerializer, 201: CustomerDetailSerializer, 400: VALIDATION_ERROR, 403: ERROR},
+        responses={
+            200: CustomerDetailSerializer,
+            201: CustomerDetailSerializer,
+            400: VALIDATION_ERROR,
+            403: ERROR,
+            404: ERROR,  # a URL that names no customer at all (an empty external_id)
+        },
     )
     def put(self, request: Request, external_id: str) -> Response:
         data = customer_put_validate(request.data, external_id=external_id)
