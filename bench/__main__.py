@@ -20,6 +20,10 @@ Each run uses a database of its own (``<name>_bench``, see bench/setup.py).
   between runs (``--reseed`` to seed anew), then times every report, the
   outcome list and its CSV over gunicorn, counts their queries and EXPLAINs
   the slowest (issue 5: <= 500 ms per request).
+- ``customers`` (PostgreSQL; not part of ``all``): ``POST /api/v1/customers/bulk/``
+  with 1,000 customers over gunicorn, all new and then all changed, ``--rounds``
+  rounds (default 5), median against the 2 s target; then in-process, split
+  into validation and the write (bench/customers_bench.py).
 - ``broker-outage`` (PostgreSQL and Redis; not part of ``all``): the 202
   submission endpoint with the broker down (a closed local port) and up, one
   gunicorn each, requests one at a time and alternating (``--requests``,
@@ -43,7 +47,7 @@ def main() -> None:
     parser.add_argument(
         "suite",
         nargs="?",
-        choices=["all", "offer-sets", "outcomes", "packs", "plumbing", "reports", "broker-outage"],
+        choices=["all", "offer-sets", "outcomes", "packs", "plumbing", "reports", "broker-outage", "customers"],
         default="all",
     )
     parser.add_argument(
@@ -64,8 +68,11 @@ def main() -> None:
     parser.add_argument(
         "--rounds",
         type=int,
-        default=1,
-        help="plumbing: rounds of every run (default 1; 0: no load, only --cpu/--profile)",
+        help="plumbing: rounds of every run (default 1; 0: no load, only --cpu/--profile); customers: rounds of "
+        "bulk calls (default 5)",
+    )
+    parser.add_argument(
+        "--customers", type=int, default=100_000, help="customers: stored customers seeded first (default 100,000)"
     )
     parser.add_argument(
         "--compare",
@@ -117,6 +124,15 @@ def main() -> None:
         broker_outage_bench.run(requests=args.requests or 200, workers=args.workers)
         return
 
+    if args.suite == "customers":  # a fresh database (django_setup)
+        os.environ.setdefault("DATABASE_URL", LOCAL_POSTGRES)
+        url = django_setup()
+        from bench import customers_bench
+
+        print(f"database: {url.split('@')[-1]}")
+        customers_bench.run(rounds=args.rounds or 5, customers=args.customers)
+        return
+
     if args.suite == "plumbing":  # a database of its own, kept between runs
         os.environ.setdefault("DATABASE_URL", LOCAL_POSTGRES)
         os.environ.setdefault("REDIS_URL", LOCAL_REDIS)
@@ -127,7 +143,7 @@ def main() -> None:
             connections=args.connections,
             workers=args.workers,
             policies=args.policies,
-            rounds=args.rounds,
+            rounds=1 if args.rounds is None else args.rounds,
             compare=args.compare,
             reseed=args.reseed,
             profile=args.profile,

@@ -24,6 +24,7 @@ from compensation.models import (
     Coupon,
     CreditEntry,
     Customer,
+    CustomerChange,
     Escalation,
     FollowUp,
     Incident,
@@ -68,7 +69,8 @@ class PreviewForm(forms.Form):
         label="Customer external id",
         required=False,
         max_length=64,
-        help_text="Optional: an existing customer's id, to take their recent perks and caps into account.",
+        help_text="Optional: an existing customer's id, to take their recent perks and caps into account "
+        "(with CUSTOMER_FACTS=trusted, also their stored tier, lifetime value and interests instead of those below).",
     )
     tier = forms.ChoiceField(label="Tier", choices=Tier.choices, initial=Tier.STANDARD)
     lifetime_value = forms.DecimalField(label="Lifetime value", min_value=0, decimal_places=2, initial=Decimal("0"))
@@ -165,8 +167,23 @@ def _preview_remedy(remedy: list[RemedyItem]) -> dict[str, Any]:
     return {"remedy_cost": cost, "approval_limit": limit, "remedy_over_limit": cost > limit, "remedy_asks": asked}
 
 
+class CustomerChangeInline(admin.TabularInline):
+    """Every change to the customer's stored fields, newest first (the model's ordering); read-only."""
+
+    model = CustomerChange
+    extra = 0
+    can_delete = False
+    fields = ["at", "by", "field", "old", "new"]
+    readonly_fields = fields
+    verbose_name_plural = "changes (newest first)"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Customer)
 class CustomerAdmin(ReadOnlyAdmin):
+    inlines = [CustomerChangeInline]
     list_display = ["external_id", "name", "tier", "lifetime_value", "updated_at"]
     list_filter = ["tier"]
     search_fields = ["external_id", "name", "email"]

@@ -10,6 +10,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
+    OpenApiResponse,
     extend_schema,
     extend_schema_view,
     inline_serializer,
@@ -23,19 +24,25 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compensation.authority import user_authority
+from compensation.errors import NotFound
 from compensation.filters import EscalationFilter, OfferSetFilter
 from compensation.http import ResilientAnonRateThrottle
 from compensation.idempotency import IDEMPOTENCY_KEY_SCHEMA, idempotent
 from compensation.models import OfferSet
-from compensation.permissions import IsAgentOrManager, IsManager
+from compensation.permissions import IsAgentOrManager, IsIntegration, IsIntegrationOrManager, IsManager
 from compensation.roles import user_role
 from compensation.schema import ERROR, VALIDATION_ERROR
 from compensation.selectors import (
+    customers_with_changes,
     escalation_list,
     offer_set_submission,
     offer_set_visible_to,
 )
 from compensation.serializers import (
+    CustomerDetailSerializer,
+    CustomerFieldsSerializer,
+    CustomersBulkInputSerializer,
+    CustomersBulkResultSerializer,
     EscalationOutputSerializer,
     FeedbackInputSerializer,
     OfferSetInputSerializer,
@@ -44,10 +51,14 @@ from compensation.serializers import (
     OutcomeInputSerializer,
     RejectInputSerializer,
     ResolveInputSerializer,
+    customer_payload,
+    customer_put_validate,
+    customers_bulk_validate,
     escalation_payload,
     offer_set_input_validate,
     offer_set_payload,
 )
+from compensation.services.customers import customer_put, customers_bulk_put
 from compensation.services.escalations import (
     escalation_acknowledge,
     escalation_approve,
@@ -315,3 +326,63 @@ class FeedbackSubmitApi(APIView):
         serializer.is_valid(raise_exception=True)
         feedback_submit(token=token, **serializer.validated_data)
         return Response({"status": "thank you"})
+
+
+# --- Customers (the integration's) ------------------------------------------------------------
+
+
+def _customer_response(external_id: str, status_code: int = status.HTTP_200_OK) -> Response:
+    customer = customers_with_changes().filter(external_id=external_id).first()
+    if customer is None:
+        raise NotFound("No customer has this external_id.")
+    return Response(customer_payload(customer, list(customer.changes.all())), status=status_code)
+
+
+class CustomerDetailApi(APIView):
+    """A stored customer with every change to it (GET: managers and the integration); PUT (the integration)
+    creates it or sets the fields given, the others keeping their values."""
+
+    def get_permissions(self) -> list:
+        return [IsIntegration()] if self.request.method == "PUT" else [IsIntegrationOrManager()]
+
+    @extend_schema(responses={200: CustomerDetailSerializer, 403: ERROR, 404: ERROR})
+    def get(self, request: Request, external_id: str) -> Response:
+        return _customer_response(external_id)
+
+    @extend_schema(
+        request=CustomerFieldsSerializer,
+        responses={
+            200: CustomerDetailSerializer,
+            201: CustomerDetailSerializer,
+            400: VALIDATION_ERROR,
+            403: ERROR,
+            404: ERROR,  # a URL that names no customer at all (an empty external_id)
+        },
+    )
+    def put(self, request: Request, external_id: str) -> Response:
+        data = customer_put_validate(request.data, external_id=external_id)
+        external_id = data.pop("external_id")
+        written = customer_put(external_id=external_id, fields=data, by=request.user.get_username())
+        return _customer_response(external_id, status.HTTP_201_CREATED if written.created else status.HTTP_200_OK)
+
+
+class CustomersBulkApi(APIView):
+    """Up to 1,000 customers in one call, all or nothing: each created or given the fields it names."""
+
+    permission_classes = [IsIntegration]
+
+    @extend_schema(
+        request=CustomersBulkInputSerializer,
+        responses={
+            200: CustomersBulkResultSerializer,
+            400: OpenApiResponse(
+                description='Validation failed, with flat paths as keys: `{"customers[17].tier": ["..."]}`; '
+                "nothing is written."
+            ),
+            403: ERROR,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        customers = customers_bulk_validate(request.data)
+        created, updated = customers_bulk_put(customers=customers, by=request.user.get_username())
+        return Response({"created": created, "updated": updated})

@@ -10,10 +10,13 @@ class Role(models.TextChoices):
     AGENT = "agent", "Agent"
     MANAGER = "manager", "Manager (senior manager)"
     ANALYST = "analyst", "Analyst"
+    INTEGRATION = "integration", "Integration (customer data feed)"
 
 
-# When a user is (wrongly) in several role groups, the most capable one counts.
-_PRECEDENCE = [Role.MANAGER, Role.AGENT, Role.ANALYST]
+# When a user is (wrongly) in several role groups, the most capable one counts. The integration is the
+# least capable: in another role's group as well, a user has that role, and not the integration's rights
+# (see user_is_integration): an agent put in the integration group by mistake cannot set customer facts.
+_PRECEDENCE = [Role.MANAGER, Role.AGENT, Role.ANALYST, Role.INTEGRATION]
 ROLE_NAMES: tuple[str, ...] = tuple(role.value for role in _PRECEDENCE)
 
 
@@ -35,6 +38,12 @@ def user_has_role(user: AbstractBaseUser | AnonymousUser, *roles: str) -> bool:
     if not user.is_authenticated:
         return False
     return user.is_superuser or bool(_group_names(user) & set(roles))
+
+
+def user_is_integration(user: AbstractBaseUser | AnonymousUser) -> bool:
+    """Whether the user may act as the integration: its role (no other role group) is ``integration``,
+    or it is a superuser. Not :func:`user_has_role`, which would let a user of another role in."""
+    return user_role(user) in {"superuser", Role.INTEGRATION.value}
 
 
 def user_roles_preset(user: AbstractBaseUser, names: set[str]) -> None:

@@ -15,6 +15,7 @@ from compensation.engine_types import Spending
 from compensation.models import (
     AcceptanceStat,
     BudgetCharge,
+    Customer,
     Escalation,
     Incident,
     Offer,
@@ -178,3 +179,8 @@ def offer_set_visible_to(user) -> QuerySet[OfferSet]:
 
 def escalation_list() -> QuerySet[Escalation]:
     return Escalation.objects.select_related("customer", "assigned_to").order_by("due_at", "pk")
+
+
+def customers_with_changes() -> QuerySet[Customer]:
+    """Customers with their change rows, newest first (``CustomerChange.Meta.ordering``)."""
+    return Customer.objects.prefetch_related("changes")

@@ -7,7 +7,7 @@ the same shapes for the OpenAPI schema, and a test checks that they agree.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,9 +15,11 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 from rest_framework import serializers
+from rest_framework.settings import api_settings
 
 from compensation.engine import remedy_needs_approval
 from compensation.models import Escalation, Incident, Offer, OfferSet, OutcomeSubmission, Remedy
+from compensation.services.customers import BULK_MAX
 from policies.choices import REMEDY_KIND_CHOICES, Fault, OfferKind, Tier
 from policies.index import PolicyIndex
 from policies.money import money
@@ -28,8 +30,10 @@ CLOCK_SKEW = timedelta(minutes=1)
 # --- Input ---------------------------------------------------------------------------
 
 
-class CustomerInputSerializer(serializers.Serializer):
-    external_id = serializers.CharField(min_length=1, max_length=64)
+class CustomerFieldsSerializer(serializers.Serializer):
+    """A customer's fields, as an offer-set POST, ``PUT /api/v1/customers/{external_id}/`` and the bulk
+    endpoint take them: each optional, left out keeps the stored value."""
+
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
     tier = serializers.ChoiceField(choices=Tier.choices, required=False, help_text="default standard")
@@ -43,6 +47,10 @@ class CustomerInputSerializer(serializers.Serializer):
 
     def validate_lifetime_value(self, value: Decimal) -> Decimal:
         return value + 0  # "-0" becomes 0
+
+
+class CustomerInputSerializer(CustomerFieldsSerializer):
+    external_id = serializers.CharField(min_length=1, max_length=64)
 
 
 class IncidentInputSerializer(serializers.Serializer):
@@ -452,3 +460,119 @@ def offer_set_payload(
     if not_offered is not None:
         payload["not_offered"] = not_offered
     return payload
+
+
+# --- Customers (the integration's endpoints) -------------------------------------------------------
+
+
+class CustomerChangeSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    by = serializers.CharField(help_text="username")
+    field = serializers.ChoiceField(choices=["name", "email", "tier", "lifetime_value", "interests"])
+    old = serializers.JSONField(
+        allow_null=True, help_text='the value before: a string ("120.00" for decimals), a list for interests'
+    )
+    new = serializers.JSONField(allow_null=True, help_text="the value after")
+
+
+class CustomerDetailSerializer(serializers.Serializer):
+    external_id = serializers.CharField()
+    name = serializers.CharField()
+    email = serializers.CharField()
+    tier = serializers.ChoiceField(choices=Tier.choices)
+    lifetime_value = serializers.CharField(help_text="decimal string")
+    interests = serializers.ListField(child=serializers.CharField())
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField(help_text="when a field last changed")
+    changes = CustomerChangeSerializer(many=True, help_text="every change to a stored field, newest first")
+
+
+class CustomersBulkInputSerializer(serializers.Serializer):
+    customers = serializers.ListField(
+        child=CustomerInputSerializer(), max_length=BULK_MAX, help_text="at most 1,000; external_ids distinct"
+    )
+
+
+class CustomersBulkResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField(help_text="customers that existed, whether or not a value changed")
+
+
+def flat_errors(detail: Any, path: str = "") -> dict[str, list[Any]]:
+    """DRF's nested errors with flat paths as keys, as packs name them: ``customers[17].tier``,
+    ``customers[3].interests[0]``; an item's own errors (not an object) under ``customers[3]``."""
+    if isinstance(detail, dict):
+        flat: dict[str, list[Any]] = {}
+        for key, value in detail.items():
+            if key == api_settings.NON_FIELD_ERRORS_KEY and path:
+                sub = path
+            elif isinstance(key, int):
+                sub = f"{path}[{key}]"
+            else:
+                sub = f"{path}.{key}" if path else str(key)
+            flat.update(flat_errors(value, sub))
+        return flat
+    if isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            return {path: list(detail)} if detail else {}
+        flat = {}
+        for index, item in enumerate(detail):
+            flat.update(flat_errors(item, f"{path}[{index}]"))
+        return flat
+    return {path: [detail]}
+
+
+def customer_put_validate(data: Any, *, external_id: str) -> dict[str, Any]:
+    """A PUT's body and the URL's external_id, validated as an offer-set POST's customer object is.
+
+    The body may repeat the external_id; another one is an error (a customer is not renamed).
+    """
+    errors: dict[str, Any] = {}
+    validated: dict[str, Any] = {}
+    fields = CustomerFieldsSerializer(data=data)
+    if fields.is_valid():
+        validated.update(fields.validated_data)
+    else:
+        errors.update(fields.errors)
+    try:
+        validated["external_id"] = CustomerInputSerializer().fields["external_id"].run_validation(external_id)
+    except serializers.ValidationError as exc:
+        errors["external_id"] = exc.detail
+    posted = data.get("external_id") if isinstance(data, Mapping) else None
+    if posted is not None and "external_id" not in errors and str(posted).strip() != validated["external_id"]:
+        errors["external_id"] = ["must be the external_id of the URL, or left out"]
+    if errors:
+        raise serializers.ValidationError(errors)
+    return validated
+
+
+def customers_bulk_validate(data: Any) -> list[dict[str, Any]]:
+    """The bulk body's customers, validated each as an offer-set POST's customer object; errors with flat
+    paths (``{"customers[17].tier": ["..."]}``)."""
+    serializer = CustomersBulkInputSerializer(data=data)
+    customers = data.get("customers") if isinstance(data, Mapping) else None
+    if isinstance(customers, list) and len(customers) > BULK_MAX:  # before validating each of them
+        raise serializers.ValidationError(
+            {"customers": [f"at most {BULK_MAX} customers in one request, got {len(customers)}"]}
+        )
+    if not serializer.is_valid():
+        raise serializers.ValidationError(flat_errors(serializer.errors))
+    return [dict(item) for item in serializer.validated_data["customers"]]
+
+
+def customer_payload(customer: Any, changes: Sequence[Any]) -> dict[str, Any]:
+    """A stored customer as ``GET /api/v1/customers/{external_id}/`` shows it, with its changes newest first."""
+    return {
+        "external_id": customer.external_id,
+        "name": customer.name,
+        "email": customer.email,
+        "tier": customer.tier,
+        "lifetime_value": money(customer.lifetime_value),
+        "interests": list(customer.interests or []),
+        "created_at": iso(customer.created_at),
+        "updated_at": iso(customer.updated_at),
+        "changes": [
+            {"at": iso(change.at), "by": change.by, "field": change.field, "old": change.old, "new": change.new}
+            for change in changes
+        ],
+    }

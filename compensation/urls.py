@@ -20,4 +20,7 @@ urlpatterns = [
     path("escalations/<int:escalation_id>/approve/", apis.EscalationApproveApi.as_view(), name="escalation-approve"),
     path("escalations/<int:escalation_id>/reject/", apis.EscalationRejectApi.as_view(), name="escalation-reject"),
     path("feedback/<str:token>/", apis.FeedbackSubmitApi.as_view(), name="feedback"),
+    # Before the detail: "bulk" is not an external_id here. <path:>: an external_id may hold a "/".
+    path("customers/bulk/", apis.CustomersBulkApi.as_view(), name="customer-bulk"),
+    path("customers/<path:external_id>/", apis.CustomerDetailApi.as_view(), name="customer-detail"),
 ]

@@ -136,3 +136,11 @@ def redis_url(name: str) -> str | None:
     if value is not None and not re.match(r"^rediss?://", value):
         raise ConfigError(name, f"{value!r} is not a redis:// or rediss:// URL")
     return value
+
+
+def choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (case-insensitive), else a start-up error listing them."""
+    value = (raw(name) or default).lower()
+    if value not in choices:
+        raise ConfigError(name, f"{value!r} is not one of {', '.join(choices)}")
+    return value

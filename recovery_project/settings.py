@@ -166,6 +166,9 @@ DEFAULT_CURRENCY = env.currency("DEFAULT_CURRENCY", "USD")
 # How {money} reads in messages: "$46.00" (en_US), "46,00 $" (de_DE).
 MONEY_LOCALE = env.locale("MONEY_LOCALE", "en_US")
 AGENT_APPROVAL_LIMIT = env.decimal("AGENT_APPROVAL_LIMIT", "100.00", minimum=Decimal("0"))
+# Who sets a customer's e-mail, tier, lifetime value and interests: "agent" (offer-set POSTs, as in v1) or
+# "trusted" (only the integration role, through /api/v1/customers/; offer-set POSTs leave them be).
+CUSTOMER_FACTS = env.choice("CUSTOMER_FACTS", "agent", ("agent", "trusted"))
 INCIDENT_REPEAT_WINDOW_DAYS = env.integer("INCIDENT_REPEAT_WINDOW_DAYS", 90, minimum=1)
 OFFER_SET_TTL_MINUTES = env.integer("OFFER_SET_TTL_MINUTES", 60, minimum=1)
 ESCALATION_SLA_HOURS = env.integer("ESCALATION_SLA_HOURS", 4, minimum=1)

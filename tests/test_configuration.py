@@ -61,6 +61,7 @@ def test_database_url_selects_postgresql_and_redis_url_turns_off_eager_tasks():
         ("EMAIL_PORT", "smtp", "EMAIL_PORT: 'smtp' is not an integer"),
         ("OUTCOME_MAX_ATTEMPTS", "0", "OUTCOME_MAX_ATTEMPTS: must be at least 1, got 0"),
         ("OUTCOME_MAX_ATTEMPTS", "often", "OUTCOME_MAX_ATTEMPTS: 'often' is not an integer"),
+        ("CUSTOMER_FACTS", "crm", "CUSTOMER_FACTS: 'crm' is not one of agent, trusted"),
     ],
 )
 def test_bad_values_fail_at_start_naming_the_variable(name, value, message):

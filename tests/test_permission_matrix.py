@@ -1,5 +1,6 @@
 """The permission matrix (README, "Roles"): every endpoint as every kind of caller,
-one table. No credentials or a bad token: 401; the wrong role: 403; another agent's offer set: 404.
+one table. No credentials or a bad token: 401; the wrong role: 403; another agent's offer set: 404. The
+integration may call /api/v1/me/ and the customer endpoints, nothing else.
 
 Each case builds its own data (an offer set the agent created through the API, an open senior-manager
 escalation, an approval escalation waiting for a manager), so a state-changing call never sees the
@@ -18,14 +19,15 @@ from tests.factories import CategoryFactory, OfferTemplateFactory, PolicyFactory
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ("anonymous", "bad_token", "agent", "other_agent", "manager", "analyst")
+ROLES = ("anonymous", "bad_token", "agent", "other_agent", "manager", "analyst", "integration")
 OFFER_SETS = "/api/v1/offer-sets/"
 ESCALATIONS = "/api/v1/escalations/"
+CUSTOMERS = "/api/v1/customers/"
 
 
 class Row(NamedTuple):
     method: str
-    path: str  # placeholders: {offer_set}, {escalation} (senior manager), {approval}, {token}
+    path: str  # placeholders: {offer_set}, {escalation} (senior manager), {approval}, {token}, {customer}
     body: dict[str, Any] | None
     expected: tuple[int, ...]  # in the order of ROLES
 
@@ -41,39 +43,45 @@ NEW_SET = {"customer": {"external_id": "C-NEW"}, "incident": {"category": "late_
 
 # fmt: off
 MATRIX = [
-    #                                                                 anon  bad  agent other  mgr analyst
-    Row("GET",  "/api/v1/me/", None,                                  (401, 401, 200,  200,  200, 200)),
-    Row("GET",  OFFER_SETS, None,                                     (401, 401, 200,  200,  200, 403)),
-    Row("POST", OFFER_SETS, NEW_SET,                                  (401, 401, 201,  201,  201, 403)),
-    Row("GET",  OFFER_SETS + "{offer_set}/", None,                    (401, 401, 200,  404,  200, 403)),
-    Row("POST", OFFER_SETS + "{offer_set}/outcome/", {"choice": "a"}, (401, 401, 202,  404,  202, 403)),
-    Row("GET",  ESCALATIONS, None,                                    (401, 401, 403,  403,  200, 403)),
-    Row("GET",  ESCALATIONS + "{escalation}/", None,                  (401, 401, 403,  403,  200, 403)),
-    Row("POST", ESCALATIONS + "{escalation}/acknowledge/", None,      (401, 401, 403,  403,  200, 403)),
+    #                                                                 anon  bad  agent other  mgr analyst integ.
+    Row("GET",  "/api/v1/me/", None,                                  (401, 401, 200,  200,  200, 200,    200)),
+    Row("GET",  OFFER_SETS, None,                                     (401, 401, 200,  200,  200, 403,    403)),
+    Row("POST", OFFER_SETS, NEW_SET,                                  (401, 401, 201,  201,  201, 403,    403)),
+    Row("GET",  OFFER_SETS + "{offer_set}/", None,                    (401, 401, 200,  404,  200, 403,    403)),
+    Row("POST", OFFER_SETS + "{offer_set}/outcome/", {"choice": "a"}, (401, 401, 202,  404,  202, 403,    403)),
+    Row("GET",  ESCALATIONS, None,                                    (401, 401, 403,  403,  200, 403,    403)),
+    Row("GET",  ESCALATIONS + "{escalation}/", None,                  (401, 401, 403,  403,  200, 403,    403)),
+    Row("POST", ESCALATIONS + "{escalation}/acknowledge/", None,      (401, 401, 403,  403,  200, 403,    403)),
     Row("POST", ESCALATIONS + "{escalation}/resolve/", {"resolution": "Called the customer"},
-                                                                      (401, 401, 403,  403,  200, 403)),
-    Row("POST", ESCALATIONS + "{approval}/approve/", None,            (401, 401, 403,  403,  200, 403)),
+                                                                      (401, 401, 403,  403,  200, 403,    403)),
+    Row("POST", ESCALATIONS + "{approval}/approve/", None,            (401, 401, 403,  403,  200, 403,    403)),
     Row("POST", ESCALATIONS + "{approval}/reject/", {"reason": "Too generous"},
-                                                                      (401, 401, 403,  403,  200, 403)),
-    Row("GET",  "/api/v1/outcomes/", None,                            (401, 401, 403,  403,  200, 200)),
-    Row("GET",  "/api/v1/outcomes/?format=csv", None,                 (401, 401, 403,  403,  200, 200)),
-    Row("GET",  "/api/v1/reports/summary/", None,                     (401, 401, 403,  403,  200, 200)),
-    Row("GET",  "/api/v1/reports/policies/", None,                    (401, 401, 403,  403,  200, 200)),
-    Row("GET",  "/api/v1/reports/offer-kinds/", None,                 (401, 401, 403,  403,  200, 200)),
-    Row("GET",  "/api/v1/reports/categories/", None,                  (401, 401, 403,  403,  200, 200)),
-    Row("GET",  "/api/v1/reports/agents/", None,                      (401, 401, 403,  403,  200, 403)),
-    Row("POST", "/api/v1/feedback/{token}/", {"satisfaction": 5},     (404, 404, 404,  404,  404, 404)),
-    Row("GET",  "/healthz", None,                                     (200, 200, 200,  200,  200, 200)),
-    Row("GET",  "/readyz", None,                                      (200, 200, 200,  200,  200, 200)),
-    Row("GET",  "/api/schema/", None,                                 (200, 200, 200,  200,  200, 200)),
-    Row("GET",  "/api/docs/", None,                                   (200, 200, 200,  200,  200, 200)),
+                                                                      (401, 401, 403,  403,  200, 403,    403)),
+    Row("GET",  "/api/v1/outcomes/", None,                            (401, 401, 403,  403,  200, 200,    403)),
+    Row("GET",  "/api/v1/outcomes/?format=csv", None,                 (401, 401, 403,  403,  200, 200,    403)),
+    Row("GET",  "/api/v1/reports/summary/", None,                     (401, 401, 403,  403,  200, 200,    403)),
+    Row("GET",  "/api/v1/reports/policies/", None,                    (401, 401, 403,  403,  200, 200,    403)),
+    Row("GET",  "/api/v1/reports/offer-kinds/", None,                 (401, 401, 403,  403,  200, 200,    403)),
+    Row("GET",  "/api/v1/reports/categories/", None,                  (401, 401, 403,  403,  200, 200,    403)),
+    Row("GET",  "/api/v1/reports/agents/", None,                      (401, 401, 403,  403,  200, 403,    403)),
+    Row("GET",  CUSTOMERS + "{customer}/", None,                      (401, 401, 403,  403,  200, 403,    200)),
+    Row("GET",  CUSTOMERS + "C-nobody/", None,                        (401, 401, 403,  403,  404, 403,    404)),
+    Row("PUT",  CUSTOMERS + "{customer}/", {"tier": "gold"},          (401, 401, 403,  403,  403, 403,    200)),
+    Row("PUT",  CUSTOMERS + "C-brand-new/", {"tier": "gold"},         (401, 401, 403,  403,  403, 403,    201)),
+    Row("POST", CUSTOMERS + "bulk/", {"customers": [{"external_id": "C-bulk"}]},
+                                                                      (401, 401, 403,  403,  403, 403,    200)),
+    Row("POST", "/api/v1/feedback/{token}/", {"satisfaction": 5},     (404, 404, 404,  404,  404, 404,    404)),
+    Row("GET",  "/healthz", None,                                     (200, 200, 200,  200,  200, 200,    200)),
+    Row("GET",  "/readyz", None,                                      (200, 200, 200,  200,  200, 200,    200)),
+    Row("GET",  "/api/schema/", None,                                 (200, 200, 200,  200,  200, 200,    200)),
+    Row("GET",  "/api/docs/", None,                                   (200, 200, 200,  200,  200, 200,    200)),
 ]
 # fmt: on
 
 
 def case_id(row: Row, role: str) -> str:
     name = row.path.removeprefix("/api/v1/").removeprefix("/")
-    for placeholder in ("{offer_set}", "{escalation}", "{approval}", "{token}"):
+    for placeholder in ("{offer_set}", "{escalation}", "{approval}", "{token}", "{customer}"):
         name = name.replace(placeholder, "{id}")
     return f"{row.method} {name.rstrip('/')} as {role}"
 
@@ -102,6 +110,8 @@ def scene(agent: Any, path: str) -> str:
     OfferTemplateFactory(policy=escalating, kind=OfferKind.FIXED_CREDIT, value=Decimal("10.00"))
 
     values = {"token": "not-a-valid-feedback-link"}
+    if "{customer}" in path:
+        values["customer"] = created_set(agent, "damaged_item")["customer"]["external_id"]
     if "{offer_set}" in path:
         values["offer_set"] = created_set(agent, "late_delivery")["id"]
     if "{escalation}" in path:
@@ -133,7 +143,10 @@ def test_permission_matrix(row: Row, role: str, expected: int, client_for: Any, 
     else:
         client = client_for(role, f"{role}-1")
 
-    response = client.get(path) if row.method == "GET" else client.post(path, row.body, format="json")
+    if row.method == "GET":
+        response = client.get(path)
+    else:
+        response = getattr(client, row.method.lower())(path, row.body, format="json")
 
     content = b"" if response.streaming else response.content
     assert response.status_code == expected, content[:500]

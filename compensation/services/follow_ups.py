@@ -79,10 +79,12 @@ def follow_up_send(*, follow_up_id: int, now: datetime | None = None) -> bool:
         )
         if follow_up is None:
             return False
-        email = follow_up.outcome.offer_set.customer.email
+        # The address the customer had when the set was made, never a later change (which anyone posting
+        # the same customer could make): the e-mail carries the coupon and the single-use feedback link.
+        email = follow_up.outcome.offer_set.email
         if not email:
             follow_up.status = FollowUp.Status.SKIPPED
-            follow_up.last_error = "The customer has no e-mail address."
+            follow_up.last_error = "The customer had no e-mail address when the offer set was made."
             follow_up.save(update_fields=["status", "last_error"])
             return False
         follow_up.attempts += 1

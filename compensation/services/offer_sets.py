@@ -22,13 +22,17 @@ from compensation.engine_types import Candidate, CustomerFacts, EngineResult, In
 from compensation.models import Customer, Escalation, Incident, Offer, OfferSet, Remedy
 from compensation.periods import local_date
 from compensation.selectors import RequestFacts, perk_grant_dates, request_facts
+from compensation.services.customers import (
+    CUSTOMER_FACTS_TRUSTED,
+    CustomerWrite,
+    customer_facts_mode,
+    customers_upsert,
+    offer_set_customer_write,
+)
 from compensation.services.escalations import escalation_open_for_incident
 from compensation.sql import insert_select_sql, insert_values_sql
 from policies.index import CompiledCategory, PolicyIndex
 from policies.models import Category
-from policies.money import cents
-
-CUSTOMER_FIELDS = ("name", "email", "tier", "lifetime_value", "interests")
 
 
 @dataclass(frozen=True)
@@ -92,13 +96,20 @@ def offer_set_insert(*, offer_set: OfferSet, offers: list[Offer], incident: Inci
 
 
 def customer_upsert(
-    *, external_id: str, fields: dict[str, Any], now: datetime, relax_commit: bool = False
+    *,
+    external_id: str,
+    fields: dict[str, Any],
+    now: datetime,
+    by: str,
+    initial: dict[str, Any] | None = None,
+    relax_commit: bool = False,
 ) -> tuple[Customer, bool]:
-    """Create or update the customer in one statement; fields left out keep their stored values.
+    """Create or update the customer; fields left out keep their stored values (``initial``: set on a new
+    customer only). Returns the customer as stored and whether this call created it.
 
-    ``INSERT … ON CONFLICT … DO UPDATE … RETURNING`` (PostgreSQL and SQLite),
-    so two concurrent requests for the same new customer both succeed.
-    Returns the customer and whether this call created it.
+    One statement on PostgreSQL (:func:`compensation.services.customers.customers_upsert`: the upsert
+    and the change rows, named ``by``), so two concurrent requests for the same new customer both
+    succeed.
 
     ``relax_commit`` (PostgreSQL) lets the surrounding transaction's commit
     return before its WAL reaches the disk, set in this same round trip. An
@@ -107,51 +118,9 @@ def customer_upsert(
     case is a lost snapshot, never a broken one. Outcome submissions keep full
     durability.
     """
-    meta = Customer._meta
-    values: dict[str, Any] = {
-        "external_id": external_id,
-        "name": "",
-        "email": "",
-        "tier": "standard",
-        "lifetime_value": Decimal("0"),
-        "interests": [],
-        **fields,
-        "created_at": now,
-        "updated_at": now,
-    }
-    columns = list(values)
-    params = [meta.get_field(name).get_db_prep_save(values[name], connection) for name in columns]
-    updates = [name for name in columns if name in fields] + ["updated_at"]
-    quote = connection.ops.quote_name
-    returned = ["id", "name", "email", "tier", "lifetime_value", "interests"]
-    postgres = connection.vendor == "postgresql"
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(columns))}) "
-        f"ON CONFLICT ({quote('external_id')}) DO UPDATE SET "
-        + ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in updates)
-        + " RETURNING "
-        + ", ".join(quote(c) for c in returned)
-        # xmax is 0 for a row this statement inserted, and set for one it updated.
-        + (", (xmax = 0)" if postgres else "")
-        + (", set_config('synchronous_commit', 'off', true)" if postgres and relax_commit else "")
-    )
-    existed = None if postgres else Customer.objects.filter(external_id=external_id).exists()  # SQLite: one writer
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    interests = meta.get_field("interests").from_db_value(row[5], None, connection)
-    customer = Customer(
-        id=row[0],
-        external_id=external_id,
-        name=row[1],
-        email=row[2],
-        tier=row[3],
-        lifetime_value=cents(Decimal(str(row[4]))),
-        interests=interests if isinstance(interests, list) else [],
-    )
-    customer._state.adding = False
-    return customer, bool(row[6]) if postgres else not existed
+    write = CustomerWrite(external_id=external_id, fields=fields, initial=initial or {})
+    (written,) = customers_upsert(writes=[write], by=by, now=now, relax_commit=relax_commit)
+    return written.customer, written.created
 
 
 def incident_details(*, category: CompiledCategory, data: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -351,14 +320,21 @@ def offer_set_preview(
 
     The admin's "Try the policies". The same reads and engine as :func:`offer_set_create`:
     ``customer`` may name a stored customer (``external_id``), whose budget caps and recent
-    perks then count; the repeat counts are given in ``incident``, not counted.
+    perks then count; the repeat counts are given in ``incident``, not counted. With
+    ``CUSTOMER_FACTS=trusted`` a stored customer's tier, lifetime value and interests are used instead
+    of the given ones, as an offer-set POST would.
     """
     now = now or timezone.now()
     category: CompiledCategory = incident["category"]
     external_id = customer.get("external_id") or ""
-    stored_id = (
-        Customer.objects.filter(external_id=external_id).values_list("pk", flat=True).first() if external_id else None
+    stored = (
+        Customer.objects.filter(external_id=external_id).values("pk", "tier", "lifetime_value", "interests").first()
+        if external_id
+        else None
     )
+    stored_id = stored["pk"] if stored else None
+    if stored is not None and customer_facts_mode() == CUSTOMER_FACTS_TRUSTED:
+        customer = {**customer, **{name: stored[name] for name in ("tier", "lifetime_value", "interests")}}
     facts = facts_read(
         index=index,
         category_id=category.id,
@@ -415,9 +391,14 @@ def offer_set_create(
     category: CompiledCategory = incident["category"]
     approval_limit = user_authority(user).per_option  # the agent's, by their groups; None for a manager
     with transaction.atomic():
-        fields = {name: customer[name] for name in CUSTOMER_FIELDS if name in customer}
+        write = offer_set_customer_write(customer)  # what CUSTOMER_FACTS lets an offer-set POST set
         stored_customer, is_new = customer_upsert(
-            external_id=customer["external_id"], fields=fields, now=now, relax_commit=True
+            external_id=write.external_id,
+            fields=dict(write.fields),
+            initial=dict(write.initial),
+            now=now,
+            by=user.get_username(),
+            relax_commit=True,
         )
         details = incident_details(category=category, data=incident, now=now)
         external_ref = incident.get("external_ref")
@@ -485,6 +466,7 @@ def offer_set_create(
             expires_at=now + timedelta(minutes=settings.OFFER_SET_TTL_MINUTES),
             not_offered=not_offered or [],
             escalation=escalation,
+            email=stored_customer.email,  # follow-ups go here, whatever the customer's address becomes
         )
         offers = [
             Offer(

@@ -64,14 +64,16 @@ def create(user: Any, *, now: datetime = NOW, external_id: str = "C-1", **incide
 
 def test_customer_upsert_creates_then_updates_only_the_given_fields(db: None) -> None:
     customer, is_new = customer_upsert(
-        external_id="C-1", fields={"name": "Ada", "tier": "gold", "interests": ["sports"]}, now=NOW
+        external_id="C-1", fields={"name": "Ada", "tier": "gold", "interests": ["sports"]}, now=NOW, by="agent-1"
     )
     assert is_new
     assert (customer.name, customer.tier, customer.interests) == ("Ada", "gold", ["sports"])
     assert customer.lifetime_value == Decimal("0")
 
     later = NOW + timedelta(minutes=5)
-    again, is_new = customer_upsert(external_id="C-1", fields={"lifetime_value": Decimal("250.00")}, now=later)
+    again, is_new = customer_upsert(
+        external_id="C-1", fields={"lifetime_value": Decimal("250.00")}, now=later, by="agent-1"
+    )
 
     assert not is_new
     assert again.pk == customer.pk
@@ -82,9 +84,9 @@ def test_customer_upsert_creates_then_updates_only_the_given_fields(db: None) ->
 
 
 def test_customer_upsert_reports_an_existing_customer_as_not_new_even_at_the_same_instant(db: None) -> None:
-    customer_upsert(external_id="C-1", fields={}, now=NOW)
+    customer_upsert(external_id="C-1", fields={}, now=NOW, by="agent-1")
 
-    _, is_new = customer_upsert(external_id="C-1", fields={}, now=NOW)
+    _, is_new = customer_upsert(external_id="C-1", fields={}, now=NOW, by="agent-1")
 
     assert not is_new
 

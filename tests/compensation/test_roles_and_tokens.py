@@ -20,7 +20,7 @@ def run_issue_token(*args: str) -> tuple[str, str]:
 
 
 def test_role_groups_exist_after_migrations():
-    assert set(Group.objects.values_list("name", flat=True)) >= {"agent", "manager", "analyst"}
+    assert set(Group.objects.values_list("name", flat=True)) >= {"agent", "manager", "analyst", "integration"}
 
 
 def test_issue_token_creates_user_in_role_group_and_prints_key_on_last_line():
@@ -62,7 +62,7 @@ def test_issue_token_requires_a_role():
         run_issue_token("nobody")
 
 
-@pytest.mark.parametrize("role", ["agent", "manager", "analyst"])
+@pytest.mark.parametrize("role", ["agent", "manager", "analyst", "integration"])
 def test_me_reports_username_and_role(client_for, role):
     response = client_for(role, username=f"{role}-1").get("/api/v1/me/")
     assert response.status_code == 200

@@ -1,4 +1,4 @@
-"""``manage.py issue_token USERNAME --role agent|manager|analyst``."""
+"""``manage.py issue_token USERNAME --role agent|manager|analyst|integration``."""
 
 from __future__ import annotations
 
