@@ -81,10 +81,11 @@ GUNICORN_DEFAULT_TIMEOUT = 30
 
 def _period_start() -> datetime:
     """Where the default report period (the last 30 days including today, TIME_ZONE) starts."""
-    from reporting.reports import _local_midnight, report_period_default
+    from compensation.periods import day_start
+    from reporting.reports import report_period_default
 
     since, _ = report_period_default(since=None, until=None)
-    return _local_midnight(since)
+    return day_start(since)
 
 
 def _seed_key(period_start: datetime) -> str:
@@ -225,10 +226,10 @@ SEED_STATEMENTS: list[tuple[str, str]] = [
         INSERT INTO policies_policy (
             id, slug, name, description, active, priority, faults, tiers, escalate, generosity_per_severity,
             generosity_per_repeat, generosity_per_1000_lifetime_value, generosity_max_multiplier, version,
-            created_at, updated_at
+            created_at, updated_at, placement
         )
         SELECT p, 'report-policy-' || p, 'Report policy ' || lpad(p::text, 4, '0'), '', true, p %% 101, '[]', '[]',
-            false, 0.10, 0, 0, 2, 1, %(now)s, %(now)s
+            false, 0.10, 0, 0, 2, 1, %(now)s, %(now)s, 'ranked'
         FROM generate_series(1, %(policies)s) p
         """,
     ),
@@ -361,10 +362,11 @@ SEED_STATEMENTS: list[tuple[str, str]] = [
         """
         INSERT INTO compensation_offerset (
             id, policy_revision, created_at, expires_at, not_offered, created_by_id, customer_id, escalation_id,
-            incident_id
+            incident_id, email
         )
-        SELECT offer_set_id, 1, created, created + interval '1 day', '[]', agent_id, customer_id, NULL, i
-        FROM plan ORDER BY i
+        SELECT p.offer_set_id, 1, p.created, p.created + interval '1 day', '[]', p.agent_id, p.customer_id, NULL, p.i,
+            c.email
+        FROM plan p JOIN compensation_customer c ON c.id = p.customer_id ORDER BY p.i
         """,
     ),
     (
@@ -385,10 +387,10 @@ SEED_STATEMENTS: list[tuple[str, str]] = [
         """
         INSERT INTO compensation_outcomesubmission (
             id, choice, satisfaction, notes, submitted_at, status, enqueued_at, recorded_at, approval_id,
-            charge_id, offer_id, offer_set_id, submitted_by_id
+            charge_id, offer_id, offer_set_id, submitted_by_id, attempts, last_error
         )
         SELECT submission_id, coalesce(chr(97 + chosen), 'declined'), satisfaction, '', submitted, 'recorded',
-            submitted, recorded, NULL, NULL, 3 * (i - 1) + chosen + 1, offer_set_id, agent_id
+            submitted, recorded, NULL, NULL, 3 * (i - 1) + chosen + 1, offer_set_id, agent_id, 1, ''
         FROM plan ORDER BY i
         """,
     ),
@@ -398,12 +400,12 @@ SEED_STATEMENTS: list[tuple[str, str]] = [
         INSERT INTO compensation_outcome (
             id, choice, accepted, kind, tier, cost, currency, satisfaction, notes, offer_set_created_at,
             submitted_at, recorded_at, follow_up_due_at, agent_id, category_id, customer_id, offer_id,
-            offer_set_id, policy_id, submission_id
+            offer_set_id, policy_id, submission_id, remedy_cost
         )
         SELECT p.i, coalesce(chr(97 + p.chosen), 'declined'), p.chosen IS NOT NULL, coalesce(o.kind, ''), p.tier,
             coalesce(o.cost, 0), 'USD', p.satisfaction, '', p.created, p.submitted, p.recorded,
             p.recorded + interval '24 hours', p.agent_id, p.cat, p.customer_id, o.id, p.offer_set_id, o.policy_id,
-            p.submission_id
+            p.submission_id, 0
         FROM plan p LEFT JOIN offer_plan o ON o.i = p.i AND o.j = p.chosen
         ORDER BY p.i
         """,
