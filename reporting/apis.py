@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -22,12 +19,12 @@ from rest_framework.views import APIView
 from compensation.models import Outcome
 from compensation.permissions import IsManager, IsManagerOrAnalyst
 from compensation.schema import ERROR, VALIDATION_ERROR
+from reporting.export import outcome_csv
 from reporting.filters import OutcomeFilter, ReportFilter
 from reporting.reports import (
-    CSV_HEADER,
     OutcomeRowsPage,
     ReportScope,
-    outcome_rows,
+    coupon_codes_whole,
     report_by_agent,
     report_by_category,
     report_by_kind,
@@ -42,7 +39,6 @@ from reporting.serializers import (
     OutcomeRowSerializer,
     PolicyReportSerializer,
     SummaryReportSerializer,
-    outcome_csv_row,
     outcome_row_payload,
 )
 
@@ -126,30 +122,6 @@ class CSVRenderer(BaseRenderer):
         raise NotImplementedError("CSV responses are streamed by the view")
 
 
-CSV_ROWS_PER_CHUNK = 1000  # rows per chunk written to the client
-CSV_ROWS_PER_FETCH = 5000  # rows per fetch from the server-side cursor
-
-
-def _csv_stream(rows: QuerySet) -> Iterator[str]:
-    """The header, then the rows in chunks of ``CSV_ROWS_PER_CHUNK``.
-
-    On PostgreSQL the rows come from a server-side cursor inside a transaction: outside one, Django
-    declares it WITH HOLD and PostgreSQL builds the whole result before the first row (7.8 s for a
-    million rows, measured), instead of streaming from the start.
-    """
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_HEADER)
-    with report_session():
-        for count, row in enumerate(rows.iterator(chunk_size=CSV_ROWS_PER_FETCH), start=1):
-            writer.writerow(outcome_csv_row(row))
-            if count % CSV_ROWS_PER_CHUNK == 0:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-    yield buffer.getvalue()
-
-
 class OutcomeListApi(GenericAPIView):
     """Recorded outcomes, newest first, filterable; ``?format=csv`` streams every row of the filter."""
 
@@ -180,10 +152,11 @@ class OutcomeListApi(GenericAPIView):
     )
     def get(self, request: Request) -> Response | StreamingHttpResponse:
         outcomes = self.filter_queryset(self.get_queryset())
+        whole_coupons = coupon_codes_whole(request.user)
         if isinstance(request.accepted_renderer, CSVRenderer):
-            stream = _csv_stream(outcome_rows(outcomes))
+            stream = outcome_csv(outcomes, whole_coupons=whole_coupons)
             response = StreamingHttpResponse(stream, content_type="text/csv; charset=utf-8")
             response["Content-Disposition"] = 'attachment; filename="outcomes.csv"'
             return response
         page = self.paginate_queryset(OutcomeRowsPage(outcomes))
-        return self.get_paginated_response([outcome_row_payload(row) for row in page])
+        return self.get_paginated_response([outcome_row_payload(row, whole_coupons=whole_coupons) for row in page])

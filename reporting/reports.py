@@ -43,7 +43,7 @@ from django.utils import timezone
 
 from compensation.models import Escalation, Incident, Offer, OfferSet, Outcome, OutcomeOption, Remedy
 from compensation.periods import days_between, local_date
-from compensation.roles import Role
+from compensation.roles import Role, user_has_role
 from policies.choices import OfferKind
 from policies.models import Category, Policy
 from policies.money import money
@@ -448,6 +448,12 @@ CSV_HEADER = (
     "recorded_at",
     "seconds_to_outcome",
 )
+
+
+def coupon_codes_whole(user: Any) -> bool:
+    """Whether ``user`` sees the list's coupon codes whole: managers (and superusers) do; analysts see
+    ``****`` and the last 4 characters (API.md, "Hardening")."""
+    return user_has_role(user, Role.MANAGER)
 
 
 def outcome_rows(queryset: QuerySet[Outcome]) -> QuerySet:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from rest_framework import serializers
@@ -108,15 +110,44 @@ class OutcomeRowSerializer(serializers.Serializer):
     )
     currency = serializers.CharField()
     satisfaction = serializers.IntegerField(allow_null=True)
-    coupon_code = serializers.CharField(allow_null=True)
+    coupon_code = serializers.CharField(
+        allow_null=True,
+        help_text="the coupon the outcome issued: whole for managers, masked to its last 4 characters for "
+        "analysts (****7Q2F); null without one",
+    )
     offer_set_created_at = serializers.DateTimeField()
     submitted_at = serializers.DateTimeField()
     recorded_at = serializers.DateTimeField()
     seconds_to_outcome = serializers.FloatField(help_text="submitted_at - offer_set_created_at")
 
 
-def outcome_row_fields(row: Any) -> dict[str, Any]:
-    """One row of :func:`reporting.reports.outcome_rows`, flat and formatted, keyed as ``CSV_HEADER``."""
+# --- Cells of the outcome list, JSON and CSV ----------------------------------------------------
+
+COUPON_MASK = "****"
+
+
+def coupon_code_shown(code: str | None, *, whole: bool) -> str | None:
+    """The code whole (managers), or ``****`` and its last 4 characters (analysts): ``****7Q2F``.
+
+    None and "" stay as they are; a code of 4 characters or fewer shows only ``****``.
+    ``reporting.export`` writes the same in SQL.
+    """
+    if whole or not code:
+        return code
+    return COUPON_MASK + (code[-4:] if len(code) > 4 else "")
+
+
+def seconds_to_outcome(created_at: datetime, submitted_at: datetime) -> float:
+    """``submitted_at - created_at`` in seconds, rounded to the millisecond from the exact microseconds
+    (halves away from zero, as PostgreSQL's ``round(numeric, 3)``): 60.5, 120.0."""
+    micro = (submitted_at - created_at) // timedelta(microseconds=1)
+    millis = (abs(micro) + 500) // 1000
+    return (millis if micro >= 0 else -millis) / 1000
+
+
+def outcome_row_fields(row: Any, *, whole_coupons: bool) -> dict[str, Any]:
+    """One row of :func:`reporting.reports.outcome_rows`, flat and formatted, keyed as ``CSV_HEADER``;
+    coupon codes whole or masked (:func:`coupon_code_shown`)."""
     created_at, submitted_at = row.offer_set_created_at, row.submitted_at
     return {
         "id": row.id,
@@ -135,38 +166,46 @@ def outcome_row_fields(row: Any) -> dict[str, Any]:
         "remedy_cost": money(row.remedy_cost),
         "currency": row.currency,
         "satisfaction": row.satisfaction,
-        "coupon_code": row.coupon__code,
+        "coupon_code": coupon_code_shown(row.coupon__code, whole=whole_coupons),
         "offer_set_created_at": iso(created_at),
         "submitted_at": iso(submitted_at),
         "recorded_at": iso(row.recorded_at),
-        "seconds_to_outcome": round((submitted_at - created_at).total_seconds(), 3),
+        "seconds_to_outcome": seconds_to_outcome(created_at, submitted_at),
     }
 
 
-def outcome_row_payload(row: Any) -> dict[str, Any]:
+def outcome_row_payload(row: Any, *, whole_coupons: bool) -> dict[str, Any]:
     """The outcome list's JSON row: the fields, with the policy as ``{"id", "name"}`` or null."""
-    fields = outcome_row_fields(row)
+    fields = outcome_row_fields(row, whole_coupons=whole_coupons)
     policy_id, policy_name = fields.pop("policy_id"), fields.pop("policy_name")
     fields["policy"] = {"id": policy_id, "name": policy_name} if policy_id is not None else None
     return fields
 
 
-CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A cell a spreadsheet could run as a formula (OWASP, "CSV Injection"): one that starts with a tab or a
+# carriage return, or with = + - @ or their full-width forms (＝ ＋ － ＠), also after spaces, tabs or line
+# breaks; or where such a sign follows a ; a tab or a line break inside the cell (where a spreadsheet splitting
+# on ; or tabs starts a new cell). Written with the characters themselves, not escapes, so that Python's re
+# and PostgreSQL's regular expressions read it alike (reporting.export runs it in SQL).
+CSV_FORMULA = "^[\t\r]|(^|[;\t\r\n])[ \t\r\n]*[=+@\uff1d\uff0b\uff0d\uff20-]"
+_CSV_FORMULA = re.compile(CSV_FORMULA)
 
 
-def csv_cell(value: Any) -> str:
-    """A cell a spreadsheet will not run: text that starts like a formula is quoted with a leading '."""
+def csv_cell(value: str | None) -> str:
+    """A text cell a spreadsheet will not run: one that could be read as a formula gets a leading '.
+
+    Only text columns go through it: numbers (ids, money, seconds) stay numbers, a negative one too.
+    """
     if value is None:
         return ""
-    text = str(value)
-    return "'" + text if text.startswith(CSV_FORMULA_STARTS) else text
+    return "'" + value if _CSV_FORMULA.search(value) else value
 
 
-def outcome_csv_row(row: Any) -> list[Any]:
+def outcome_csv_row(row: Any, *, whole_coupons: bool) -> list[Any]:
     """The CSV's cells for one row, in ``CSV_HEADER``'s order; free text made safe for spreadsheets.
 
     Built directly from the row, not through :func:`outcome_row_fields`: an export runs it a
-    million times.
+    million times (on SQLite; PostgreSQL writes the same cells with ``COPY``, see reporting.export).
     """
     created_at, submitted_at = row.offer_set_created_at, row.submitted_at
     return [
@@ -186,9 +225,9 @@ def outcome_csv_row(row: Any) -> list[Any]:
         money(row.remedy_cost),
         row.currency,
         row.satisfaction,
-        row.coupon__code,
+        csv_cell(coupon_code_shown(row.coupon__code, whole=whole_coupons)),
         iso(created_at),
         iso(submitted_at),
         iso(row.recorded_at),
-        round((submitted_at - created_at).total_seconds(), 3),
+        seconds_to_outcome(created_at, submitted_at),
     ]
