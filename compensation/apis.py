@@ -28,7 +28,7 @@ from compensation.errors import NotFound
 from compensation.filters import EscalationFilter, OfferSetFilter
 from compensation.http import ResilientAnonRateThrottle
 from compensation.idempotency import IDEMPOTENCY_KEY_SCHEMA, idempotent
-from compensation.models import OfferSet
+from compensation.models import Customer, OfferSet
 from compensation.permissions import IsAgentOrManager, IsIntegration, IsIntegrationOrManager, IsManager
 from compensation.roles import user_role
 from compensation.schema import ERROR, VALIDATION_ERROR
@@ -332,7 +332,9 @@ class FeedbackSubmitApi(APIView):
 
 
 def _customer_response(external_id: str, status_code: int = status.HTTP_200_OK) -> Response:
-    customer = customers_with_changes().filter(external_id=external_id).first()
+    # An id no customer can have (too long, a NUL the database refuses) names none: 404, not a database error.
+    valid = len(external_id) <= Customer._meta.get_field("external_id").max_length and "\x00" not in external_id
+    customer = customers_with_changes().filter(external_id=external_id).first() if valid else None
     if customer is None:
         raise NotFound("No customer has this external_id.")
     return Response(customer_payload(customer, list(customer.changes.all())), status=status_code)

@@ -31,11 +31,13 @@ class PayloadTooLarge(APIException):
 
 
 class DatabaseUnavailable(APIException):
-    """The database cannot be reached (or dropped the connection): try again shortly, nothing was done."""
+    """The database cannot be reached, dropped the connection, or gave up on the statement (a timeout, a
+    deadlock): try again shortly. What was asked may or may not have been done (a connection lost just after
+    a commit), so an outcome is sent again with its ``Idempotency-Key``."""
 
     status_code = 503
     default_code = "unavailable"
-    default_detail = "The service cannot reach its database right now; nothing was changed. Try again shortly."
+    default_detail = "The database is unavailable right now; try again in a few seconds."
 
 
 # OperationalError: refused or lost connections, server shutdown, timeouts; InterfaceError: a connection

@@ -272,3 +272,7 @@ class ResilientUserRateThrottle(_Resilient, _FixedWindow, UserRateThrottle):
 
 class ResilientAnonRateThrottle(_Resilient, _FixedWindow, AnonRateThrottle):
     """Per-address rate limit for the no-login endpoints, the feedback links (THROTTLE_ANON_RATE)."""
+
+    def get_ident(self, request: Any) -> str:
+        # As the lockout reads it: a forwarded "address" that is none (junk a client wrote) is not a bucket of its own.
+        return client_address(request) or super().get_ident(request)

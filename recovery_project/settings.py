@@ -86,9 +86,18 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A database that does not answer is a quick 503 (compensation/exceptions.py), never a request hanging
     # until gunicorn's timeout: give up connecting after this many seconds.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-        "connect_timeout", env.integer("DATABASE_CONNECT_TIMEOUT", 3, minimum=1, maximum=60)
-    )
+    # A server that stops answering on a kept connection is noticed by TCP keepalives and the kernel's
+    # user timeout within about 10 s (libpq parameters), not minutes of retransmits.
+    DATABASES["default"].setdefault("OPTIONS", {})
+    for option, value in {
+        "connect_timeout": env.integer("DATABASE_CONNECT_TIMEOUT", 3, minimum=1, maximum=60),
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 10_000,
+    }.items():
+        DATABASES["default"]["OPTIONS"].setdefault(option, value)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.boolean(
     "DATABASE_SERVER_SIDE_BINDING", True
 ):

@@ -250,6 +250,7 @@ def test_an_outage_is_a_quick_503_everywhere_and_service_resumes_on_the_first_re
     status, _, ready = call(server, "GET", "/readyz")
     assert status == 503, ready
     assert ready["checks"]["database"].startswith("unavailable"), ready
+    assert str(proxy.port) not in json.dumps(ready)  # the probe needs no login: no hosts or ports in it
 
     proxy.up()
     status, _, me = call(server, "GET", "/api/v1/me/", token=agent.key)

@@ -196,6 +196,20 @@ def test_behind_one_proxy_the_last_forwarded_for_entry_is_the_client(api_client:
         assert post("198.51.100.1, 192.0.2.8") == 404  # another client behind the same proxy
 
 
+@pytest.mark.usefixtures("two_per_minute_per_address")
+def test_forwarded_for_entries_that_are_no_address_share_the_peers_bucket(api_client: Any) -> None:
+    """Junk in the trusted entry (a client reaching the process past the proxy) is not a fresh bucket each time."""
+    url = "/api/v1/feedback/not-a-real-token/"
+    with override_settings(REST_FRAMEWORK=_rest_framework(NUM_PROXIES=1)):
+        answers = [
+            api_client.post(
+                url, {"satisfaction": 5}, format="json", REMOTE_ADDR="10.0.0.254", HTTP_X_FORWARDED_FOR=f"junk{n}"
+            ).status_code
+            for n in range(3)
+        ]
+    assert answers == [404, 404, 429]
+
+
 @pytest.mark.parametrize(
     ("num_proxies", "forwarded_for", "expected"),
     [

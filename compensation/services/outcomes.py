@@ -624,9 +624,11 @@ def outcomes_record(*, submission_id: Any, batch: int = 1, now: datetime | None 
     durable: once GET shows a coupon code, a crash cannot change it.)
 
     When recording fails, the attempt counts against the submission
-    (:func:`outcome_record_failed`) if it was the only one being recorded (a
-    batch's failure is not pinned on one of them: the task retries each
-    alone), and the error is raised again for the task's retries.
+    (:func:`outcome_record_failed`) if it was the only one being recorded,
+    and the error is raised again for the task's retries. A batch's failure
+    is not pinned on any of them: each is then recorded alone at once, so
+    the good ones are recorded and only the one that fails counts a failure
+    (and the error is raised if it is this call's own submission).
     """
     now = now or timezone.now()
     if not OutcomeSubmission.objects.filter(pk=submission_id, status=OutcomeSubmission.Status.PENDING).exists():
@@ -637,7 +639,19 @@ def outcomes_record(*, submission_id: Any, batch: int = 1, now: datetime | None 
     except Exception as exc:
         if len(claimed) <= 1:
             outcome_record_failed(submission_id=submission_id, error=exc, now=now)
-        raise
+            raise
+        logger.warning("recording a batch of %d outcomes failed (%s); recording each alone", len(claimed), exc)
+    recorded: list[Outcome] = []
+    own_error: Exception | None = None
+    for pk in sorted((s.pk for s in claimed), key=lambda pk: pk != submission_id):  # this call's own first
+        try:
+            recorded += outcomes_record(submission_id=pk, batch=1, now=now)
+        except Exception as exc:  # counted against it alone; the sweep sends it again
+            if pk == submission_id:
+                own_error = exc
+    if own_error is not None:
+        raise own_error
+    return recorded
 
 
 def _record_claimed(

@@ -89,8 +89,9 @@ def test_get_shows_the_customer_with_its_changes_newest_first(integration: Any, 
     assert integration.get(f"{CUSTOMERS}C-1/").json() == response.json()
 
 
-def test_get_of_an_unknown_customer_is_a_json_404(manager: Any) -> None:
-    response = manager.get(f"{CUSTOMERS}C-nobody/")
+@pytest.mark.parametrize("external_id", ["C-nobody", "a%00b", "x" * 65], ids=["unknown", "a NUL", "too long"])
+def test_get_of_an_unknown_customer_is_a_json_404(manager: Any, external_id: str) -> None:
+    response = manager.get(f"{CUSTOMERS}{external_id}/")
 
     assert response.status_code == 404
     assert response.json() == {"detail": "No customer has this external_id.", "code": "not_found"}

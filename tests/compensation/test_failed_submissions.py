@@ -9,6 +9,7 @@ written, so each attempt rolls back; tasks run eagerly (tests/settings.py), retr
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -115,12 +116,13 @@ class Fault:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.sets: set[str] = set()
         self.raised = 0
+        self.error: type[Exception] = DatabaseError
         follow_ups = outcomes._follow_ups
 
         def failing(outcome: Outcome, now: Any) -> list[FollowUp]:
             if str(outcome.offer_set_id) in self.sets:
                 self.raised += 1
-                raise DatabaseError(FAULT)
+                raise self.error(FAULT)
             return follow_ups(outcome, now)
 
         monkeypatch.setattr(outcomes, "_follow_ups", failing)
@@ -240,23 +242,63 @@ def test_each_failed_attempt_counts_and_keeps_the_last_error(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("error", [DatabaseError, KeyError], ids=["database error", "a bug"])
 def test_a_batch_that_fails_is_not_pinned_on_the_others_in_it(
-    policy: Policy, agent: Any, people: dict[str, Any], fault: Fault
+    policy: Policy, agent: Any, people: dict[str, Any], fault: Fault, error: type[Exception]
 ) -> None:
+    fault.error = error
     good_set, bad_set = created(agent, "C-1"), created(agent, "C-2")
     fault.sets.add(bad_set["id"])
     good = post_choice(agent, good_set, "a").json()["submission_id"]
     bad = post_choice(agent, bad_set, "a").json()["submission_id"]
 
-    with pytest.raises(DatabaseError):  # the good one's task, recording the bad one in its batch
-        outcomes.outcomes_record(submission_id=good, batch=10)
-    assert list(OutcomeSubmission.objects.order_by("attempts").values_list("attempts", flat=True)) == [0, 0]
-
-    assert outcome_record(submission_id=good) is not None  # its retry, alone
-    with pytest.raises(DatabaseError):
-        outcome_record(submission_id=bad)
+    # The good one's task claims the bad one in its batch: the batch fails, and each is recorded alone at once.
+    recorded = outcomes.outcomes_record(submission_id=good, batch=10)
+    assert [str(o.submission_id) for o in recorded] == [good]
     assert OutcomeSubmission.objects.get(pk=good).status == RECORDED
-    assert OutcomeSubmission.objects.get(pk=bad).attempts == 1
+    assert OutcomeSubmission.objects.get(pk=good).attempts == 0
+    assert OutcomeSubmission.objects.get(pk=bad).attempts == 1  # its own failure, recorded alone
+    assert OutcomeSubmission.objects.get(pk=bad).status == PENDING
+
+    # The bad one's own task, batched: the failure is raised for the task's retries, and counted once more.
+    with pytest.raises(error):
+        outcomes.outcomes_record(submission_id=bad, batch=10)
+    assert OutcomeSubmission.objects.get(pk=bad).attempts == 2
+    assert OutcomeSubmission.objects.get(pk=bad).last_error.endswith(str(error(FAULT)))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_poison_bug_among_pending_outcomes_is_failed_and_the_rest_recorded_by_the_sweep(
+    policy: Policy,
+    agent: Any,
+    people: dict[str, Any],
+    fault: Fault,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """The sweep sends batches: a submission that fails with a bug, not a database error (no task retry),
+    still has each failure counted, and never holds back the ones pending beside it."""
+    settings.OUTCOME_MAX_ATTEMPTS = 3
+    fault.error = KeyError
+    sent: list[Any] = []
+    monkeypatch.setattr(outcomes, "outcome_enqueue", sent.append)  # accepted, not yet tried: all pending
+    sets = [created(agent, f"C-{n}") for n in range(3)]
+    fault.sets.add(sets[1]["id"])
+    ids = [post_choice(agent, s, "a").json()["submission_id"] for s in sets]
+    monkeypatch.undo()
+    fault = Fault(monkeypatch)
+    fault.error, fault.sets = KeyError, {sets[1]["id"]}
+    first = OutcomeSubmission.objects.get(pk=ids[0]).submitted_at
+    step = timedelta(seconds=settings.OUTCOME_REQUEUE_AFTER_SECONDS + 1)
+
+    for n in range(1, 4):
+        sweep(django_capture_on_commit_callbacks, first + n * step)
+
+    statuses = dict(OutcomeSubmission.objects.values_list("pk", "status"))
+    assert [statuses[uuid.UUID(i)] for i in ids] == [RECORDED, FAILED, RECORDED]
+    assert OutcomeSubmission.objects.get(pk=ids[1]).attempts == 3
+    assert Outcome.objects.count() == 2
 
 
 def test_the_last_error_is_cut_to_a_readable_length() -> None:
