@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -35,12 +35,28 @@ CSV_CHUNK_BYTES = 64 * 1024  # COPY path: bytes per chunk written to the client
 def outcome_csv(outcomes: QuerySet[Outcome], *, whole_coupons: bool) -> Iterator[str | bytes]:
     """The CSV of ``outcomes`` (the filtered list), newest first, in chunks, for a StreamingHttpResponse.
 
-    A generator: nothing runs until the response is read, and closing it (the client went away) ends
-    the query and the transaction it runs in, so the connection is clean for the next request.
+    Its first chunk is made at once, in the caller (the view): the query has started, or failed there,
+    where a database outage can still be answered 503. The rest runs as the response is read; closing
+    the iterator (the client went away) ends the query and the transaction it runs in, so the
+    connection is clean for the next request.
     """
     if connection.vendor == "postgresql":
-        return outcome_csv_copy(outcomes, whole_coupons=whole_coupons)
-    return outcome_csv_python(outcomes, whole_coupons=whole_coupons)
+        return _started(outcome_csv_copy(outcomes, whole_coupons=whole_coupons))
+    return _started(outcome_csv_python(outcomes, whole_coupons=whole_coupons))
+
+
+def _started(chunks: Generator[Any, None, None]) -> Iterator[Any]:
+    first = next(chunks, None)
+
+    def rest() -> Iterator[Any]:
+        try:
+            if first is not None:
+                yield first
+            yield from chunks
+        finally:
+            chunks.close()
+
+    return rest()
 
 
 def csv_header() -> str:

@@ -227,6 +227,7 @@ def test_an_outage_is_a_quick_503_everywhere_and_service_resumes_on_the_first_re
         ("GET", "/api/v1/escalations/", None, manager.key),
         ("GET", "/api/v1/reports/summary/", None, manager.key),
         ("GET", "/api/v1/outcomes/", None, manager.key),
+        ("GET", "/api/v1/outcomes/?format=csv", None, manager.key),  # a stream: it starts in the view
         ("GET", "/api/v1/reports/policies/", None, manager.key),
         ("GET", "/api/v1/me/", None, "not-a-token-but-the-database-is-asked"),
     ]
@@ -294,3 +295,25 @@ def test_an_outage_met_outside_a_rest_view_is_a_503_too(rf: Any, path: str, cont
         raise ValueError("a bug, not an outage")
     except ValueError:
         assert handler500(rf.get(path)).status_code == 500
+
+
+@pytest.mark.django_db
+def test_a_csv_export_whose_database_goes_away_after_the_login_is_a_503(
+    manager: Any, demo_pack: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export streams, but its query starts in the view, where an outage can still be answered 503
+    (it was a 200 whose body then broke, or the server's bare 500)."""
+    from django.db import OperationalError
+
+    import reporting.export
+
+    def gone() -> Any:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(reporting.export, "report_session", gone)
+
+    response = manager.get("/api/v1/outcomes/?format=csv")
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "unavailable"
+    assert int(response["Retry-After"]) > 0
