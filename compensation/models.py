@@ -49,7 +49,7 @@ class CustomerChange(models.Model):
         indexes = [models.Index(fields=["customer", "-at"], name="customerchange_customer_time")]
 
     def __str__(self) -> str:
-        return f"{self.customer_id}.{self.field} by {self.by}"
+        return f"{self.field} changed by {self.by}"
 
 
 class AuthorityLimit(models.Model):
@@ -252,6 +252,7 @@ class Remedy(models.Model):
     )
 
     class Meta:
+        verbose_name_plural = "remedies"
         ordering = ["incident", "pk"]
         constraints = [models.UniqueConstraint(fields=["incident", "kind"], name="remedy_one_per_kind")]
         indexes = [models.Index(fields=["given_at"], condition=Q(status="given"), name="remedy_given_time")]
@@ -412,7 +413,7 @@ class OutcomeSubmission(models.Model):
         PENDING = "pending", "Pending (accepted, not yet recorded)"
         AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
         RECORDED = "recorded", "Recorded"
-        REJECTED = "rejected", "Rejected (approval refused)"
+        REJECTED = "rejected", "Rejected (approval refused, or released after failing)"
         FAILED = "failed", "Failed (recording kept failing; retry or release)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)

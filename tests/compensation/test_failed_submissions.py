@@ -10,11 +10,12 @@ written, so each attempt rolls back; tasks run eagerly (tests/settings.py), retr
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+import time_machine
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core import mail
@@ -46,6 +47,7 @@ from policies.models import Policy
 from tests.factories import CategoryFactory, OfferTemplateFactory, PolicyFactory
 
 URL = "/api/v1/offer-sets/"
+MID_MONTH = datetime(2031, 5, 14, 15, 0, tzinfo=UTC)
 CHANGELIST = "admin:compensation_outcomesubmission_changelist"
 FAILED = OutcomeSubmission.Status.FAILED
 PENDING = OutcomeSubmission.Status.PENDING
@@ -347,11 +349,12 @@ def test_a_failed_submission_counts_against_the_monthly_limit(
     group = Group.objects.create(name="monthly")
     AuthorityLimit.objects.create(group=group, per_month=Decimal("35.00"))
     people["agent-1"][0].groups.add(group)
-    poisoned(agent, fault, django_capture_on_commit_callbacks)  # 30.00, failed
-    assert OutcomeSubmission.objects.get().status == FAILED
+    with time_machine.travel(MID_MONTH, tick=True):  # both choices in one calendar month, whatever today is
+        poisoned(agent, fault, django_capture_on_commit_callbacks)  # 30.00, failed
+        assert OutcomeSubmission.objects.get().status == FAILED
 
-    later = created(agent, "C-2")
-    response = post_choice(agent, later, label(later, "gift"))  # 30.00 + 10.00 > 35.00
+        later = created(agent, "C-2")
+        response = post_choice(agent, later, label(later, "gift"))  # 30.00 + 10.00 > 35.00
 
     assert response.json()["outcome_status"] == "awaiting_approval"
 
