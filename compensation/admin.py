@@ -70,7 +70,8 @@ class PreviewForm(forms.Form):
         required=False,
         max_length=64,
         help_text="Optional: an existing customer's id, to take their recent perks and caps into account "
-        "(with CUSTOMER_FACTS=trusted, also their stored tier, lifetime value and interests instead of those below).",
+        "(with CUSTOMER_FACTS=trusted, also their stored tier, lifetime value and interests instead of those below; "
+        "for an id not stored yet, those a new customer starts with).",
     )
     tier = forms.ChoiceField(label="Tier", choices=Tier.choices, initial=Tier.STANDARD)
     lifetime_value = forms.DecimalField(label="Lifetime value", min_value=0, decimal_places=2, initial=Decimal("0"))

@@ -31,6 +31,7 @@ from compensation.services.customers import (
 )
 from compensation.services.escalations import escalation_open_for_incident
 from compensation.sql import insert_select_sql, insert_values_sql
+from policies.choices import Tier
 from policies.index import CompiledCategory, PolicyIndex
 from policies.models import Category
 
@@ -321,8 +322,9 @@ def offer_set_preview(
     The admin's "Try the policies". The same reads and engine as :func:`offer_set_create`:
     ``customer`` may name a stored customer (``external_id``), whose budget caps and recent
     perks then count; the repeat counts are given in ``incident``, not counted. With
-    ``CUSTOMER_FACTS=trusted`` a stored customer's tier, lifetime value and interests are used instead
-    of the given ones, as an offer-set POST would.
+    ``CUSTOMER_FACTS=trusted`` and an ``external_id``, the stored customer's tier, lifetime value and
+    interests are used instead of the given ones (a customer not stored yet: ``standard``, ``0``, none),
+    as an offer-set POST would.
     """
     now = now or timezone.now()
     category: CompiledCategory = incident["category"]
@@ -333,8 +335,10 @@ def offer_set_preview(
         else None
     )
     stored_id = stored["pk"] if stored else None
-    if stored is not None and customer_facts_mode() == CUSTOMER_FACTS_TRUSTED:
-        customer = {**customer, **{name: stored[name] for name in ("tier", "lifetime_value", "interests")}}
+    if external_id and customer_facts_mode() == CUSTOMER_FACTS_TRUSTED:
+        # As the POST would: a stored customer's facts, or those a new customer starts with.
+        facts_of = stored or {"tier": Tier.STANDARD.value, "lifetime_value": Decimal("0.00"), "interests": []}
+        customer = {**customer, **{name: facts_of[name] for name in ("tier", "lifetime_value", "interests")}}
     facts = facts_read(
         index=index,
         category_id=category.id,

@@ -267,7 +267,10 @@ def test_preview_uses_a_stored_customers_facts_in_trusted_mode_and_writes_nothin
     named = preview_shown(external_id="C-8", tier="platinum", lifetime_value=Decimal("9999999999.99"), interests=[])
     unknown = preview_shown(external_id="C-x", tier="platinum", lifetime_value=Decimal("9999999999.99"), interests=[])
 
+    anyone = preview_shown(tier="platinum", lifetime_value=Decimal("9999999999.99"), interests=[])
+
     assert named == (standard if mode == "trusted" else platinum)
-    assert unknown == platinum  # a sample customer: the form's facts
+    assert unknown == (standard if mode == "trusted" else platinum)  # trusted: as the POST would create it
+    assert anyone == platinum  # no id, a sample customer: the form's facts
     assert list(Customer.objects.values()) == before
     assert not CustomerChange.objects.exists()
