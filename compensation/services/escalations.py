@@ -89,12 +89,13 @@ def escalation_approval_open(
     name = user.get_username()
     why = []
     if over_month is None or offer.requires_approval:
-        why.append(
-            f"costs {money(offer.estimated_cost)} {offer.currency}, above {name}'s limit of {money(per_option)} "
-            "per option"
-            if per_option is not None and offer.estimated_cost > per_option
-            else "its policy asks for a manager's approval"
-        )
+        cost = f"costs {money(offer.estimated_cost)} {offer.currency}"
+        if per_option is not None and offer.estimated_cost > per_option:
+            why.append(f"{cost}, above {name}'s limit of {money(per_option)} per option")
+        elif offer.offer_template is not None and offer.offer_template.requires_approval:
+            why.append("its policy asks for a manager's approval")
+        else:  # the limit was lower when the options were made, and the option was shown as needing approval
+            why.append(f"{cost}, above {name}'s limit per option when the options were made")
     if over_month is not None:
         why.append(
             f"with it, {name}'s chosen options in {over_month.month} come to {money(over_month.total)} "

@@ -246,6 +246,25 @@ def test_a_group_limit_below_the_default_holds_an_agent_to_it(pack: Policy, clie
     assert "above agent-1's limit of 30.00 per option" in approval.reason
 
 
+def test_an_approval_says_which_rule_held_the_choice_when_the_limit_rose_after_the_options(
+    pack: Policy, client_for: Any
+) -> None:
+    """The option was shown needing approval (above 30.00); the limit is 50.00 by the time it is chosen: the
+    shown answer holds, and the manager reads why, not that the policy asks (it does not)."""
+    agent = client_for("agent", "agent-1")
+    trainees = limit("trainees", "30.00")
+    join(user_named("agent-1"), trainees)
+    offer_set = created(agent, body())
+    assert by_kind(offer_set, "free_shipping")["requires_approval"] is True
+    AuthorityLimit.objects.filter(group=trainees).update(per_option=D("50.00"))
+
+    choose(agent, offer_set, "free_shipping")
+
+    reason = Escalation.objects.get(kind="approval").reason
+    assert "costs 40.00 USD, above agent-1's limit per option when the options were made" in reason
+    assert "policy" not in reason
+
+
 def test_an_offer_whose_policy_asks_for_approval_says_so_for_agents_and_managers(pack: Policy, client_for: Any) -> None:
     gift = pack.offers.get(kind=OfferKind.GIFT)
     gift.requires_approval = True
