@@ -19,7 +19,7 @@ from rest_framework.settings import api_settings
 
 from compensation.engine import remedy_needs_approval
 from compensation.models import Escalation, Incident, Offer, OfferSet, OutcomeSubmission, Remedy
-from compensation.services.customers import BULK_MAX
+from compensation.services.customers import BULK_MAX, FIELDS
 from policies.choices import REMEDY_KIND_CHOICES, Fault, OfferKind, Tier
 from policies.index import PolicyIndex
 from policies.money import money
@@ -468,7 +468,7 @@ def offer_set_payload(
 class CustomerChangeSerializer(serializers.Serializer):
     at = serializers.DateTimeField()
     by = serializers.CharField(help_text="username")
-    field = serializers.ChoiceField(choices=["name", "email", "tier", "lifetime_value", "interests"])
+    field = serializers.ChoiceField(choices=FIELDS)
     old = serializers.JSONField(
         allow_null=True, help_text='the value before: a string ("120.00" for decimals), a list for interests'
     )

@@ -7,6 +7,7 @@ statements. The number of queries does not depend on how many policies exist.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -24,6 +25,8 @@ from compensation.periods import local_date
 from compensation.selectors import RequestFacts, perk_grant_dates, request_facts
 from compensation.services.customers import (
     CUSTOMER_FACTS_TRUSTED,
+    DEFAULTS,
+    TRUSTED_FIELDS,
     CustomerWrite,
     customer_facts_mode,
     customers_upsert,
@@ -31,7 +34,6 @@ from compensation.services.customers import (
 )
 from compensation.services.escalations import escalation_open_for_incident
 from compensation.sql import insert_select_sql, insert_values_sql
-from policies.choices import Tier
 from policies.index import CompiledCategory, PolicyIndex
 from policies.models import Category
 
@@ -99,10 +101,10 @@ def offer_set_insert(*, offer_set: OfferSet, offers: list[Offer], incident: Inci
 def customer_upsert(
     *,
     external_id: str,
-    fields: dict[str, Any],
+    fields: Mapping[str, Any],
     now: datetime,
     by: str,
-    initial: dict[str, Any] | None = None,
+    initial: Mapping[str, Any] | None = None,
     relax_commit: bool = False,
 ) -> tuple[Customer, bool]:
     """Create or update the customer; fields left out keep their stored values (``initial``: set on a new
@@ -337,8 +339,8 @@ def offer_set_preview(
     stored_id = stored["pk"] if stored else None
     if external_id and customer_facts_mode() == CUSTOMER_FACTS_TRUSTED:
         # As the POST would: a stored customer's facts, or those a new customer starts with.
-        facts_of = stored or {"tier": Tier.STANDARD.value, "lifetime_value": Decimal("0.00"), "interests": []}
-        customer = {**customer, **{name: facts_of[name] for name in ("tier", "lifetime_value", "interests")}}
+        facts_of = stored or {**DEFAULTS, "interests": []}
+        customer = {**customer, **{name: facts_of[name] for name in TRUSTED_FIELDS if name != "email"}}
     facts = facts_read(
         index=index,
         category_id=category.id,
@@ -398,8 +400,8 @@ def offer_set_create(
         write = offer_set_customer_write(customer)  # what CUSTOMER_FACTS lets an offer-set POST set
         stored_customer, is_new = customer_upsert(
             external_id=write.external_id,
-            fields=dict(write.fields),
-            initial=dict(write.initial),
+            fields=write.fields,
+            initial=write.initial,
             now=now,
             by=user.get_username(),
             relax_commit=True,
