@@ -8,10 +8,10 @@ only for the options that are shown.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from decimal import Decimal
 
-from compensation import ranking
+from compensation import learning, ranking
 from compensation.engine_types import (
     Candidate,
     CustomerFacts,
@@ -252,21 +252,24 @@ def compute_options(
     customer: CustomerFacts,
     incident: IncidentFacts,
     spending: Spending,
-    stats: Mapping[int, tuple[int, int]],
+    stats: learning.LearningStats,
     currency: str,
     approval_limit: Decimal | None,
     explain: bool = False,
     limit: int = 3,
     money_locale: str = "en_US",
+    mode: learning.LearningMode = learning.V1,
+    seed: int = 0,
 ) -> EngineResult:
     """Match policies, price their offers, drop what budgets cannot cover, rank, and render the top three.
 
     Every policy that applies also gives its remedy (one item per kind: the
     policy with the higher priority, then the lower id, keeps its own), priced
-    and rendered but never ranked nor limited by budgets. ``stats`` maps
-    offer-template ids to ``(offered, chosen)`` counts for this incident's
-    category; ``approval_limit`` is None when the requester never needs
-    approval (managers).
+    and rendered but never ranked nor limited by budgets. ``stats`` are the
+    learning counters of this incident's category, ``mode`` how the ranking
+    uses them and ``seed`` (the offer set's, ``learning.seed_of``) what its
+    draws are seeded with; ``approval_limit`` is None when the requester
+    never needs approval (managers).
     """
     candidates: list[Candidate] = []
     not_offered: list[NotOffered] = []
@@ -329,8 +332,18 @@ def compute_options(
         if not produced and explain:
             not_offered.append(NotOffered(policy, excluded or "the policy has no offers"))
 
+    shares = stats.positions.shares
     scored = [
-        ranking.score(candidate, customer=customer, incident=incident, stats=stats, allowance=allowance)
+        ranking.score(
+            candidate,
+            customer=customer,
+            incident=incident,
+            stats=stats,
+            allowance=allowance,
+            mode=mode,
+            seed=seed,
+            shares=shares,
+        )
         for candidate in candidates
     ]
     chosen = ranking.select(scored, limit=limit)
@@ -347,7 +360,10 @@ def compute_options(
                 requires_approval=why_approval is not None,
                 score=item.score,
                 score_breakdown=item.breakdown,
-                reasons=ranking.reasons(item, position=position, chosen=chosen, customer=customer, incident=incident)
+                propensity_mean=ranking.shown_round(item.posterior.mean),
+                reasons=ranking.reasons(
+                    item, position=position, chosen=chosen, customer=customer, incident=incident, mode=mode
+                )
                 + ([why_approval] if why_approval is not None else []),
             )
         )

@@ -76,6 +76,7 @@ class Option:
     score: float
     score_breakdown: dict[str, float]
     reasons: list[str]
+    propensity_mean: float = 0.0  # the posterior mean (the factor itself under thompson is a draw)
 
 
 @dataclass(frozen=True, slots=True)

@@ -189,6 +189,9 @@ class Offer(models.Model):
     expires_in_days = models.PositiveIntegerField(null=True)
     score = models.FloatField()
     score_breakdown = models.JSONField(default=dict)
+    propensity_mean = models.FloatField(
+        null=True, help_text="The posterior mean of its propensity when ranked (none for sets made before v2)."
+    )
     reasons = models.JSONField(default=list)
 
     class Meta:
@@ -368,20 +371,54 @@ class PerkGrant(models.Model):
 
 
 class AcceptanceStat(models.Model):
-    """How often an offer template was shown and chosen, per incident category."""
+    """How often an offer template was shown (at a, b and c) and chosen, per incident category.
+
+    Counted by the recording worker for sets with a recorded outcome, declined
+    ones included. Each (category, template) has up to ``STAT_SHARDS`` rows,
+    one per shard, so concurrent recordings seldom wait on one row; readers
+    sum them (compensation/learning.py).
+    """
 
     offer_template = models.ForeignKey(OfferTemplate, on_delete=models.CASCADE, related_name="+")
     category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="+")
-    offered = models.PositiveIntegerField(default=0)
+    shard = models.PositiveSmallIntegerField(default=0)
+    offered = models.PositiveIntegerField(default=0, help_text="Recorded sets that showed it (a + b + c).")
+    shown_a = models.PositiveIntegerField(default=0)
+    shown_b = models.PositiveIntegerField(default=0)
+    shown_c = models.PositiveIntegerField(default=0)
     chosen = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["category", "offer_template"], name="acceptance_category_template"),
+            models.UniqueConstraint(
+                fields=["category", "offer_template", "shard"], name="acceptance_category_template_shard"
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.offer_template_id}/{self.category_id}: {self.chosen}/{self.offered}"
+        return f"{self.offer_template_id}/{self.category_id}#{self.shard}: {self.chosen}/{self.offered}"
+
+
+class PositionStat(models.Model):
+    """Per incident category: recorded outcomes, and how many chose the option at a, b and c.
+
+    The position shares of clicks over expected clicks (declines count in
+    ``outcomes`` and choose none). Sharded like ``AcceptanceStat``: every
+    recording in a category adds here, so one row would make them queue.
+    """
+
+    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="+")
+    shard = models.PositiveSmallIntegerField(default=0)
+    outcomes = models.PositiveIntegerField(default=0)
+    chosen_a = models.PositiveIntegerField(default=0)
+    chosen_b = models.PositiveIntegerField(default=0)
+    chosen_c = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["category", "shard"], name="position_category_shard")]
+
+    def __str__(self) -> str:
+        return f"{self.category_id}#{self.shard}: {self.chosen_a}/{self.chosen_b}/{self.chosen_c} of {self.outcomes}"
 
 
 class IdempotencyRecord(models.Model):

@@ -2,7 +2,11 @@
 
 - ``propensity``: expected acceptance of this offer for this incident category,
   learned from recorded outcomes and smoothed toward a prior, so a new offer
-  competes fairly with proven ones (a Beta prior: ``(chosen + k·p0) / (offered + k)``).
+  competes fairly with proven ones: a Beta posterior (compensation/learning.py),
+  corrected for the positions the offer was shown at (``RANKING_POSITION_CORRECTION``);
+  under ``RANKING_EXPLORATION=thompson`` the factor is a draw from it, seeded by
+  the offer set's id, otherwise its mean. Both off is v1's
+  ``(chosen + k·p0) / (offered + k)``.
 - ``priority_weight``: the policy's priority (0–100) as a weight from 0.5 to 2.0.
 - ``value``: what the option is worth to this customer against what it costs.
   Every incident warrants a cost allowance that grows with severity, repeats,
@@ -20,16 +24,16 @@ written for this case.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from compensation import learning
 from compensation.engine_types import Candidate, CustomerFacts, IncidentFacts
+from compensation.learning import PRIOR_ACCEPTANCE, PRIOR_STRENGTH, LearningMode, LearningStats, OfferCounts, Posterior
 from policies.choices import OfferKind
 from policies.money import money
 
-PRIOR_ACCEPTANCE = 1 / 3  # one of three options is chosen when nothing is known
-PRIOR_STRENGTH = 6.0  # how many outcomes the prior is worth
 BASE_ALLOWANCE_PER_SEVERITY = 8.0  # currency units a severity-1 incident warrants
 TIER_FACTOR = {"standard": 1.0, "silver": 1.1, "gold": 1.25, "platinum": 1.5}
 PERK_MATCH_BONUS = 0.3  # per shared interest
@@ -41,12 +45,13 @@ class Scored:
     """A candidate with its factors; ``breakdown`` is filled in for the options shown."""
 
     candidate: Candidate
-    propensity: float
+    propensity: float  # the factor used: the posterior mean, or a draw from the posterior under thompson
     priority_weight: float
     value: float
     score: float
-    propensity_counts: tuple[int, int]
+    counts: OfferCounts
     allowance: float
+    posterior: Posterior = learning.PRIOR
     breakdown: dict[str, float] | None = None
     leads: bool = False  # placed first because its policy's placement is lead
 
@@ -65,7 +70,11 @@ def cost_allowance(*, customer: CustomerFacts, incident: IncidentFacts) -> float
 
 
 def propensity(offered: int, chosen: int) -> float:
+    """v1's smoothed acceptance (the posterior mean with both learning settings off)."""
     return (chosen + PRIOR_STRENGTH * PRIOR_ACCEPTANCE) / (offered + PRIOR_STRENGTH)
+
+
+NO_COUNTS = OfferCounts()
 
 
 def priority_weight(priority: int) -> float:
@@ -94,20 +103,34 @@ def _round(value: float) -> float:
     return float(f"{value:.4g}")
 
 
+def shown_round(value: float) -> float:
+    """A figure as options show it: four significant digits."""
+    return _round(value)
+
+
 def score(
     candidate: Candidate,
     *,
     customer: CustomerFacts,
     incident: IncidentFacts,
-    stats: Mapping[int, tuple[int, int]],
+    stats: LearningStats,
     allowance: float,
+    mode: LearningMode = learning.V1,
+    seed: int = 0,
+    shares: tuple[float, float, float] | None = None,
 ) -> Scored:
-    """The raw factors and their product; cheap, since every candidate is scored."""
-    counts = stats.get(candidate.offer.id, (0, 0))
-    p = propensity(counts[0], counts[1])
+    """The raw factors and their product; cheap, since every candidate is scored.
+
+    ``seed`` (``learning.seed_of`` the offer set's id) seeds the draw under thompson; ``shares`` are
+    the category's position shares, when the caller has them already.
+    """
+    template_id = candidate.offer.id
+    counts = stats.offers.get(template_id, NO_COUNTS)
+    post = learning.posterior(counts, stats.positions.shares if shares is None else shares, correction=mode.correction)
+    p = learning.draw(seed, template_id, post.alpha, post.beta) if mode.exploration else post.mean
     w = priority_weight(candidate.policy.priority)
     v = value_factor(candidate, allowance)
-    return Scored(candidate, p, w, v, p * w * v, counts, allowance)
+    return Scored(candidate, p, w, v, p * w * v, counts, allowance, post)
 
 
 def _shown_factors(item: Scored) -> dict[str, float]:
@@ -204,7 +227,13 @@ _ORDINAL = ["first", "second", "third"]
 
 
 def reasons(
-    item: Scored, *, position: int, chosen: Sequence[Scored], customer: CustomerFacts, incident: IncidentFacts
+    item: Scored,
+    *,
+    position: int,
+    chosen: Sequence[Scored],
+    customer: CustomerFacts,
+    incident: IncidentFacts,
+    mode: LearningMode = learning.V1,
 ) -> list[str]:
     """Plain words for why the option is there and why it ranks where it does."""
     c = item.candidate
@@ -224,11 +253,7 @@ def reasons(
         out.append(f"matches the customer's interest in {', '.join(c.perk_overlap)}")
     if c.kind == OfferKind.ESCALATION:
         out.append("a senior person takes it on personally")
-    offered, chosen_count = item.propensity_counts
-    if offered:
-        out.append(f"chosen {chosen_count} of {offered} times it was offered for this category")
-    else:
-        out.append("new option: no outcomes yet, so it starts from the average acceptance")
+    out.append(learned_words(item, mode))
     cost = float(c.estimated_cost)
     if c.kind != OfferKind.ESCALATION:
         if cost > item.allowance:
@@ -251,6 +276,27 @@ def reasons(
     return out
 
 
+def learned_words(item: Scored, mode: LearningMode) -> str:
+    """What the outcomes so far say about the option, in words; "still exploring" while its interval is wide."""
+    counts, post = item.counts, item.posterior
+    if not counts.shown:
+        words = "no outcomes yet, so it starts from the average acceptance"
+    elif mode.correction:
+        about = _about(post.expected)
+        were = "choice was" if about == "1" else "choices were"
+        words = f"chosen {_times(counts.chosen, once=True)} where about {about} {were} expected at its positions"
+    else:
+        words = f"chosen {counts.chosen} of {counts.shown} times it was offered for this category"
+    if mode.exploration and learning.still_exploring(post.alpha, post.beta):
+        return f"new option: still exploring; {words}"
+    return f"new option: {words}" if not counts.shown else words
+
+
+def _about(expected: float) -> str:
+    """7 for 7.04, 0.8 for 0.83: whole numbers from 10 up, one decimal below."""
+    return f"{expected:.0f}" if expected >= 9.5 else _plain_float(round(expected, 1))
+
+
 def _weakest_factor(item: Scored, above: Scored) -> str:
     names = {"propensity": "expected acceptance", "priority_weight": "policy priority", "value": "value for its cost"}
     mine, theirs = item.breakdown or {}, above.breakdown or {}
@@ -263,7 +309,9 @@ def _weakest_factor(item: Scored, above: Scored) -> str:
     return f"lower {names[weakest]} than the option above"
 
 
-def _times(n: int) -> str:
+def _times(n: int, *, once: bool = False) -> str:
+    if once and n == 1:
+        return "once"
     return {2: "twice", 3: "three times"}.get(n, f"{n} times")
 
 

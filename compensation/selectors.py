@@ -12,6 +12,7 @@ from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
 from compensation.engine_types import Spending
+from compensation.learning import LearningStats, OfferCounts, PositionCounts
 from compensation.models import (
     AcceptanceStat,
     BudgetCharge,
@@ -23,6 +24,7 @@ from compensation.models import (
     OutcomeSubmission,
     PerkGrant,
     PolicyMonthSpend,
+    PositionStat,
     Remedy,
 )
 from compensation.periods import local_date, month_start
@@ -32,6 +34,7 @@ CUSTOMER_CAP_DAYS = 30
 REPEAT_SLACK = timedelta(minutes=1)
 # Typed NULLs, so PostgreSQL can match the columns of the UNION ALL below.
 NO_INT = "CAST(NULL AS BIGINT)"
+NO_INTS = ", ".join([NO_INT] * 3)  # the three integer columns only the learning counters use
 NO_NUMBER = "CAST(NULL AS NUMERIC)"
 PERK_REPEAT_DAYS = 90
 
@@ -43,7 +46,7 @@ class RequestFacts:
     repeat_count: int  # incidents in the window before this one
     same_category_repeat_count: int
     spending: Spending
-    stats: dict[int, tuple[int, int]]
+    stats: LearningStats
 
 
 def request_facts(
@@ -59,12 +62,13 @@ def request_facts(
     wants_perks: bool,
     now: datetime,
 ) -> RequestFacts:
-    """Repeat counts, budget spending, recent perks and acceptance statistics in one round trip.
+    """Repeat counts, budget spending, recent perks and the learning counters in one round trip.
 
     A ``UNION ALL`` of small indexed reads, tagged by kind; the parts that
     cannot return anything (a new customer's history, uncapped policies) are
-    left out. Only table and column names are interpolated, values are
-    parameters.
+    left out. The learning counters are the category's offer counters and
+    its position counters, each summed over its shards (compensation/learning.py).
+    Only table and column names are interpolated, values are parameters.
     """
     parts: list[str] = []
     params: list[Any] = []
@@ -77,7 +81,7 @@ def request_facts(
         incident = table(Incident)
         parts.append(
             f"SELECT 'r', COUNT(*), CAST(SUM(CASE WHEN {q('category_id')} = %s THEN 1 ELSE 0 END) AS NUMERIC), "
-            f"{NO_INT} FROM {incident} "
+            f"{NO_INTS} FROM {incident} "
             f"WHERE {q('customer_id')} = %s AND {q('occurred_at')} > %s AND {q('occurred_at')} <= %s"
         )
         # The upper bound has a minute's slack: a concurrent request for this customer may have
@@ -87,30 +91,34 @@ def request_facts(
         if customer_capped:
             marks = ", ".join(["%s"] * len(customer_capped))
             parts.append(
-                f"SELECT 'c', {q('policy_id')}, SUM({q('amount')}), {NO_INT} FROM {table(BudgetCharge)} "
+                f"SELECT 'c', {q('policy_id')}, SUM({q('amount')}), {NO_INTS} FROM {table(BudgetCharge)} "
                 f"WHERE {q('customer_id')} = %s AND {q('created_at')} > %s AND {q('released_at')} IS NULL "
                 f"AND {q('policy_id')} IN ({marks}) GROUP BY {q('policy_id')}"
             )
             params += [customer_id, now - timedelta(days=CUSTOMER_CAP_DAYS), *customer_capped]
         if wants_perks:
             parts.append(
-                f"SELECT 'p', {q('perk_id')}, {NO_NUMBER}, {NO_INT} FROM {table(PerkGrant)} "
+                f"SELECT 'p', {q('perk_id')}, {NO_NUMBER}, {NO_INTS} FROM {table(PerkGrant)} "
                 f"WHERE {q('customer_id')} = %s AND {q('granted_at')} > %s"
             )
             params += [customer_id, now - timedelta(days=PERK_REPEAT_DAYS)]
     if monthly_capped:
         marks = ", ".join(["%s"] * len(monthly_capped))
         parts.append(
-            f"SELECT 'm', {q('policy_id')}, {q('spent')}, {NO_INT} FROM {table(PolicyMonthSpend)} "
+            f"SELECT 'm', {q('policy_id')}, {q('spent')}, {NO_INTS} FROM {table(PolicyMonthSpend)} "
             f"WHERE {q('month')} = %s AND {q('policy_id')} IN ({marks})"
         )
         params += [month_start(now), *monthly_capped]
     parts.append(
-        f"SELECT 's', {q('offer_template_id')}, CAST({q('offered')} AS NUMERIC), {q('chosen')} "
-        f"FROM {table(AcceptanceStat)} "
-        f"WHERE {q('category_id')} = %s"
+        f"SELECT 's', {q('offer_template_id')}, CAST(SUM({q('shown_a')}) AS NUMERIC), SUM({q('shown_b')}), "
+        f"SUM({q('shown_c')}), SUM({q('chosen')}) FROM {table(AcceptanceStat)} "
+        f"WHERE {q('category_id')} = %s GROUP BY {q('offer_template_id')}"
     )
-    params.append(category_id)
+    parts.append(
+        f"SELECT 'q', COUNT(*), CAST(SUM({q('outcomes')}) AS NUMERIC), SUM({q('chosen_a')}), "
+        f"SUM({q('chosen_b')}), SUM({q('chosen_c')}) FROM {table(PositionStat)} WHERE {q('category_id')} = %s"
+    )
+    params += [category_id, category_id]
 
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(parts), params)
@@ -120,10 +128,14 @@ def request_facts(
     month_spent: dict[int, Decimal] = {}
     customer_spent: dict[int, Decimal] = {}
     perks: set[int] = set()
-    stats: dict[int, tuple[int, int]] = {}
-    for tag, key, first, second in rows:
+    offers: dict[int, OfferCounts] = {}
+    positions = PositionCounts()
+    for tag, key, first, second, third, fourth in rows:
         if tag == "s":
-            stats[key] = (int(first), int(second))
+            offers[key] = OfferCounts(int(first), int(second), int(third), int(fourth))
+        elif tag == "q":
+            if first is not None:  # no shard yet: SUM of nothing
+                positions = PositionCounts(int(first), int(second), int(third), int(fourth))
         elif tag == "m":
             month_spent[key] = Decimal(str(first))
         elif tag == "c":
@@ -136,7 +148,7 @@ def request_facts(
         repeat_count=repeat,
         same_category_repeat_count=same,
         spending=Spending(month_spent=month_spent, customer_spent_30d=customer_spent, recent_perk_ids=frozenset(perks)),
-        stats=stats,
+        stats=LearningStats(offers=offers, positions=positions),
     )
 
 

@@ -181,6 +181,11 @@ class OptionSerializer(serializers.Serializer):
     policy = PolicyRefSerializer()
     score = serializers.FloatField()
     score_breakdown = serializers.DictField(child=serializers.FloatField())
+    propensity_mean = serializers.FloatField(
+        allow_null=True,
+        help_text="The posterior mean of the option's propensity (score_breakdown.propensity is the factor used: "
+        "a draw from the posterior under RANKING_EXPLORATION=thompson); null for sets made before v2",
+    )
     reasons = serializers.ListField(child=serializers.CharField())
     perk = serializers.DictField(child=serializers.CharField(), allow_null=True, required=False)
     expires_in_days = serializers.IntegerField(allow_null=True, required=False)
@@ -320,6 +325,7 @@ def option_payload(offer: Offer) -> dict[str, Any]:
         "policy": {"id": offer.policy_id, "name": offer.policy_name, "version": offer.policy_version},
         "score": offer.score,
         "score_breakdown": offer.score_breakdown,
+        "propensity_mean": offer.propensity_mean,
         "reasons": offer.reasons,
         "expires_in_days": offer.expires_in_days,
     }

@@ -178,6 +178,9 @@ AGENT_APPROVAL_LIMIT = env.decimal("AGENT_APPROVAL_LIMIT", "100.00", minimum=Dec
 # Who sets a customer's e-mail, tier, lifetime value and interests: "agent" (offer-set POSTs, as in v1) or
 # "trusted" (only the integration role, through /api/v1/customers/; offer-set POSTs leave them be).
 CUSTOMER_FACTS = env.choice("CUSTOMER_FACTS", "agent", ("agent", "trusted"))
+# How the ranking learns (compensation/learning.py): both "off" is v1's ranking exactly.
+RANKING_EXPLORATION = env.choice("RANKING_EXPLORATION", "thompson", ("thompson", "off"))
+RANKING_POSITION_CORRECTION = env.choice("RANKING_POSITION_CORRECTION", "on", ("on", "off"))
 INCIDENT_REPEAT_WINDOW_DAYS = env.integer("INCIDENT_REPEAT_WINDOW_DAYS", 90, minimum=1)
 OFFER_SET_TTL_MINUTES = env.integer("OFFER_SET_TTL_MINUTES", 60, minimum=1)
 ESCALATION_SLA_HOURS = env.integer("ESCALATION_SLA_HOURS", 4, minimum=1)

@@ -38,3 +38,8 @@ STATIC_ROOT = None  # tests never collect static files; WhiteNoise serves them f
 # Tasks run in-process unless a test starts a real worker (see tests/compensation/test_outcome_worker.py):
 # API tests see the outcome recorded as soon as the transaction's on_commit callbacks run.
 CELERY_TASK_ALWAYS_EAGER = True
+
+# Rankings the tests state by hand must not depend on random draws: exploration (Thompson sampling) is off
+# here, and the learning tests (tests/compensation/test_learning*.py) turn it on where they test it. Position
+# correction keeps its production default.
+RANKING_EXPLORATION = "off"

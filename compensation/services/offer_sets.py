@@ -7,6 +7,7 @@ statements. The number of queries does not depend on how many policies exist.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -17,6 +18,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from compensation import learning
 from compensation.authority import user_authority
 from compensation.engine import compute_options
 from compensation.engine_types import Candidate, CustomerFacts, EngineResult, IncidentFacts
@@ -244,7 +246,10 @@ def engine_run(
     approval_limit: Decimal | None,
     explain: bool,
     customer_id: int | None = None,
+    seed: uuid.UUID | None = None,
 ) -> EngineResult:
+    """The engine over what the database said, with the settings' money locale and learning mode; ``seed``:
+    the offer set's id, which seeds the ranking's draws (a preview, which makes no set, draws afresh)."""
     spending = facts.spending
     if explain and customer_id and spending.recent_perk_ids:  # to say when a matching perk was given
         spending = replace(spending, recent_perk_dates=perk_grant_dates(customer_id=customer_id))
@@ -258,6 +263,15 @@ def engine_run(
         approval_limit=approval_limit,
         explain=explain,
         money_locale=settings.MONEY_LOCALE,
+        mode=learning_mode(),
+        seed=learning.seed_of(seed or uuid.uuid4()),
+    )
+
+
+def learning_mode() -> learning.LearningMode:
+    """``RANKING_EXPLORATION`` and ``RANKING_POSITION_CORRECTION``, as the engine takes them."""
+    return learning.LearningMode.from_settings(
+        exploration=settings.RANKING_EXPLORATION, correction=settings.RANKING_POSITION_CORRECTION
     )
 
 
@@ -438,6 +452,7 @@ def offer_set_create(
                 new_incident = stored_incident
                 stored_incident = incident_insert(stored_incident)
                 reused = stored_incident is not new_incident  # the same ticket, posted concurrently, won
+        set_id = uuid.uuid4()  # before ranking: it seeds the draws
         result = engine_run(
             index=index,
             customer=customer_facts(stored_customer),
@@ -446,6 +461,7 @@ def offer_set_create(
             approval_limit=approval_limit,
             explain=explain,
             customer_id=stored_customer.pk,
+            seed=set_id,
         )
         not_offered = not_offered_payload(result) if explain else None
         if result.remedy and stored_incident.pk is None:  # its remedy rows need its id
@@ -464,6 +480,7 @@ def offer_set_create(
                 now=now,
             )
         offer_set = OfferSet(
+            id=set_id,
             created_by=user,
             customer=stored_customer,
             incident=stored_incident,
@@ -487,6 +504,7 @@ def offer_set_create(
                 expires_in_days=option.candidate.offer.expires_in_days,
                 score=option.score,
                 score_breakdown=option.score_breakdown,
+                propensity_mean=option.propensity_mean,
                 reasons=option.reasons,
             )
             for position, option in enumerate(result.options)

@@ -30,8 +30,8 @@ from django.utils import timezone
 from compensation.authority import Authority, month_over_limit, user_authority
 from compensation.engine import remedy_needs_approval
 from compensation.errors import BudgetExhausted, Conflict, ErrorCode, InvalidInput, NotFound
+from compensation.learning import StatisticsDelta
 from compensation.models import (
-    AcceptanceStat,
     BudgetCharge,
     Coupon,
     CreditEntry,
@@ -54,9 +54,10 @@ from compensation.services.escalations import (
     escalation_remedy_approval_open,
     manager_emails,
 )
+from compensation.services.learning import learning_counters_add
 from compensation.sql import insert_select_sql
 from policies.choices import OfferKind
-from policies.models import OfferTemplate, Policy
+from policies.models import Policy
 from policies.money import cents
 
 logger = logging.getLogger("compensation")
@@ -367,33 +368,6 @@ def coupon_code_new() -> str:
     return "RCV-" + "-".join(chars[i : i + 4] for i in range(0, 16, 4))
 
 
-def acceptance_stats_add(*, counts: dict[tuple[int, int], tuple[int, int]]) -> None:
-    """Add ``(offered, chosen)`` to the statistics of each ``(category_id, offer_template_id)``.
-
-    One upsert with atomic increments; rows in (category, template) order, so
-    concurrent recordings lock them in the same order. Templates deleted since
-    their offer set was made are skipped.
-    """
-    if not counts:
-        return
-    q = connection.ops.quote_name
-    stat = q(AcceptanceStat._meta.db_table)
-    templates = q(OfferTemplate._meta.db_table)
-    row = "(CAST(%s AS INTEGER), CAST(%s AS INTEGER), CAST(%s AS INTEGER), CAST(%s AS INTEGER))"
-    keys = sorted(counts)
-    sql = (
-        f"WITH v (category_id, template_id, offered, chosen) AS (VALUES {', '.join([row] * len(keys))}) "  # noqa: S608
-        f"INSERT INTO {stat} (offer_template_id, category_id, offered, chosen) "
-        f"SELECT t.id, v.category_id, v.offered, v.chosen FROM v JOIN {templates} t ON t.id = v.template_id "
-        f"WHERE true ORDER BY v.category_id, t.id "
-        f"ON CONFLICT (category_id, offer_template_id) DO UPDATE SET "
-        f"offered = {stat}.offered + EXCLUDED.offered, chosen = {stat}.chosen + EXCLUDED.chosen"
-    )
-    params = [value for key in keys for value in (*key, *counts[key])]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-
-
 def _follow_ups(outcome: Outcome, now: datetime) -> list[FollowUp]:
     explanation_at = now + timedelta(minutes=settings.FOLLOW_UP_EXPLANATION_DELAY_MINUTES)
     check_at = now + timedelta(hours=settings.FOLLOW_UP_SATISFACTION_DELAY_HOURS)
@@ -517,13 +491,13 @@ def _outcome_for(submission: OutcomeSubmission, now: datetime) -> Outcome:
     )
 
 
-ShownRow = tuple[Any, Any, int, str, int | None]  # offer id, offer set id, policy id, kind, template id
+ShownRow = tuple[Any, Any, int, str, int | None, int]  # offer id, offer set id, policy id, kind, template id, rank
 
 
 def _shown(outcomes: list[Outcome]) -> dict[Any, list[ShownRow]]:
     """The options each outcome's set showed, by offer set id (one query)."""
     rows = Offer.objects.filter(offer_set_id__in=[o.offer_set_id for o in outcomes]).values_list(
-        "pk", "offer_set_id", "policy_id", "kind", "offer_template_id"
+        "pk", "offer_set_id", "policy_id", "kind", "offer_template_id", "rank"
     )
     shown: dict[Any, list[ShownRow]] = {}
     for row in rows:
@@ -531,16 +505,15 @@ def _shown(outcomes: list[Outcome]) -> dict[Any, list[ShownRow]]:
     return shown
 
 
-def _statistics(outcomes: list[Outcome], shown: dict[Any, list[ShownRow]]) -> dict[tuple[int, int], tuple[int, int]]:
-    """Per (category, offer template): how many recorded sets showed it, and how many chose it."""
-    counts: dict[tuple[int, int], tuple[int, int]] = {}
+def _statistics(outcomes: list[Outcome], shown: dict[Any, list[ShownRow]]) -> StatisticsDelta:
+    """What these outcomes add to the learning counters: per (category, offer template), where each set showed
+    it and whether it was chosen; per category, the outcome and the position chosen (declines choose none)."""
+    delta = StatisticsDelta()
     for outcome in outcomes:
-        chosen = outcome.offer.offer_template_id if outcome.offer is not None else None
-        templates = {row[4] for row in shown.get(outcome.offer_set_id, ()) if row[4] is not None}
-        for template_id in templates:
-            offered, picked = counts.get((outcome.category_id, template_id), (0, 0))
-            counts[(outcome.category_id, template_id)] = (offered + 1, picked + (template_id == chosen))
-    return counts
+        rows = shown.get(outcome.offer_set_id, ())
+        chosen_rank = next((row[5] for row in rows if row[0] == outcome.offer_id), None)
+        delta.add(category_id=outcome.category_id, shown=[(row[4], row[5]) for row in rows], chosen_rank=chosen_rank)
+    return delta
 
 
 def _options(outcomes: list[Outcome], shown: dict[Any, list[ShownRow]]) -> list[OutcomeOption]:
@@ -558,7 +531,7 @@ def _options(outcomes: list[Outcome], shown: dict[Any, list[ShownRow]]) -> list[
             recorded_at=outcome.recorded_at,
         )
         for outcome in outcomes
-        for offer_id, _, policy_id, kind, _ in shown.get(outcome.offer_set_id, ())
+        for offer_id, _, policy_id, kind, _, _ in shown.get(outcome.offer_set_id, ())
     ]
 
 
@@ -680,7 +653,7 @@ def _record_claimed(
         FollowUp.objects.bulk_create([f for outcome in outcomes for f in _follow_ups(outcome, now)])
         shown = _shown(outcomes)
         OutcomeOption.objects.bulk_create(_options(outcomes, shown))
-        acceptance_stats_add(counts=_statistics(outcomes, shown))
+        learning_counters_add(delta=_statistics(outcomes, shown))
         for outcome in outcomes:
             if outcome.offer is not None and outcome.offer.kind == OfferKind.ESCALATION:
                 _escalate(outcome, outcome.offer, now=now)

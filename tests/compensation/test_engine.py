@@ -26,6 +26,7 @@ from compensation.engine import (
     render,
 )
 from compensation.engine_types import CustomerFacts, EngineResult, IncidentFacts, Spending
+from compensation.learning import LearningStats
 from policies.conditions import CONDITION_NAMES, conditions_compile
 from policies.index import (
     CompiledCategory,
@@ -183,7 +184,7 @@ def run(
         customer=customer or make_customer(),
         incident=incident or make_incident(),
         spending=spending or Spending(),
-        stats=stats or {},
+        stats=LearningStats.from_v1(stats or {}),
         currency=CURRENCY,
         approval_limit=approval_limit,
         explain=explain,

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from compensation import ranking
 from compensation.engine import candidate_for
 from compensation.engine_types import CustomerFacts, IncidentFacts, Spending
+from compensation.learning import OfferCounts
 from policies.index import CompiledOffer, CompiledPerk, CompiledPolicy
 from tests.compensation.test_engine import (
     CATEGORIES,
@@ -650,7 +651,7 @@ def scored_lists(draw: st.DrawFn) -> list[ranking.Scored]:
         policy = make_policy(make_offer(kind, id=i, value=D("10")), id=draw(st.integers(1, 5)), priority=i % 3)
         candidate = candidate_for(policy, policy.offers[0], customer, incident, D("1"), None)
         score = draw(st.sampled_from([0.1, 0.2, 0.2, 0.5, 0.9]))
-        items.append(ranking.Scored(candidate, score, 1.0, 1.0, score, (0, 0), 10.0))
+        items.append(ranking.Scored(candidate, score, 1.0, 1.0, score, OfferCounts(), 10.0))
     return items
 
 

@@ -12,6 +12,8 @@ import pytest
 from django.conf import settings
 from django.core import mail
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.test import override_settings
 from kombu.exceptions import OperationalError
 
 from compensation import ranking
@@ -90,8 +92,10 @@ def record(user: Any, created: OfferSetCreated, choice: str, *, now: Any = None,
 
 
 def stat(template_id: int, category_slug: str) -> tuple[int, int]:
-    row = AcceptanceStat.objects.filter(offer_template_id=template_id, category__slug=category_slug).first()
-    return (row.offered, row.chosen) if row is not None else (0, 0)
+    """(offered, chosen), summed over the counter's shards."""
+    rows = AcceptanceStat.objects.filter(offer_template_id=template_id, category__slug=category_slug)
+    totals = rows.aggregate(offered=Sum("offered"), chosen=Sum("chosen"))
+    return (totals["offered"] or 0, totals["chosen"] or 0)
 
 
 # --- outcome_record: claimed once ----------------------------------------------------------
@@ -355,7 +359,7 @@ def test_acceptance_stats_are_kept_per_category(demo_pack: None, agent: Any) -> 
     record(agent, created, "a")
 
     assert set(AcceptanceStat.objects.values_list("category__slug", flat=True)) == {"late_delivery"}
-    assert AcceptanceStat.objects.count() == len(created.offers)
+    assert AcceptanceStat.objects.values("offer_template").distinct().count() == len(created.offers)
 
 
 def test_a_template_deleted_since_the_set_was_shown_is_left_out_of_the_stats(demo_pack: None, agent: Any) -> None:
@@ -367,11 +371,14 @@ def test_a_template_deleted_since_the_set_was_shown_is_left_out_of_the_stats(dem
 
     assert sorted(AcceptanceStat.objects.values_list("offer_template_id", "offered", "chosen")) == sorted(
         (offer.offer_template_id, 1, 0) for offer in kept
-    )
+    )  # one recording: one shard
     assert Outcome.objects.get().offer == gone  # the outcome itself is still recorded
 
 
+@override_settings(RANKING_EXPLORATION="off", RANKING_POSITION_CORRECTION="off")  # v1: greedy, uncorrected
 def test_ranking_learns_what_customers_choose_for_a_category(demo_pack: None, agent: Any) -> None:
+    # (With position correction and no exploration, a favourite that always stays at c explains every
+    # choice at c: it learns nothing. tests/compensation/test_learning.py shows exploration moving it.)
     first = offer_set_new(agent, external_id="C-0")
     favourite = next(offer for offer in first.offers if offer.label == "c")
     passed_over = next(offer for offer in first.offers if offer.label == "a")

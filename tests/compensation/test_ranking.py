@@ -11,6 +11,7 @@ import pytest
 from compensation import ranking
 from compensation.engine import candidate_for
 from compensation.engine_types import Spending
+from compensation.learning import OfferCounts
 from tests.compensation.test_engine import (
     make_customer,
     make_incident,
@@ -273,7 +274,7 @@ def test_identical_policies_differing_in_priority_rank_the_higher_priority_first
 def _scored(pid: int, priority: int, score: float = 0.5) -> ranking.Scored:
     policy = credit_policy(pid, priority=priority)
     candidate = candidate_for(policy, policy.offers[0], make_customer(), make_incident(), D("1"), None)
-    return ranking.Scored(candidate, score, 1.0, 1.0, score, (0, 0), 10.0)
+    return ranking.Scored(candidate, score, 1.0, 1.0, score, OfferCounts(), 10.0)
 
 
 def test_equal_scores_break_by_policy_priority_then_policy_id():

@@ -33,6 +33,7 @@ from django.core.management import call_command
 
 from compensation.engine import candidate_for, compute_options, generosity_multiplier, render_texts
 from compensation.engine_types import CustomerFacts, IncidentFacts, Spending
+from compensation.learning import LearningStats
 from policies.index import CompiledPolicy, PolicyIndex, policy_index_get
 from tests.policies.test_demo_pack import DEMO_PACK
 
@@ -180,7 +181,7 @@ def test_every_option_and_remedy_the_engine_returns_reads_well(index: PolicyInde
             customer=customer,
             incident=incident,
             spending=Spending(),
-            stats={},
+            stats=LearningStats(),
             currency=CURRENCY,
             approval_limit=Decimal("100.00"),
             money_locale=LOCALE,
