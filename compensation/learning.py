@@ -163,9 +163,12 @@ class _Stream:
     def __init__(self, seed: int) -> None:
         self.state = seed & _MASK
 
-    def uniform(self) -> float:
+    def next64(self) -> int:
         self.state = (self.state + 0x9E3779B97F4A7C15) & _MASK
-        return ((_mix(self.state) >> 11) + 1) * 1.1102230246251565e-16  # (k + 1) / 2**53
+        return _mix(self.state)
+
+    def uniform(self) -> float:
+        return ((self.next64() >> 11) + 1) * 1.1102230246251565e-16  # (k + 1) / 2**53
 
 
 def _normal(stream: _Stream) -> float:

@@ -48,6 +48,7 @@ from compensation.models import (
     Outcome,
     OutcomeSubmission,
     PolicyMonthSpend,
+    PositionStat,
 )
 from compensation.services.outcomes import outcome_submissions_requeue, outcome_submit
 from compensation.tasks import outcome_record_task
@@ -587,6 +588,43 @@ def test_five_deliveries_of_each_outcome_record_it_once(
     # over all 1,000 runs that is each submission exactly once; most runs found theirs taken.
     assert sum(recorded for _, _, recorded in runs) == FAULT_OUTCOMES
     assert_recorded_exactly_once(submission_ids, options_per_set=2)
+
+
+def test_two_workers_recording_at_once_lose_no_learning_count(
+    worker_db: None, broker: None, two_option_policy: Policy, agent: Agent, tmp_path: Path
+) -> None:
+    offer_set_ids = offer_sets_create(agent.client(), [f"C-{i}" for i in range(FAULT_OUTCOMES)], options=2)
+    offer_sets = OfferSet.objects.prefetch_related("offers").in_bulk([uuid.UUID(i) for i in offer_set_ids])
+    choices = ["a", "b", "declined", "a"]
+    expected_offers: dict[int, list[int]] = collections.defaultdict(lambda: [0, 0, 0, 0])
+    for n, offer_set in enumerate(offer_sets.values()):
+        choice = choices[n % len(choices)]
+        outcome_submit(user=agent.user, offer_set_id=offer_set.pk, choice=choice)
+        for offer in offer_set.offers.all():  # the tally by hand, from the options as stored
+            expected_offers[offer.offer_template_id]["abc".index(offer.label)] += 1
+            expected_offers[offer.offer_template_id][3] += offer.label == choice
+    assert queued() == FAULT_OUTCOMES
+
+    log = tmp_path / "workers.log"
+    with worker_process(log, concurrency=2), worker_process(log, concurrency=2):  # two workers, four processes
+        wait_for(
+            lambda: not OutcomeSubmission.objects.filter(status=PENDING).exists() and queued() == 0,
+            timeout=90,
+            what=lambda: f"every outcome recorded; {counts()}\n{log_tail(log)}",
+        )
+
+    offers = {
+        row["offer_template"]: [row["a"], row["b"], row["c"], row["chosen"]]
+        for row in AcceptanceStat.objects.values("offer_template").annotate(
+            a=Sum("shown_a"), b=Sum("shown_b"), c=Sum("shown_c"), chosen=Sum("chosen")
+        )
+    }
+    assert offers == dict(expected_offers)
+    positions = PositionStat.objects.aggregate(
+        n=Sum("outcomes"), a=Sum("chosen_a"), b=Sum("chosen_b"), c=Sum("chosen_c")
+    )
+    assert positions == {"n": FAULT_OUTCOMES, "a": FAULT_OUTCOMES // 2, "b": FAULT_OUTCOMES // 4, "c": 0}
+    assert PositionStat.objects.count() > 1  # the recordings spread over shards, not one hot row
 
 
 # --- 4. Idempotency with a worker recording ----------------------------------------------------
