@@ -335,20 +335,25 @@ def compute_options(
     shares = stats.positions.shares
     scored = [
         ranking.score(
-            candidate,
-            customer=customer,
-            incident=incident,
-            stats=stats,
-            allowance=allowance,
-            mode=mode,
-            seed=seed,
-            shares=shares,
+            candidate, customer=customer, incident=incident, stats=stats, allowance=allowance, mode=mode, shares=shares
         )
         for candidate in candidates
     ]
-    chosen = ranking.select(scored, limit=limit)
+    drawn = scored
+    if mode.exploration:
+        drawn = ranking.explore(
+            scored,
+            seed=seed,
+            shares=shares,
+            correction=mode.correction,
+            limit=limit,
+            everyone=explain or any(c.policy.lead for c in candidates),
+        )
+    chosen = ranking.select(drawn, limit=limit)
     options = []
     for position, item in enumerate(chosen):
+        if item.posterior is None:  # (drawn ones have theirs)
+            item.posterior = learning.posterior(item.counts, shares, correction=mode.correction)
         title, message = render_texts(item.candidate, customer, incident, currency, money_locale)
         why_approval = approval_reason(item.candidate, approval_limit)
         options.append(

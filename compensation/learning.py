@@ -19,9 +19,10 @@ report and ``python -m bench learning`` all use it.
 - **Exploration** (Thompson sampling). The ranking's propensity factor is a
   draw from that posterior, so a new or unlucky offer still gets shown now and
   then until its estimate is sure. The draw is seeded by the offer set's id
-  and the offer template's id, with a generator of our own that no Python
-  upgrade changes: a stored set's ranking can always be derived again from
-  the counters it was ranked with.
+  and the offer template's id (uniforms from BLAKE2b, Cheng's beta
+  algorithms), none of it Python's ``random``, which may change between
+  versions: a stored set's ranking can always be derived again from the
+  counters it was ranked with.
 - **Credible interval.** The 90% interval of the posterior, from the
   regularized incomplete beta function (a continued fraction) and its
   inverse: no scientific library needed.
@@ -29,7 +30,9 @@ report and ``python -m bench learning`` all use it.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import struct
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -122,6 +125,17 @@ def expected_choices(counts: OfferCounts, shares: tuple[float, float, float]) ->
     return counts.shown_a * shares[0] + counts.shown_b * shares[1] + counts.shown_c * shares[2]
 
 
+def mean(counts: OfferCounts, shares: tuple[float, float, float], *, correction: bool) -> float:
+    """:func:`posterior`'s mean alone, with the same floats: the ranking's propensity without exploration."""
+    chosen = counts[3]
+    if not correction:
+        return (chosen + PRIOR_STRENGTH * PRIOR_ACCEPTANCE) / (counts[0] + counts[1] + counts[2] + PRIOR_STRENGTH)
+    expected = counts[0] * shares[0] + counts[1] * shares[1] + counts[2] * shares[2]
+    alpha = chosen + PRIOR_CHOICES
+    beta = (expected + PRIOR_CHOICES) / PRIOR_ACCEPTANCE - alpha
+    return alpha / (alpha + (beta if beta > 0.5 else 0.5))
+
+
 def posterior(counts: OfferCounts, shares: tuple[float, float, float], *, correction: bool) -> Posterior:
     """The Beta posterior of one offer's propensity in one category, and its mean."""
     chosen = counts.chosen
@@ -148,61 +162,78 @@ def seed_of(offer_set_id: uuid.UUID | str | int) -> int:
     return (value.int ^ (value.int >> 64)) & _MASK
 
 
-def _mix(z: int) -> int:
-    """SplitMix64's finalizer: every bit of the input reaches every bit of the output."""
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
-    return z ^ (z >> 31)
+_BLOCK_KEY = struct.Struct("<QQI").pack  # seed, template id, block number
+_BLOCK = struct.Struct("<8Q").unpack  # a block: eight 64-bit words
+_TO_UNIT = 2.0**-64
+_LOG4 = 1.3862944
+_HUGE = 1.7976931348623157e308
 
 
-class _Stream:
-    """SplitMix64 (Steele, Lea and Flood 2014): uniform floats in (0, 1], fully determined by the seed."""
-
-    __slots__ = ("state",)
-
-    def __init__(self, seed: int) -> None:
-        self.state = seed & _MASK
-
-    def next64(self) -> int:
-        self.state = (self.state + 0x9E3779B97F4A7C15) & _MASK
-        return _mix(self.state)
-
-    def uniform(self) -> float:
-        return ((self.next64() >> 11) + 1) * 1.1102230246251565e-16  # (k + 1) / 2**53
-
-
-def _normal(stream: _Stream) -> float:
-    """A standard normal draw (Box–Muller)."""
-    return math.sqrt(-2.0 * math.log(stream.uniform())) * math.cos(math.tau * stream.uniform())
-
-
-def _gamma(shape: float, stream: _Stream) -> float:
-    """A Gamma(shape, 1) draw (Marsaglia and Tsang 2000; for shape < 1, boosted by U^(1/shape))."""
-    if shape < 1.0:
-        return _gamma(shape + 1.0, stream) * stream.uniform() ** (1.0 / shape)
-    d = shape - 1.0 / 3.0
-    c = 1.0 / math.sqrt(9.0 * d)
-    while True:
-        x = _normal(stream)
-        v = 1.0 + c * x
-        if v <= 0.0:
-            continue
-        v = v * v * v
-        u = stream.uniform()
-        if u < 1.0 - 0.0331 * x**4 or math.log(u) < 0.5 * x * x + d * (1.0 - v + math.log(v)):
-            return d * v
+def _block(seed: int, key: int, number: int) -> tuple[int, ...]:
+    """Eight 64-bit words from BLAKE2b of (seed, template id, block number): the draw's uniforms, stable
+    across Python versions and platforms, and independent for each template of each set."""
+    return _BLOCK(hashlib.blake2b(_BLOCK_KEY(seed, key & _MASK, number), digest_size=64).digest())
 
 
 def draw(seed: int, key: int, alpha: float, beta: float) -> float:
     """A Beta(alpha, beta) draw for one offer template (``key``) of one offer set (``seed``).
 
-    Each template has a stream of its own, so a draw does not depend on which
+    Cheng's algorithms BB (both parameters above 1) and BC (otherwise) (R. C. H. Cheng, "Generating
+    beta variates with nonintegral shape parameters", CACM 21, 1978), as R's ``rbeta`` has them, fed by
+    :func:`_block`'s uniforms. Each template has uniforms of its own, so a draw does not depend on which
     other candidates the set had or the order they came in.
     """
-    stream = _Stream(_mix((seed ^ _mix(key & _MASK)) & _MASK))
-    x = _gamma(alpha, stream)
-    y = _gamma(beta, stream)
-    return x / (x + y)
+    a, b = (alpha, beta) if alpha <= beta else (beta, alpha)
+    total = a + b
+    words, i, number = _block(seed, key, 0), 0, 0
+    if a > 1.0:  # BB
+        scale = math.sqrt((total - 2.0) / (2.0 * a * b - total))
+        shift = a + 1.0 / scale
+        while True:
+            if i == 8:
+                number += 1
+                words, i = _block(seed, key, number), 0
+            u1, u2 = (words[i] + 0.5) * _TO_UNIT, (words[i + 1] + 0.5) * _TO_UNIT
+            i += 2
+            v = scale * math.log(u1 / (1.0 - u1))
+            w = a * math.exp(v) if v <= 709.0 else _HUGE
+            z = u1 * u1 * u2
+            r = shift * v - _LOG4
+            s = a + r - w
+            if s + 2.609438 >= 5.0 * z:
+                break
+            t = math.log(z)
+            if s > t or r + total * math.log(total / (b + w)) >= t:
+                break
+        return b / (b + w) if alpha != a else w / (b + w)
+    scale = 1.0 / a  # BC
+    delta = 1.0 + b - a
+    k1 = delta * (0.0138889 + 0.0416667 * a) / (b * scale - 0.777778)
+    k2 = 0.25 + (0.5 + 0.25 / delta) * a
+    while True:
+        if i == 8:
+            number += 1
+            words, i = _block(seed, key, number), 0
+        u1, u2 = (words[i] + 0.5) * _TO_UNIT, (words[i + 1] + 0.5) * _TO_UNIT
+        i += 2
+        if u1 < 0.5:
+            y = u1 * u2
+            z = u1 * y
+            if 0.25 * u2 + z - y >= k1:
+                continue
+        else:
+            z = u1 * u1 * u2
+            if z <= 0.25:
+                v = scale * math.log(u1 / (1.0 - u1))
+                w = b * math.exp(v) if v <= 709.0 else _HUGE
+                break
+            if z >= k2:
+                continue
+        v = scale * math.log(u1 / (1.0 - u1))
+        w = b * math.exp(v) if v <= 709.0 else _HUGE
+        if total * (math.log(total / (a + w)) + v) - _LOG4 >= math.log(z):
+            break
+    return a / (a + w) if alpha == a else w / (a + w)
 
 
 # --- The credible interval -----------------------------------------------------------------

@@ -51,7 +51,7 @@ class Scored:
     score: float
     counts: OfferCounts
     allowance: float
-    posterior: Posterior = learning.PRIOR
+    posterior: Posterior | None = None  # computed for the candidates drawn and the options shown
     breakdown: dict[str, float] | None = None
     leads: bool = False  # placed first because its policy's placement is lead
 
@@ -116,21 +116,63 @@ def score(
     stats: LearningStats,
     allowance: float,
     mode: LearningMode = learning.V1,
-    seed: int = 0,
     shares: tuple[float, float, float] | None = None,
 ) -> Scored:
-    """The raw factors and their product; cheap, since every candidate is scored.
+    """The raw factors and their product, with the posterior mean as the propensity; cheap, since every
+    candidate is scored. Under thompson, :func:`explore` then draws where a draw can matter.
 
-    ``seed`` (``learning.seed_of`` the offer set's id) seeds the draw under thompson; ``shares`` are
-    the category's position shares, when the caller has them already.
+    ``shares`` are the category's position shares, when the caller has them already.
     """
-    template_id = candidate.offer.id
-    counts = stats.offers.get(template_id, NO_COUNTS)
-    post = learning.posterior(counts, stats.positions.shares if shares is None else shares, correction=mode.correction)
-    p = learning.draw(seed, template_id, post.alpha, post.beta) if mode.exploration else post.mean
+    counts = stats.offers.get(candidate.offer.id, NO_COUNTS)
+    p = learning.mean(counts, stats.positions.shares if shares is None else shares, correction=mode.correction)
     w = priority_weight(candidate.policy.priority)
     v = value_factor(candidate, allowance)
-    return Scored(candidate, p, w, v, p * w * v, counts, allowance, post)
+    return Scored(candidate, p, w, v, p * w * v, counts, allowance)
+
+
+def explore(
+    scored: Sequence[Scored],
+    *,
+    seed: int,
+    shares: tuple[float, float, float],
+    correction: bool,
+    limit: int = 3,
+    everyone: bool = False,
+) -> list[Scored]:
+    """Thompson sampling: each candidate's propensity becomes a draw from its posterior, seeded by the set
+    (``learning.draw(seed, template id, ...)``), and its score follows. Returns the candidates drawn.
+
+    A draw is below 1, so a candidate scores below ``priority_weight × value`` (its cap) whatever it
+    draws. Candidates are drawn in order of their caps, highest first; one is left undrawn (and out of
+    the list returned) when it cannot be an option whatever it draws: with ``limit`` kinds or more among
+    the candidates, another of its kind has drawn a higher score than its cap, or ``limit`` other kinds
+    have. The options ``select`` makes of the list returned are then exactly those it would make had every
+    candidate drawn, and cost a handful of draws instead of one per candidate. ``everyone``: draw them all
+    (to explain every candidate, or when a policy placed ``lead`` picks among its own by score).
+    """
+    order = sorted(scored, key=lambda s: s.priority_weight * s.value, reverse=True)
+    pruning = not everyone and len({s.candidate.kind for s in scored}) >= limit
+    best: dict[str, float] = {}  # kind -> the highest score drawn
+    ranked: list[tuple[float, str]] = []  # best, highest first
+    drawn = []
+    for item in order:
+        kind = item.candidate.kind
+        if pruning:
+            cap = item.priority_weight * item.value
+            if best.get(kind, -1.0) > cap:
+                continue
+            others = [s for s, k in ranked if k != kind][:limit]
+            if len(others) == limit and others[-1] > cap:
+                continue
+        post = learning.posterior(item.counts, shares, correction=correction)
+        item.posterior = post
+        item.propensity = learning.draw(seed, item.candidate.offer.id, post.alpha, post.beta)
+        item.score = item.propensity * item.priority_weight * item.value
+        drawn.append(item)
+        if item.score > best.get(kind, -1.0):
+            best[kind] = item.score
+            ranked = sorted(((s, k) for k, s in best.items()), reverse=True)
+    return drawn
 
 
 def _shown_factors(item: Scored) -> dict[str, float]:

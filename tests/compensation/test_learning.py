@@ -187,18 +187,15 @@ def test_still_exploring_is_the_interval_width_however_it_is_decided(alpha: floa
 # --- Seeded draws -----------------------------------------------------------------------------------
 
 
-def test_the_generator_is_splitmix64() -> None:
-    # The reference implementation's outputs for seed 1234567 (Vigna, splitmix64.c): a stored set's
-    # draws do not change with a Python upgrade.
-    stream = learning._Stream(1234567)
+def test_a_stored_sets_draws_never_change() -> None:
+    # Pinned when written: the uniforms are BLAKE2b's and the algorithm Cheng's, neither Python's random
+    # (which may change between versions), so these hold on any Python and platform. A change here would
+    # break deriving a stored set's ranking again: it needs a new seeding scheme, not a new pin.
+    seed = learning.seed_of(uuid.UUID("3f0c2b9e-8a41-4c2e-9b1d-7e5a6c4d3b21"))
 
-    assert [stream.next64() for _ in range(5)] == [
-        6457827717110365317,
-        3203168211198807973,
-        9817491932198370423,
-        4593380528125082431,
-        16408922859458223821,
-    ]
+    assert learning.draw(seed, 7, 2.0, 4.0) == 0.09202869933082249  # BB
+    assert learning.draw(seed, 8, 22.0, 44.0) == 0.3424731234575116  # BB
+    assert learning.draw(seed, 9, 2.0, 0.5) == 0.6934026925827235  # BC (a parameter below 1)
 
 
 def test_seed_of_an_offer_set_id_is_stable_in_every_form() -> None:
@@ -217,7 +214,10 @@ def test_a_draw_depends_on_the_set_the_template_and_the_posterior_only() -> None
     assert learning.draw(42, 8, 5.0, 31.0) != first
 
 
-@pytest.mark.parametrize(("alpha", "beta"), [(1.0, 3.0), (2.0, 4.0), (2.0, 0.5), (40.0, 60.0)])
+@pytest.mark.parametrize(
+    ("alpha", "beta"),
+    [(1.0, 3.0), (2.0, 4.0), (2.0, 0.5), (0.5, 0.5), (0.7, 5.0), (3.0, 1.0), (40.0, 60.0), (300.0, 700.0)],
+)
 def test_draws_follow_the_beta_distribution(alpha: float, beta: float) -> None:
     n = 20_000
     draws = sorted(learning.draw(2026, key, alpha, beta) for key in range(n))
@@ -351,9 +351,65 @@ def test_thompson_explores_a_new_offer_and_settles_on_a_sure_one() -> None:
     )
 
 
+KIND_OFFERS = {
+    "fixed_credit": {},
+    "gift": {"cost": D("6.00")},
+    "free_shipping": {},
+    "expedited_replacement": {"cost": D("15.00")},
+    "percent_discount": {"max_amount": D("40.00")},
+    "refund": {},
+}
+
+
+@given(
+    offers=st.lists(
+        st.tuples(
+            st.sampled_from(sorted(KIND_OFFERS)),
+            st.integers(0, 100),  # priority
+            st.integers(1, 60),  # value
+            st.tuples(*[st.integers(0, 40)] * 4),  # shown at a, b, c; chosen
+        ),
+        min_size=1,
+        max_size=14,
+    ),
+    seed=st.integers(0, 2**64 - 1),
+    limit=st.integers(1, 3),
+)
+@settings(max_examples=300, deadline=None)
+def test_drawing_only_where_a_draw_can_matter_gives_the_options_drawing_everyone_gives(
+    offers: list[tuple[str, int, int, tuple[int, int, int, int]]], seed: int, limit: int
+) -> None:
+    policy_list = [
+        make_policy(make_offer(kind, id=n + 1, value=D(value), **KIND_OFFERS[kind]), id=n + 1, priority=priority)
+        for n, (kind, priority, value, _) in enumerate(offers)
+    ]
+    counts = {n + 1: OfferCounts(a, b, c, min(chosen, a + b + c)) for n, (*_, (a, b, c, chosen)) in enumerate(offers)}
+    stats = LearningStats(offers=counts, positions=POSITIONS)
+    run = {
+        "index": make_index(*policy_list),
+        "customer": make_customer(),
+        "incident": make_incident(severity=3, order_value=D("100.00")),
+        "spending": Spending(),
+        "stats": stats,
+        "currency": "USD",
+        "approval_limit": None,
+        "mode": THOMPSON,
+        "seed": seed,
+        "limit": limit,
+    }
+
+    pruned = compute_options(**run)
+    everyone = compute_options(**run, explain=True)  # explaining draws for every candidate
+
+    def shown(result: Any) -> list[Any]:
+        return [(o.candidate.offer.id, o.score, o.score_breakdown, o.reasons) for o in result.options]
+
+    assert shown(pruned) == shown(everyone)
+
+
 def test_reasons_say_still_exploring_while_the_interval_is_wide() -> None:
     stats = LearningStats(offers={10: OfferCounts(5, 0, 0, 2), 20: OfferCounts(60, 0, 0, 30)}, positions=POSITIONS)
-    result = engine(stats, mode=THOMPSON, seed=5)
+    result = engine(stats, mode=THOMPSON, seed=5, policy_list=policies()[:3])  # three candidates: all shown
     words = {
         o.candidate.offer.id: next(r for r in o.reasons if "chosen" in r or "new option" in r) for o in result.options
     }
@@ -361,9 +417,7 @@ def test_reasons_say_still_exploring_while_the_interval_is_wide() -> None:
     # 10: chosen 2 where 2 were expected, Beta(4, 8): 0.41 wide. 20: 30 where 24 were expected, Beta(32, 46): 0.18.
     assert words[10] == "new option: still exploring; chosen twice where about 2 choices were expected at its positions"
     assert words[20] == "chosen 30 times where about 24 choices were expected at its positions"
-    assert words.get(40, "new option: still exploring; no outcomes yet, so it starts from the average acceptance") == (
-        "new option: still exploring; no outcomes yet, so it starts from the average acceptance"
-    )
+    assert words[30] == "new option: still exploring; no outcomes yet, so it starts from the average acceptance"
 
 
 # --- The counters a recorded outcome adds -----------------------------------------------------------
