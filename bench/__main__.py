@@ -1,4 +1,4 @@
-"""Benchmarks: ``make bench`` (or ``python -m bench [offer-sets|outcomes|packs|reports|broker-outage] ...``).
+"""Benchmarks: ``make bench`` (or ``python -m bench [offer-sets|outcomes|packs|reports|broker-outage|learning] ...``).
 
 Figures are printed, never asserted: speed is measured here, not in the tests.
 Each run uses a database of its own (``<name>_bench``, see bench/setup.py).
@@ -33,6 +33,14 @@ Each run uses a database of its own (``<name>_bench``, see bench/setup.py).
   gunicorn each, requests one at a time and alternating (``--requests``,
   default 200 per server); p50/p95/max per request, their ratio and the
   configured ``socket_connect_timeout``.
+- ``learning`` (in-process, SQLite by default; not part of ``all``): the
+  engine and ranking over the demo pack against a simulated world with known
+  acceptances and a position effect (a/b/c read 1.0 / 0.7 / 0.5), ``--incidents``
+  incidents (default 20,000, ``--seed`` the world's), each choice recorded
+  through the worker's statistics code, for v1 (both off), thompson without
+  position correction and both on: cumulative regret against an oracle that
+  knows the truth, how often ``a`` is the truly best offer in the last 1,000
+  sets, and the error of the learned ``propensity_mean`` (bench/learning_bench.py).
 """
 
 from __future__ import annotations
@@ -51,7 +59,17 @@ def main() -> None:
     parser.add_argument(
         "suite",
         nargs="?",
-        choices=["all", "offer-sets", "outcomes", "packs", "plumbing", "reports", "broker-outage", "customers"],
+        choices=[
+            "all",
+            "offer-sets",
+            "outcomes",
+            "packs",
+            "plumbing",
+            "reports",
+            "broker-outage",
+            "customers",
+            "learning",
+        ],
         default="all",
     )
     parser.add_argument(
@@ -117,7 +135,19 @@ def main() -> None:
         action="store_true",
         help="reports: only the full CSV export (1,000,000 rows) and the Python path beside it",
     )
+    parser.add_argument(
+        "--incidents", type=int, default=20_000, help="learning: simulated incidents per setting (default 20,000)"
+    )
+    parser.add_argument("--seed", type=int, default=13, help="learning: the simulated world's seed (default 13)")
     args = parser.parse_args()
+
+    if args.suite == "learning":  # in-process; a fresh database (django_setup) for the demo pack
+        url = django_setup()
+        from bench import learning_bench
+
+        print(f"database: {url.split('@')[-1]}")
+        learning_bench.run(incidents=args.incidents, seed=args.seed)
+        return
 
     if args.suite == "reports":  # a database of its own, kept between runs: not django_setup()'s fresh one
         os.environ.setdefault("DATABASE_URL", LOCAL_POSTGRES)
