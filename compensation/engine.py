@@ -333,12 +333,7 @@ def compute_options(
             not_offered.append(NotOffered(policy, excluded or "the policy has no offers"))
 
     shares = stats.positions.shares
-    scored = [
-        ranking.score(
-            candidate, customer=customer, incident=incident, stats=stats, allowance=allowance, mode=mode, shares=shares
-        )
-        for candidate in candidates
-    ]
+    scored = ranking.score_all(candidates, stats=stats, allowance=allowance, mode=mode, shares=shares)
     drawn = scored
     if mode.exploration:
         drawn = ranking.explore(

@@ -118,16 +118,31 @@ def score(
     mode: LearningMode = learning.V1,
     shares: tuple[float, float, float] | None = None,
 ) -> Scored:
-    """The raw factors and their product, with the posterior mean as the propensity; cheap, since every
-    candidate is scored. Under thompson, :func:`explore` then draws where a draw can matter.
+    """The raw factors and their product, with the posterior mean as the propensity (:func:`score_all`
+    for one candidate)."""
+    shares = stats.positions.shares if shares is None else shares
+    return score_all([candidate], stats=stats, allowance=allowance, mode=mode, shares=shares)[0]
 
-    ``shares`` are the category's position shares, when the caller has them already.
-    """
-    counts = stats.offers.get(candidate.offer.id, NO_COUNTS)
-    p = learning.mean(counts, stats.positions.shares if shares is None else shares, correction=mode.correction)
-    w = priority_weight(candidate.policy.priority)
-    v = value_factor(candidate, allowance)
-    return Scored(candidate, p, w, v, p * w * v, counts, allowance)
+
+def score_all(
+    candidates: Sequence[Candidate],
+    *,
+    stats: LearningStats,
+    allowance: float,
+    mode: LearningMode,
+    shares: tuple[float, float, float],
+) -> list[Scored]:
+    """Every candidate's factors and their product, with the posterior mean as the propensity; cheap, since
+    every candidate is scored. Under thompson, :func:`explore` then draws where a draw can matter."""
+    offers, mean, correction = stats.offers, learning.mean, mode.correction
+    out = []
+    for candidate in candidates:
+        counts = offers.get(candidate.offer.id, NO_COUNTS)
+        p = mean(counts, shares, correction=correction)
+        w = 0.5 + 1.5 * candidate.policy.priority / 100  # priority_weight
+        v = value_factor(candidate, allowance)
+        out.append(Scored(candidate, p, w, v, p * w * v, counts, allowance))
+    return out
 
 
 def explore(
@@ -147,32 +162,49 @@ def explore(
     the list returned) when it cannot be an option whatever it draws: with ``limit`` kinds or more among
     the candidates, another of its kind has drawn a higher score than its cap, or ``limit`` other kinds
     have. The options ``select`` makes of the list returned are then exactly those it would make had every
-    candidate drawn, and cost a handful of draws instead of one per candidate. ``everyone``: draw them all
-    (to explain every candidate, or when a policy placed ``lead`` picks among its own by score).
+    candidate drawn, for fewer draws. ``everyone``: draw them all (to explain every candidate, or when a
+    policy placed ``lead`` picks among its own by score).
     """
-    order = sorted(scored, key=lambda s: s.priority_weight * s.value, reverse=True)
-    pruning = not everyone and len({s.candidate.kind for s in scored}) >= limit
+    draw, floor_, m, p0 = learning.draw, 0.5, learning.PRIOR_CHOICES, learning.PRIOR_ACCEPTANCE
+    s0, s1, s2 = shares
+    capped = sorted(((item.priority_weight * item.value, item) for item in scored), key=_first, reverse=True)
+    pruning = not everyone and len({item.candidate.kind for item in scored}) >= limit
     best: dict[str, float] = {}  # kind -> the highest score drawn
-    ranked: list[tuple[float, str]] = []  # best, highest first
     drawn = []
-    for item in order:
+    threshold = -1.0  # the limit-th highest of the kinds' best scores: a kind below it is out
+    for cap, item in capped:
         kind = item.candidate.kind
         if pruning:
-            cap = item.priority_weight * item.value
-            if best.get(kind, -1.0) > cap:
-                continue
-            others = [s for s, k in ranked if k != kind][:limit]
-            if len(others) == limit and others[-1] > cap:
-                continue
-        post = learning.posterior(item.counts, shares, correction=correction)
-        item.posterior = post
-        item.propensity = learning.draw(seed, item.candidate.offer.id, post.alpha, post.beta)
-        item.score = item.propensity * item.priority_weight * item.value
+            own = best.get(kind, -1.0)
+            if own > cap:
+                continue  # another of its kind beats it whatever it draws
+            if threshold > cap and (own < threshold or _kth_other(best, kind, limit) > cap):
+                continue  # limit other kinds beat it whatever it draws
+        a, b, c, chosen = item.counts
+        alpha = chosen + m
+        if correction:
+            beta = (a * s0 + b * s1 + c * s2 + m) / p0 - alpha
+            beta = beta if beta > floor_ else floor_
+        else:
+            beta = a + b + c - chosen + learning.PRIOR_STRENGTH - m
+        item.propensity = p = draw(seed, item.candidate.offer.id, alpha, beta)
+        item.score = score = p * cap
         drawn.append(item)
-        if item.score > best.get(kind, -1.0):
-            best[kind] = item.score
-            ranked = sorted(((s, k) for k, s in best.items()), reverse=True)
+        if score > best.get(kind, -1.0):
+            best[kind] = score
+            if len(best) >= limit:
+                threshold = sorted(best.values(), reverse=True)[limit - 1]
     return drawn
+
+
+def _first(pair: tuple[float, Scored]) -> float:
+    return pair[0]
+
+
+def _kth_other(best: dict[str, float], kind: str, k: int) -> float:
+    """The ``k``-th highest best score among kinds other than ``kind`` (-1 without that many)."""
+    others = sorted((score for other, score in best.items() if other != kind), reverse=True)
+    return others[k - 1] if len(others) >= k else -1.0
 
 
 def _shown_factors(item: Scored) -> dict[str, float]:

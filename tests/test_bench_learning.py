@@ -143,18 +143,18 @@ def test_the_oracle_sees_the_candidates_the_engine_ranks(index) -> None:
                 seed=case.seed,
             )
             allowance = ranking.cost_allowance(customer=case.customer, incident=case.incident)
-            scored = [
-                ranking.score(
-                    c,
-                    customer=case.customer,
-                    incident=case.incident,
-                    stats=stats,
-                    allowance=allowance,
-                    mode=mode,
-                    seed=case.seed,
+            shares = stats.positions.shares
+            scored = ranking.score_all(
+                lb.candidates(index, case.customer, case.incident),
+                stats=stats,
+                allowance=allowance,
+                mode=mode,
+                shares=shares,
+            )
+            if mode.exploration:
+                scored = ranking.explore(
+                    scored, seed=case.seed, shares=shares, correction=mode.correction, everyone=True
                 )
-                for c in lb.candidates(index, case.customer, case.incident)
-            ]
             mine = [(s.candidate.offer.id, s.score) for s in ranking.select(scored)]
             assert mine == [(o.candidate.offer.id, o.score) for o in result.options]
             assert set(item.acceptance) == {c.offer.id for c in lb.candidates(index, case.customer, case.incident)}
