@@ -16,11 +16,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from compensation.models import Outcome
+from compensation.models import AcceptanceStat, Outcome
 from compensation.permissions import IsManager, IsManagerOrAnalyst
 from compensation.schema import ERROR, VALIDATION_ERROR
 from reporting.export import outcome_csv
-from reporting.filters import OutcomeFilter, ReportFilter
+from reporting.filters import LearningFilter, OutcomeFilter, ReportFilter
+from reporting.learning import report_learning
 from reporting.reports import (
     OutcomeRowsPage,
     ReportScope,
@@ -36,6 +37,7 @@ from reporting.serializers import (
     AgentReportSerializer,
     CategoryReportSerializer,
     KindReportSerializer,
+    LearningReportSerializer,
     OutcomeRowSerializer,
     PolicyReportSerializer,
     SummaryReportSerializer,
@@ -44,14 +46,16 @@ from reporting.serializers import (
 
 # --- Reports and the outcome list ----------------------------------------------------------
 
+CATEGORY_PARAMETER = OpenApiParameter("category", OpenApiTypes.STR, description="category slug")
+POLICY_PARAMETER = OpenApiParameter("policy", OpenApiTypes.INT, description="policy id")
 REPORT_PARAMETERS = [
     OpenApiParameter(
         "since", OpenApiTypes.DATE, description="from this date, inclusive (default: 29 days before until)"
     ),
     OpenApiParameter("until", OpenApiTypes.DATE, description="to this date, inclusive (default: today, in TIME_ZONE)"),
-    OpenApiParameter("category", OpenApiTypes.STR, description="category slug"),
+    CATEGORY_PARAMETER,
     OpenApiParameter("tier", OpenApiTypes.STR, enum=["standard", "silver", "gold", "platinum"]),
-    OpenApiParameter("policy", OpenApiTypes.INT, description="policy id"),
+    POLICY_PARAMETER,
 ]
 
 
@@ -109,6 +113,31 @@ class CategoryReportApi(_ReportApi):
 class AgentReportApi(_ReportApi):
     permission_classes = [IsManager]
     report = staticmethod(report_by_agent)
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="What the ranking has learned: one row per offer template and category shown",
+        description=(
+            "The model as it stands (no period): one row per offer template and category shown at least once "
+            "in an offer set with a recorded outcome, by category slug, then propensity_mean descending, then "
+            "policy id, then offer id. Figures use the current RANKING_POSITION_CORRECTION."
+        ),
+        parameters=[CATEGORY_PARAMETER, POLICY_PARAMETER],
+        responses={200: LearningReportSerializer(many=True), 400: VALIDATION_ERROR, 403: ERROR},
+    )
+)
+class LearningReportApi(APIView):
+    """GET: the learning report, filtered on ``category`` and ``policy``; not paginated."""
+
+    permission_classes = [IsManagerOrAnalyst]
+
+    def get(self, request: Request) -> Response:
+        filters = LearningFilter(data=request.query_params, queryset=AcceptanceStat.objects.none(), request=request)
+        if not filters.is_valid():
+            raise ValidationError(filters.errors)
+        with report_session():
+            return Response(report_learning(**filters.selection()))
 
 
 class CSVRenderer(BaseRenderer):

@@ -2,7 +2,7 @@
 
 Each function returns safe markup for a template. Every label goes through
 ``format_html``, so names from the database cannot inject markup. Drawn data
-carry a class (``bar``, ``point``, ``line``) and a ``<title>`` tooltip, the
+carry a class (``bar``, ``point``, ``line``, ``range``, ``mark``) and a ``<title>`` tooltip, the
 ``<svg>`` has ``role="img"`` with a title and a description, and colours come
 from CSS classes (``series-0``, ``series-1``) the page styles with the admin's
 own variables, so the charts follow its light and dark themes.
@@ -31,6 +31,9 @@ HBAR_ROW = 26
 HBAR_LABEL_WIDTH = 190
 HBAR_VALUE_WIDTH = 100
 LABEL_MAX_CHARS = 26
+RANGE_LABEL_WIDTH = 230
+RANGE_LABEL_MAX_CHARS = 32
+RANGE_VALUE_WIDTH = 130  # "88.9% (69%–99%)" at 12px, after a range that ends at 100%
 
 Format = Callable[[float], str]
 
@@ -65,6 +68,19 @@ class HBar:
 
 
 @dataclass(frozen=True)
+class RangeRow:
+    """One row of a range chart: a label, an interval ``low`` to ``high`` with a ``mark`` inside it, the text
+    shown after it, and a longer ``tooltip`` for the range."""
+
+    label: str
+    low: float
+    high: float
+    mark: float
+    text: str
+    tooltip: str
+
+
+@dataclass(frozen=True)
 class _Scale:
     top: float
     step: float
@@ -87,8 +103,8 @@ def _f(value: float) -> str:
     return f"{value:.1f}"
 
 
-def _short(label: str) -> str:
-    return label if len(label) <= LABEL_MAX_CHARS else label[: LABEL_MAX_CHARS - 1] + "…"
+def _short(label: str, limit: int = LABEL_MAX_CHARS) -> str:
+    return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
 def _join(parts: Sequence[SafeString]) -> SafeString:
@@ -402,6 +418,95 @@ def hbar_chart(
                 row.text,
                 _f(left + width + 6),
                 _f(y + HBAR_ROW / 2),
+                row.text,
+            )
+        )
+    parts.append(
+        format_html(
+            '<text class="axis-label" x="{}" y="{}" text-anchor="middle">{}</text>',
+            _f(left + plot_width / 2),
+            _f(height - 6),
+            x_label,
+        )
+    )
+    return _svg(chart_id=chart_id, title=title, summary=summary, height=height, body=_join(parts))
+
+
+def range_chart(
+    *,
+    chart_id: str,
+    title: str,
+    summary: str,
+    rows: Sequence[RangeRow],
+    x_label: str,
+    max_value: float = 1.0,
+    fmt: Format = percent_format,
+    empty_message: str = "No data in this period.",
+) -> SafeString:
+    """One horizontal range per row (``low`` to ``high``) with a mark at ``mark``, on a fixed 0 to
+    ``max_value`` scale, the row's label before it and its text after it."""
+    if not rows or max_value <= 0:
+        return _svg(
+            chart_id=chart_id,
+            title=title,
+            summary=summary,
+            height=HEIGHT / 2,
+            body=_empty(empty_message, height=HEIGHT / 2),
+        )
+    top = 8.0
+    height = top + HBAR_ROW * len(rows) + 40
+    left = RANGE_LABEL_WIDTH
+    plot_width = WIDTH - left - RANGE_VALUE_WIDTH
+    plot_bottom = top + HBAR_ROW * len(rows)
+
+    def x(value: float) -> float:
+        return left + plot_width * min(max(value, 0.0), max_value) / max_value
+
+    parts = []
+    for i in range(5):
+        parts.append(
+            format_html(
+                '<line class="grid" x1="{}" x2="{}" y1="{}" y2="{}"></line>'
+                '<text class="tick" x="{}" y="{}" text-anchor="middle">{}</text>',
+                _f(x(max_value * i / 4)),
+                _f(x(max_value * i / 4)),
+                _f(top),
+                _f(plot_bottom),
+                _f(x(max_value * i / 4)),
+                _f(plot_bottom + 14),
+                fmt(max_value * i / 4),
+            )
+        )
+    for i, row in enumerate(rows):
+        middle = top + HBAR_ROW * i + HBAR_ROW / 2
+        low, high = x(row.low), x(row.high)
+        parts.append(
+            format_html(
+                '<text class="row-label" x="{}" y="{}" text-anchor="end" dominant-baseline="middle">{}<title>{}</title>'
+                "</text>"
+                '<rect class="range series-0" x="{}" y="{}" width="{}" height="{}" rx="3" data-low="{}" '
+                'data-high="{}"><title>{}: {}</title></rect>'
+                '<circle class="mark" cx="{}" cy="{}" r="5" data-value="{}"><title>{}: {}</title></circle>'
+                '<text class="value" x="{}" y="{}" dominant-baseline="middle">{}</text>',
+                left - 8,
+                _f(middle),
+                _short(row.label, RANGE_LABEL_MAX_CHARS),
+                row.label,
+                _f(low),
+                _f(middle - 5),
+                _f(max(high - low, 1.0)),  # a range too narrow to see still shows a sliver
+                10,
+                row.low,
+                row.high,
+                row.label,
+                row.tooltip,
+                _f(x(row.mark)),
+                _f(middle),
+                row.mark,
+                row.label,
+                row.text,
+                _f(high + 8),
+                _f(middle),
                 row.text,
             )
         )

@@ -1,5 +1,7 @@
 """The operations dashboard: the last 30 days of offers, cost (and, apart, the
-remedies' cost), acceptance and satisfaction, and the escalations open now.
+remedies' cost), acceptance and satisfaction, the escalations open now, and
+what the ranking has learned so far (the learning report's top offers per
+category, with their 90% credible intervals).
 
 Every figure is aggregated by the database (a handful of grouped queries,
 whatever the volume); Python only fills the days that had nothing. Days are
@@ -11,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
+from itertools import groupby
 
 from django.conf import settings
 from django.db.models import Avg, Count, Q, Sum
@@ -21,10 +24,12 @@ from django.utils.safestring import SafeString
 from compensation.models import Escalation, OfferSet, Outcome, OutcomeOption, Remedy
 from compensation.periods import day_start, local_date
 from reporting import charts
+from reporting.learning import LearningRow, learning_rows
 
 WINDOW_DAYS = 30
 TOP_POLICIES = 15
 MOST_OVERDUE = 10
+TOP_LEARNED = 5  # offers per category in the learning chart
 SATISFACTION_MAX = 5
 NOT_CLOSED = (Escalation.Status.OPEN, Escalation.Status.ACKNOWLEDGED)
 
@@ -88,6 +93,16 @@ class EscalationFigures:
 
 
 @dataclass(frozen=True)
+class CategoryLearning:
+    """One category's learned offers: how many have data, and the top ones by ``propensity_mean``."""
+
+    slug: str
+    name: str
+    offers: int
+    top: list[LearningRow]
+
+
+@dataclass(frozen=True)
 class Dashboard:
     window: Window
     currency: str
@@ -95,6 +110,7 @@ class Dashboard:
     policies: list[PolicyAcceptance]
     escalations: EscalationFigures
     remedy_cost: Decimal  # what the remedies given in the window cost; not part of ``cost``
+    learning: list[CategoryLearning]  # all outcomes recorded so far, not only the window's
 
     @property
     def offer_sets(self) -> int:
@@ -245,8 +261,20 @@ def dashboard_escalations(*, now: datetime, limit: int = MOST_OVERDUE) -> Escala
     )
 
 
+def dashboard_learning(*, limit: int = TOP_LEARNED) -> list[CategoryLearning]:
+    """Per category with learned data (by slug, as the learning report orders them): its top ``limit`` offers
+    by ``propensity_mean``, from :func:`reporting.learning.learning_rows` (two queries)."""
+    learned = []
+    for slug, rows in groupby(learning_rows(), key=lambda row: row.category_slug):  # by category, mean descending
+        ranked = list(rows)
+        learned.append(
+            CategoryLearning(slug=slug, name=ranked[0].category_name, offers=len(ranked), top=ranked[:limit])
+        )
+    return learned
+
+
 def dashboard_get(*, now: datetime, days: int = WINDOW_DAYS) -> Dashboard:
-    """Everything the dashboard shows, in six queries."""
+    """Everything the dashboard shows, in eight queries."""
     window = dashboard_window(now=now, days=days)
     return Dashboard(
         window=window,
@@ -255,10 +283,20 @@ def dashboard_get(*, now: datetime, days: int = WINDOW_DAYS) -> Dashboard:
         policies=dashboard_policy_acceptance(window=window),
         escalations=dashboard_escalations(now=now),
         remedy_cost=dashboard_remedy_cost(window=window),
+        learning=dashboard_learning(),
     )
 
 
 # --- Charts ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LearningChart:
+    """One category's chart of its top offers' intervals."""
+
+    name: str
+    chart_id: str
+    svg: SafeString
 
 
 @dataclass(frozen=True)
@@ -267,6 +305,7 @@ class DashboardCharts:
     cost: SafeString
     acceptance: SafeString
     satisfaction: SafeString
+    learning: list[LearningChart]  # one per category with learned data; one saying so when there is none
 
 
 def _day_label(day: date) -> str:
@@ -332,4 +371,68 @@ def dashboard_charts(dashboard: Dashboard) -> DashboardCharts:
             fmt=lambda v: f"{v:.1f}" if v % 1 else f"{v:.0f}",
             empty_message="No satisfaction ratings in the last 30 days.",
         ),
+        learning=learning_charts(dashboard.learning),
     )
+
+
+def _percent(value: float) -> str:
+    """A share as a percentage with one decimal, or none where it is whole: 35.7%, 50%."""
+    text = f"{value * 100:.1f}".removesuffix(".0")
+    return f"{text}%"
+
+
+def learning_charts(learned: list[CategoryLearning]) -> list[LearningChart]:
+    """Per category, its top offers' 90% credible intervals as ranges and their means as marks."""
+    if not learned:
+        return [
+            LearningChart(
+                name="",
+                chart_id="chart-learning",
+                svg=charts.range_chart(
+                    chart_id="chart-learning",
+                    title="Top offers' estimated acceptance",
+                    summary="No offer has been shown in a set with a recorded outcome yet: nothing is learned.",
+                    rows=[],
+                    x_label="Estimated share of customers choosing the offer",
+                    empty_message="Nothing learned yet: no outcomes recorded.",
+                ),
+            )
+        ]
+    drawn = []
+    for category in learned:
+        chart_id = f"chart-learning-{category.slug}"
+        best = category.top[0]
+        rows = [
+            charts.RangeRow(
+                label=f"{row.policy_name} · {row.offer_title}",
+                low=row.interval[0],
+                high=row.interval[1],
+                mark=row.propensity_mean,
+                text=f"{_percent(row.propensity_mean)} ({row.interval[0]:.0%}–{row.interval[1]:.0%})",
+                tooltip=(
+                    f"90% interval {_percent(row.interval[0])} to {_percent(row.interval[1])}, mean "
+                    f"{_percent(row.propensity_mean)}; chosen {row.counts.chosen} of {row.counts.shown} times "
+                    f"shown, where about {row.expected:.1f} choices were expected at its positions"
+                ),
+            )
+            for row in category.top
+        ]
+        drawn.append(
+            LearningChart(
+                name=category.name,
+                chart_id=chart_id,
+                svg=charts.range_chart(
+                    chart_id=chart_id,
+                    title=f"{category.name}: top offers' estimated acceptance",
+                    summary=(
+                        f"{category.name}: the {len(rows)} offers with the highest estimated acceptance of the "
+                        f"{category.offers} shown so far, each with its 90% credible interval. First: "
+                        f"{best.policy_name} · {best.offer_title}, {_percent(best.propensity_mean)} "
+                        f"({_percent(best.interval[0])} to {_percent(best.interval[1])})."
+                    ),
+                    rows=rows,
+                    x_label="Estimated share of customers choosing the offer (90% interval and mean)",
+                ),
+            )
+        )
+    return drawn

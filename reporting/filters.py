@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import django_filters
 from django import forms
 from django.db.models import QuerySet
 
-from compensation.models import Outcome
+from compensation.models import AcceptanceStat, Outcome
 from policies.choices import OfferKind, Tier
 from policies.models import Category, Policy
 from reporting.reports import ReportScope, outcomes_in_scope, report_period_default
@@ -17,6 +18,27 @@ from reporting.reports import ReportScope, outcomes_in_scope, report_period_defa
 
 EARLIEST_DATE = date(1900, 1, 1)
 LATEST_DATE = date(9998, 12, 31)
+
+
+def _category_filter() -> django_filters.ModelChoiceFilter:
+    """``category``: a category's slug (every report, the outcome list and the learning report alike)."""
+    return django_filters.ModelChoiceFilter(
+        queryset=Category.objects.all(),
+        to_field_name="slug",
+        method="filter_scope",
+        help_text="category slug",
+        error_messages={"invalid_choice": "no category has this slug"},
+    )
+
+
+def _policy_filter() -> django_filters.ModelChoiceFilter:
+    """``policy``: a policy's id (every report, the outcome list and the learning report alike)."""
+    return django_filters.ModelChoiceFilter(
+        queryset=Policy.objects.all(),
+        method="filter_scope",
+        help_text="policy id",
+        error_messages={"invalid_choice": "no policy has this id"},
+    )
 
 
 class ReportFilterForm(forms.Form):
@@ -39,20 +61,9 @@ class ReportFilter(django_filters.FilterSet):
 
     since = django_filters.DateFilter(method="filter_scope", help_text="from this date (YYYY-MM-DD), inclusive")
     until = django_filters.DateFilter(method="filter_scope", help_text="to this date (YYYY-MM-DD), inclusive")
-    category = django_filters.ModelChoiceFilter(
-        queryset=Category.objects.all(),
-        to_field_name="slug",
-        method="filter_scope",
-        help_text="category slug",
-        error_messages={"invalid_choice": "no category has this slug"},
-    )
+    category = _category_filter()
     tier = django_filters.ChoiceFilter(choices=Tier.choices, method="filter_scope")
-    policy = django_filters.ModelChoiceFilter(
-        queryset=Policy.objects.all(),
-        method="filter_scope",
-        help_text="policy id",
-        error_messages={"invalid_choice": "no policy has this id"},
-    )
+    policy = _policy_filter()
 
     class Meta:
         model = Outcome
@@ -94,3 +105,26 @@ class OutcomeFilter(ReportFilter):
 
     class Meta(ReportFilter.Meta):
         fields = [*ReportFilter.Meta.fields, "choice", "kind", "agent"]
+
+
+# --- The learning report ---------------------------------------------------------------------
+
+
+class LearningFilter(django_filters.FilterSet):
+    """``category`` (slug) and ``policy`` (id), validated as every report validates them; the model has no
+    period, so other parameters are ignored, as unknown ones are everywhere."""
+
+    category = _category_filter()
+    policy = _policy_filter()
+
+    class Meta:
+        model = AcceptanceStat
+        fields = ["category", "policy"]
+
+    def filter_scope(self, queryset: QuerySet, name: str, value: object) -> QuerySet:
+        return queryset  # the selector applies them (reporting.learning.learning_rows)
+
+    def selection(self) -> dict[str, Any]:
+        """The validated filters as :func:`reporting.learning.report_learning` takes them."""
+        data = self.form.cleaned_data
+        return {"category": data.get("category"), "policy": data.get("policy")}

@@ -91,6 +91,45 @@ class AgentReportSerializer(_OutcomeCountsMixin, _GroupReportSerializer):
     agent = AgentRefSerializer()
 
 
+class OfferTemplateRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="the offer template's id")
+    kind = serializers.ChoiceField(choices=OfferKind.choices)
+    title = serializers.CharField(help_text="the offer's title template as stored, placeholders unfilled")
+
+
+class PositionCountsSerializer(serializers.Serializer):
+    a = serializers.IntegerField(help_text="recorded sets that showed the offer first")
+    b = serializers.IntegerField(help_text="recorded sets that showed the offer second")
+    c = serializers.IntegerField(help_text="recorded sets that showed the offer third")
+
+
+class LearningReportSerializer(serializers.Serializer):
+    policy = PolicyNameSerializer()
+    offer = OfferTemplateRefSerializer()
+    category = serializers.CharField(help_text="category slug")
+    shown = serializers.IntegerField(
+        help_text="offer sets with a recorded outcome (declined ones included) that showed the offer: a + b + c"
+    )
+    shown_at = PositionCountsSerializer(help_text="how often those sets showed the offer at a, b and c")
+    chosen = serializers.IntegerField(help_text="how often it was chosen")
+    expected = serializers.FloatField(
+        help_text="the choices an average offer would have had where this one stood: sum over a, b, c of "
+        "shown_at × the category's share of recorded outcomes choosing that position (with "
+        "RANKING_POSITION_CORRECTION=off: shown / 3); 4 decimal places"
+    )
+    propensity_mean = serializers.FloatField(
+        help_text="the posterior mean of the offer's propensity in the category, as the ranking uses it now: "
+        "1/3 × (chosen + 2) / (expected + 2) while below 1; 4 significant digits"
+    )
+    interval = serializers.ListField(
+        child=serializers.FloatField(),
+        min_length=2,
+        max_length=2,
+        help_text="[low, high]: the 90% credible interval of the posterior Beta(chosen + 2, max(0.5, "
+        "(expected + 2) × 3 − chosen − 2)); 4 significant digits",
+    )
+
+
 class OutcomeRowSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     offer_set = serializers.UUIDField()

@@ -11,4 +11,5 @@ urlpatterns = [
     path("reports/offer-kinds/", apis.KindReportApi.as_view(), name="report-offer-kinds"),
     path("reports/categories/", apis.CategoryReportApi.as_view(), name="report-categories"),
     path("reports/agents/", apis.AgentReportApi.as_view(), name="report-agents"),
+    path("reports/learning/", apis.LearningReportApi.as_view(), name="report-learning"),
 ]

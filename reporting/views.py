@@ -8,11 +8,11 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from reporting.dashboard import dashboard_charts, dashboard_get
+from reporting.dashboard import TOP_LEARNED, dashboard_charts, dashboard_get
 
 
 def dashboard_view(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
-    """The last 30 days of offers, cost, acceptance, satisfaction, and escalations."""
+    """The last 30 days of offers, cost, acceptance, satisfaction, and escalations; what the ranking learned."""
     # Staff see what their permissions let them see; these figures are outcomes' and escalations'.
     if not request.user.has_perm("compensation.view_outcome"):
         raise PermissionDenied
@@ -22,5 +22,6 @@ def dashboard_view(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
         "title": "Operations dashboard",
         "dashboard": dashboard,
         "charts": dashboard_charts(dashboard),
+        "top_learned": TOP_LEARNED,
     }
     return TemplateResponse(request, "admin/reporting/dashboard.html", context)

@@ -64,6 +64,7 @@ MATRIX = [
     Row("GET",  "/api/v1/reports/offer-kinds/", None,                 (401, 401, 403,  403,  200, 200,    403)),
     Row("GET",  "/api/v1/reports/categories/", None,                  (401, 401, 403,  403,  200, 200,    403)),
     Row("GET",  "/api/v1/reports/agents/", None,                      (401, 401, 403,  403,  200, 403,    403)),
+    Row("GET",  "/api/v1/reports/learning/", None,                    (401, 401, 403,  403,  200, 200,    403)),
     Row("GET",  CUSTOMERS + "{customer}/", None,                      (401, 401, 403,  403,  200, 403,    200)),
     Row("GET",  CUSTOMERS + "C-nobody/", None,                        (401, 401, 403,  403,  404, 403,    404)),
     Row("PUT",  CUSTOMERS + "{customer}/", {"tier": "gold"},          (401, 401, 403,  403,  403, 403,    200)),

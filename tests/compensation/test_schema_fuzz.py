@@ -85,6 +85,7 @@ READING = {
     "GET /api/v1/reports/policies/",
     "GET /api/v1/reports/offer-kinds/",
     "GET /api/v1/reports/categories/",
+    "GET /api/v1/reports/learning/",
 }
 AGENT_REPORT = {"GET /api/v1/reports/agents/"}
 CUSTOMER_READ = {"GET /api/v1/customers/{external_id}/"}

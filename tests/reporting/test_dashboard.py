@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Permission
 from django.db import connection
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from compensation.models import (
+    AcceptanceStat,
     Customer,
     Escalation,
     Incident,
@@ -25,21 +27,23 @@ from compensation.models import (
     Outcome,
     OutcomeOption,
     OutcomeSubmission,
+    PositionStat,
     Remedy,
 )
 from policies.choices import OfferKind, Tier
-from policies.models import Policy
+from policies.models import OfferTemplate, Policy
 from reporting import charts
 from reporting.dashboard import (
     dashboard_charts,
     dashboard_days,
     dashboard_escalations,
     dashboard_get,
+    dashboard_learning,
     dashboard_policy_acceptance,
     dashboard_remedy_cost,
     dashboard_window,
 )
-from tests.factories import CategoryFactory, PolicyFactory
+from tests.factories import CategoryFactory, OfferTemplateFactory, PolicyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -189,6 +193,21 @@ def escalation_due(*, due_at: datetime, status: str = Escalation.Status.OPEN, re
         incident=incident,
         customer=customer,
     )
+
+
+def learned_counters(
+    category_slug: str, *, title: str = "A credit", shard: int = 0, a: int = 0, chosen: int = 0, policy: Any = None
+) -> OfferTemplate:
+    """A new offer template shown ``a`` times at a and chosen ``chosen`` times in the category, and the
+    category's position counters: as many outcomes as showings, half of them choosing a (share a = 0.5)."""
+    category = CategoryFactory(slug=category_slug)
+    template = OfferTemplateFactory(title=title, **({"policy": policy} if policy else {}))
+    AcceptanceStat.objects.create(
+        offer_template=template, category=category, shard=shard, offered=a, shown_a=a, chosen=chosen
+    )
+    counters, _ = PositionStat.objects.get_or_create(category=category, shard=shard)
+    PositionStat.objects.filter(pk=counters.pk).update(outcomes=F("outcomes") + 2 * a, chosen_a=F("chosen_a") + a)
+    return template
 
 
 @pytest.fixture(autouse=True)
@@ -382,6 +401,38 @@ def test_an_empty_dashboard_has_no_rates_and_no_averages(db: None) -> None:
     assert (dashboard.escalations.open, dashboard.escalations.overdue, dashboard.escalations.most_overdue) == (0, 0, [])
 
 
+@pytest.fixture
+def learned(db: None) -> dict[str, OfferTemplate]:
+    """late_delivery: seven offers of Alpha shown 10 times at a (share a = 0.5: 5 choices expected each),
+    k0 to k6 chosen k times, so propensity_mean = p0 × (k + 2) / (5 + 2) = (k + 2) / 21. damaged_item: one
+    offer shown 4 times at a, chosen once: 1/3 × 3 / (2 + 2) = 0.25."""
+    CategoryFactory(slug="late_delivery", name="Late delivery")
+    alpha = PolicyFactory(name="Alpha credit")
+    made = {f"k{k}": learned_counters("late_delivery", title=f"Credit {k}", shard=k, a=10, chosen=k, policy=alpha)
+            for k in range(7)}  # fmt: skip
+    made["damaged"] = learned_counters("damaged_item", title="Damaged credit", a=4, chosen=1, policy=alpha)
+    return made
+
+
+def test_learning_keeps_each_categorys_top_offers_by_propensity_mean(learned: dict[str, OfferTemplate]) -> None:
+    categories = dashboard_learning()
+
+    assert [(c.slug, c.name, c.offers) for c in categories] == [
+        ("damaged_item", "damaged item", 1),
+        ("late_delivery", "Late delivery", 7),
+    ]
+    late = categories[1]
+    assert [row.offer_id for row in late.top] == [learned[f"k{k}"].pk for k in (6, 5, 4, 3, 2)]
+    assert [row.propensity_mean for row in late.top] == [0.381, 0.3333, 0.2857, 0.2381, 0.1905]  # 8/21 .. 4/21
+    assert [row.propensity_mean for row in categories[0].top] == [0.25]
+    assert [len(c.top) for c in dashboard_learning(limit=2)] == [1, 2]
+
+
+def test_learning_is_empty_without_counters(db: None) -> None:
+    assert dashboard_learning() == []
+    assert dashboard_get(now=NOW).learning == []
+
+
 # --- Charts ------------------------------------------------------------------------------------
 
 
@@ -486,6 +537,68 @@ def test_count_scales_end_on_a_round_number(maximum: int, top: int) -> None:
     assert max(ticks) == top
 
 
+def marks(svg: str) -> list[str]:
+    """The data-value of every mark drawn, in order."""
+    return re.findall(r'<circle class="mark"[^>]*data-value="([^"]+)"', svg)
+
+
+def test_the_learning_charts_draw_each_top_offers_interval_and_mean(learned: dict[str, OfferTemplate]) -> None:
+    drawn = dashboard_charts(dashboard_get(now=NOW)).learning
+
+    assert [(c.name, c.chart_id) for c in drawn] == [
+        ("damaged item", "chart-learning-damaged_item"),
+        ("Late delivery", "chart-learning-late_delivery"),
+    ]
+    late = drawn[1].svg
+    assert marks(late) == ["0.381", "0.3333", "0.2857", "0.2381", "0.1905"]
+    ranges = re.findall(r'<rect class="range[^"]*"[^>]*data-low="([^"]+)" data-high="([^"]+)"', late)
+    assert len(ranges) == 5
+    for (low, high), mean in zip(ranges, marks(late), strict=True):
+        assert float(low) < float(mean) < float(high)
+    # Each range starts left of its mark and ends right of it, on the same scale.
+    xs = re.findall(r'<rect class="range[^"]*" x="([\d.]+)"[^>]*width="([\d.]+)"', late)
+    cxs = re.findall(r'<circle class="mark" cx="([\d.]+)"', late)
+    for (x, width), cx in zip(xs, cxs, strict=True):
+        assert float(x) < float(cx) < float(x) + float(width)
+    assert "Alpha credit · Credit 6" in late  # labelled policy · offer title
+    assert "38.1% (" in late
+    assert 'role="img"' in late
+    assert "<title id=" in late
+    assert "Late delivery: the 5 offers with the highest estimated acceptance of the 7 shown so far" in late
+    assert "chosen 6 of 10 times shown, where about 5.0 choices were expected" in late
+    assert marks(drawn[0].svg) == ["0.25"]
+
+
+def test_without_learned_data_one_learning_chart_says_so(db: None) -> None:
+    drawn = dashboard_charts(dashboard_get(now=NOW)).learning
+
+    assert [c.chart_id for c in drawn] == ["chart-learning"]
+    assert "Nothing learned yet: no outcomes recorded." in drawn[0].svg
+    assert 'class="range' not in drawn[0].svg
+    assert 'class="mark' not in drawn[0].svg
+
+
+def test_range_chart_labels_are_escaped_and_long_ones_shortened() -> None:
+    hostile = '<script>alert("x")</script> and a label long enough to be cut short'
+    svg = charts.range_chart(
+        chart_id="c", title=hostile, summary=hostile, x_label=hostile,
+        rows=[charts.RangeRow(hostile, 0.1, 0.4, 0.2, hostile, hostile)],
+    )  # fmt: skip
+
+    assert "<script>" not in svg
+    assert "&lt;script&gt;" in svg
+    assert "…<title>" in svg  # the shortened label, its whole text in the tooltip
+    assert not re.search(r"\b(nan|inf)\b", svg, re.IGNORECASE)
+
+
+def test_a_range_too_narrow_to_see_still_draws_a_sliver() -> None:
+    svg = charts.range_chart(
+        chart_id="c", title="t", summary="s", x_label="x", rows=[charts.RangeRow("sure", 0.5, 0.5, 0.5, "50%", "")]
+    )
+
+    assert float(re.search(r'<rect class="range[^"]*"[^>]*width="([\d.]+)"', svg).group(1)) >= 1.0
+
+
 # --- The admin page ----------------------------------------------------------------------------
 
 
@@ -509,6 +622,7 @@ def test_staff_see_the_charts_and_the_escalations(admin_client: Any, agent: Any)
     html = response.content.decode()
     for chart_id in ("chart-offers", "chart-cost", "chart-acceptance", "chart-satisfaction"):
         assert "<title id=" in chart(html, chart_id)
+    assert "Nothing learned yet" in chart(html, "chart-learning")  # made directly: no learning counters
     assert len(bars(chart(html, "chart-acceptance"))) == 3
     assert 'id="escalation-open"><span class="number">1<' in html
     assert 'id="escalation-overdue"><span class="number">1<' in html
@@ -529,7 +643,19 @@ def test_an_empty_dashboard_renders_its_empty_states(admin_client: Any) -> None:
     assert "No satisfaction ratings in the last 30 days." in html
     assert "No escalation is overdue." in html
     assert 'class="bar' not in html
+    assert "Nothing learned yet: no outcomes recorded." in html
     assert 'id="figure-remedy-cost"><span class="number">0.00<' in html
+
+
+def test_the_page_shows_each_categorys_learning_chart(admin_client: Any, learned: dict[str, OfferTemplate]) -> None:
+    response = admin_client.get(URL)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "<h3>Late delivery</h3>" in html
+    assert marks(chart(html, "chart-learning-late_delivery")) == ["0.381", "0.3333", "0.2857", "0.2381", "0.1905"]
+    assert marks(chart(html, "chart-learning-damaged_item")) == ["0.25"]
+    assert 'id="chart-learning"' not in html
 
 
 @pytest.mark.parametrize("who", ["anonymous", "not staff"])
@@ -559,7 +685,8 @@ def test_staff_without_permission_to_view_outcomes_are_refused(client: Any, djan
 def test_the_page_costs_the_same_queries_whatever_the_volume(
     admin_client: Any, agent: Any, django_assert_max_num_queries: Any
 ) -> None:
-    """The session, the user and six for the figures: no query per offer set, day, policy or escalation."""
+    """The session, the user and eight for the figures: no query per offer set, day, policy, escalation,
+    learned offer or category."""
     now = datetime.now(UTC)
     policies = PolicyFactory.create_batch(3)
     admin_client.get(URL)  # warm up: content types, the admin's first-request caches
@@ -576,9 +703,11 @@ def test_the_page_costs_the_same_queries_whatever_the_volume(
             satisfaction=1 + i % 5,
         )
         escalation_due(due_at=now - timedelta(hours=i + 1))
+        learned_counters(f"category_{i % 4}", shard=i % 8, a=5 + i, chosen=i % 4)
 
     with django_assert_max_num_queries(len(small)):
         response = admin_client.get(URL)
 
     assert response.status_code == 200
-    assert len(small) == 8, [q["sql"][:80] for q in small.captured_queries]  # session, user, the six figures
+    assert "chart-learning-category_3" in response.content.decode()
+    assert len(small) == 10, [q["sql"][:80] for q in small.captured_queries]  # session, user, the eight figures

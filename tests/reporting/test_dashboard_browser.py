@@ -1,5 +1,6 @@
 """The operations dashboard in a real browser: reached from the admin index, its SVG charts laid out
-and drawn (visible, with a size, one mark per figure) and the escalation figures shown.
+and drawn (visible, with a size, one mark per figure), the learning chart's intervals, and the escalation figures
+shown.
 
 Runs Debian's Chromium headless through Playwright's sync API against
 pytest-django's live server. Skipped locally when Chromium is missing; fails in CI.
@@ -16,10 +17,10 @@ from django.utils import timezone
 from playwright.sync_api import Locator, expect, sync_playwright
 
 from tests.browser.test_admin_browser import CHROMIUM_ARGS, STEP_TIMEOUT_MS
-from tests.reporting.test_dashboard import escalation_due, month_new
+from tests.reporting.test_dashboard import escalation_due, learned_counters, month_new
 
 SCREENSHOT = Path("/tmp/dashboard_browser_failure.png")  # noqa: S108 - a debugging aid, overwritten each run
-CHARTS = ["chart-offers", "chart-cost", "chart-satisfaction", "chart-acceptance"]
+CHARTS = ["chart-offers", "chart-cost", "chart-satisfaction", "chart-acceptance", "chart-learning-late_delivery"]
 
 
 def _has_area(locator: Locator) -> None:
@@ -39,6 +40,9 @@ def test_the_dashboard_is_linked_from_the_admin_index_and_draws_its_charts(
     agent = django_user_model.objects.create_user("agent-1")
     # Three days with offers or outcomes; P offered 3 / chosen 1, Q 3 / 2, R 1 / 0 (see month_new).
     month_new(agent, timezone.localdate())
+    # What the ranking learned in late deliveries: two offers, each a 90% interval and its mean.
+    learned_counters("late_delivery", title="Credit 4", a=10, chosen=4)
+    learned_counters("late_delivery", title="Credit 1", shard=1, a=10, chosen=1)
     overdue = escalation_due(due_at=timezone.now() - timedelta(hours=3), reason="Parcel lost twice")
     escalation_due(due_at=timezone.now() + timedelta(hours=3))
     django_user_model.objects.create_superuser("ops-lead", "lead@example.com", "correct-horse-battery")
@@ -77,6 +81,13 @@ def test_the_dashboard_is_linked_from_the_admin_index_and_draws_its_charts(
             expect(page.locator("#chart-acceptance text.value")).to_have_text(
                 ["33% (1 of 3)", "67% (2 of 3)", "0% (0 of 1)"]
             )
+            expect(page.locator("#chart-learning-late_delivery rect.range")).to_have_count(2)
+            expect(page.locator("#chart-learning-late_delivery circle.mark")).to_have_count(2)
+            for drawn in page.locator(
+                "#chart-learning-late_delivery rect.range, #chart-learning-late_delivery circle.mark"
+            ).all():
+                _has_area(drawn)
+            expect(page.locator("#learning h3")).to_have_text(["late delivery"])
 
             expect(page.locator("#escalation-open .number")).to_have_text("2")
             expect(page.locator("#escalation-overdue .number")).to_have_text("1")
