@@ -6,6 +6,8 @@ Each run uses a database of its own (``<name>_bench``, see bench/setup.py).
 - ``offer-sets`` (PostgreSQL; DATABASE_URL, default the local server): seeds
   1,000 policies, 100,000 customers and 300,000 incidents, serves with
   gunicorn and drives it with wrk; then the engine alone and the index memory.
+  ``--engine-only``: the engine alone, in-process, with both learning settings
+  off (v1) beside the default (thompson and position correction).
 - ``outcomes`` (PostgreSQL and Redis; REDIS_URL, default the local server's
   db 14): the 202 submission endpoint beside the floor, then recording
   throughput of one worker draining 10,000 queued outcomes.
@@ -131,6 +133,11 @@ def main() -> None:
         help="reports: timed CSV exports per filter, and full exports per role (default 3)",
     )
     parser.add_argument(
+        "--engine-only",
+        action="store_true",
+        help="offer-sets: only the engine alone, in-process over 1,000 seeded policies (SQLite unless DATABASE_URL)",
+    )
+    parser.add_argument(
         "--export-only",
         action="store_true",
         help="reports: only the full CSV export (1,000,000 rows) and the Python path beside it",
@@ -199,6 +206,13 @@ def main() -> None:
             cpu=args.cpu,
             cpu_batches=args.cpu_batches,
         )
+        return
+
+    if args.suite == "offer-sets" and args.engine_only:  # the engine in-process: any database will do
+        django_setup()
+        from bench import offer_sets_bench
+
+        offer_sets_bench.engine_only_run(policies=args.policies)
         return
 
     if args.suite in {"all", "offer-sets", "outcomes"}:

@@ -254,6 +254,9 @@ def side_by_side(title: str, *, floor: dict[str, float], name: str, figures: dic
 
 
 def engine_only(out, *, computations: int = 20_000) -> None:
+    """The engine alone, one process, over the seeded policies: with both learning settings off (v1) and
+    with the default (thompson and position correction), over the same learned counters, side by side."""
+    from compensation import learning
     from compensation.engine import compute_options
     from compensation.engine_types import CustomerFacts, IncidentFacts, Spending
     from policies.index import policy_index_build
@@ -284,25 +287,50 @@ def engine_only(out, *, computations: int = 20_000) -> None:
         )
         for i in range(500)
     ]
+    # Counters as months of outcomes leave them: every template shown at a, b and c, chosen now and then.
+    counts = {}
+    for policy in index.policies.values():
+        for offer in policy.offers:
+            shown = [rng.randint(0, 200) for _ in range(3)]
+            counts[offer.id] = learning.OfferCounts(*shown, rng.randint(0, sum(shown) // 3))
+    learned = learning.LearningStats(offers=counts, positions=learning.PositionCounts(1000, 400, 200, 100))
     spending = Spending()
-    started = time.perf_counter()
-    for n in range(computations):
-        customer, incident = cases[n % len(cases)]
-        compute_options(
-            index=index,
-            customer=customer,
-            incident=incident,
-            spending=spending,
-            stats={},
-            currency="USD",
-            approval_limit=Decimal("100"),
-        )
-    elapsed = time.perf_counter() - started
-    print(
-        f"engine alone ({len(index.policies)} active policies, one process): "
-        f"{computations / elapsed:,.0f} offer computations/s",
-        file=out,
+    figures = {}
+    for name, mode, stats in (
+        ("v1 (both off), learned counters", learning.V1, learned),
+        ("thompson + correction, learned counters", learning.LearningMode(), learned),
+        ("v1 (both off), nothing learned", learning.V1, learning.LearningStats()),
+        ("thompson + correction, nothing learned", learning.LearningMode(), learning.LearningStats()),
+    ):
+        started = time.perf_counter()
+        for n in range(computations):
+            customer, incident = cases[n % len(cases)]
+            compute_options(
+                index=index,
+                customer=customer,
+                incident=incident,
+                spending=spending,
+                stats=stats,
+                currency="USD",
+                approval_limit=Decimal("100"),
+                mode=mode,
+                seed=n,
+            )
+        figures[name] = computations / (time.perf_counter() - started)
+    print(f"engine alone ({len(index.policies)} active policies, one process):", file=out)
+    for name, rate in figures.items():
+        print(f"  {name:<42}{rate:>10,.0f} offer computations/s", file=out)
+
+
+def engine_only_run(*, policies: int = POLICIES, out=sys.stdout) -> None:
+    """``--engine-only``: seed the policies over 50 categories, then :func:`engine_only`."""
+    from policies.models import Category
+
+    categories = Category.objects.bulk_create(
+        [Category(slug=f"cat_{i}", name=f"problem {i}") for i in range(CATEGORIES)]
     )
+    seed_policies(policies, categories=categories)
+    engine_only(out)
 
 
 def index_memory(out, *, policies: int = 10_000) -> None:
