@@ -16,7 +16,7 @@ from django.core.cache.backends.redis import RedisCache
 from django.core.handlers.wsgi import LimitedStream
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.utils.http import parse_header_parameters
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.throttling import AnonRateThrottle, BaseThrottle, UserRateThrottle
@@ -144,6 +144,15 @@ class JSONContentNegotiation(DefaultContentNegotiation):
         if parser is None and is_json_media_type(request.content_type or ""):
             parser = next((p for p in parsers if isinstance(p, JSONParser)), None)
         return parser
+
+    def filter_renderers(self, renderers: list[Any], format: str) -> list[Any]:
+        """``?format=`` naming a format the endpoint does not offer is a 400 that names those it does (DRF
+        answers 404, as if the URL named nothing). Decided before authentication, as DRF decides it."""
+        chosen = [renderer for renderer in renderers if renderer.format == format]
+        if not chosen:
+            offered = ", ".join(sorted({renderer.format for renderer in renderers}))
+            raise ValidationError({"format": [f"{format!r} is not a format this endpoint offers ({offered})."]})
+        return chosen
 
 
 class SafeJSONParser(JSONParser):

@@ -319,3 +319,19 @@ def test_the_schema_types_the_parameters_as_the_api_reads_them(api_client: Any) 
     for path in ("/api/v1/offer-sets/", "/api/v1/offer-sets/{offer_set_id}/outcome/"):
         assert parameter(path, "post", "Idempotency-Key") == {"type": "string", "minLength": 1, "maxLength": 255}
     assert parameter("/api/v1/escalations/", "get", "overdue") == {"type": "boolean"}
+
+
+@pytest.mark.parametrize(
+    ("path", "offered"),
+    [("/api/v1/reports/agents/", "api, json"), ("/api/v1/outcomes/", "api, csv, json")],
+)
+def test_a_format_the_endpoint_does_not_offer_is_a_400_naming_those_it_does(
+    client_for: Any, path: str, offered: str
+) -> None:
+    manager = client_for("manager")
+
+    response = manager.get(path, {"format": "xml"})
+
+    assert response.status_code == 400
+    assert response.json() == {"format": [f"'xml' is not a format this endpoint offers ({offered})."]}
+    assert manager.get(path, {"format": "json"}).status_code == 200

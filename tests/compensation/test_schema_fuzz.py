@@ -141,6 +141,7 @@ class World:
     real: dict[tuple[str | None, ParameterLocation, str], list[Any]]  # by operation (None: any), location, name
     operation: str | None = None
     statuses: dict[int, int] = field(default_factory=dict)
+    format_refused: int = 0  # 400s for a ?format the endpoint does not offer, to a role it refuses
     valid: int = 0  # requests meant to be valid
     valid_2xx: int = 0
     failed: bool = False
@@ -191,7 +192,15 @@ class World:
             sent = next((v for k, v in (case.headers or {}).items() if k.lower() == "content-type"), case.media_type)
             assert not is_json_media_type(sent or ""), sent
         self.operation = case.operation.label
-        self.statuses[status] = self.statuses.get(status, 0) + 1
+        if status == 400 and self.operation not in ALLOWED[self.role]:
+            # Refused before any permission check too: only a ?format the endpoint does not offer.
+            asked = (case.query or {}).get("format")
+            asked = asked[-1] if isinstance(asked, list) and asked else asked  # DRF reads the last one
+            assert isinstance(asked, str), case.query
+            assert asked not in {"json", "csv"}, case.query
+            self.format_refused += 1
+        else:
+            self.statuses[status] = self.statuses.get(status, 0) + 1
         if _meant_valid(case):
             self.valid += 1
             self.valid_2xx += 200 <= status < 300
@@ -204,16 +213,17 @@ class World:
 
     def check(self) -> None:
         """What the test's requests, together, must show."""
-        sent = sum(self.statuses.values())
+        sent = sum(self.statuses.values()) + self.format_refused
         answers = f"{sent} requests, {self.valid} meant to be valid ({self.valid_2xx} got a 2xx): {self.statuses}"
         assert sent >= MINIMUM_REQUESTS_PER_TEST, answers
         assert 401 not in self.statuses, f"a valid token was refused: {answers}"
         if self.operation in ALLOWED[self.role]:
             assert self.valid_2xx >= self.valid * VALID_ANSWERED_2XX_AT_LEAST, answers
         else:
-            # A refusal, whatever the request; a 404 when the URL names nothing (a malformed id,
-            # an unknown ?format) and so no view, and no permission check, is reached; a 415 for a
-            # body that is not JSON, refused before it is read, whoever sent it.
+            # A refusal, whatever the request; a 404 when the URL names nothing (a malformed id)
+            # and so no view, and no permission check, is reached; a 415 for a body that is not
+            # JSON, refused before it is read, and a 400 for a ?format the endpoint does not offer,
+            # refused before the permission check (counted apart: World.count), whoever sent them.
             assert set(self.statuses) <= {403, 404, 415}, answers
             assert 403 in self.statuses, answers
 
