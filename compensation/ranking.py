@@ -133,12 +133,12 @@ def score_all(
     shares: tuple[float, float, float],
 ) -> list[Scored]:
     """Every candidate's factors and their product, with the posterior mean as the propensity; cheap, since
-    every candidate is scored. Under thompson, :func:`explore` then draws where a draw can matter."""
-    offers, mean, correction = stats.offers, learning.mean, mode.correction
+    every candidate is scored. Under thompson the propensity is left at 0 for :func:`explore` to draw."""
+    offers, mean, correction, drawing = stats.offers, learning.mean, mode.correction, mode.exploration
     out = []
     for candidate in candidates:
         counts = offers.get(candidate.offer.id, NO_COUNTS)
-        p = mean(counts, shares, correction=correction)
+        p = 0.0 if drawing else mean(counts, shares, correction=correction)  # (explore draws it)
         w = 0.5 + 1.5 * candidate.policy.priority / 100  # priority_weight
         v = value_factor(candidate, allowance)
         out.append(Scored(candidate, p, w, v, p * w * v, counts, allowance))
