@@ -109,14 +109,14 @@ def request_facts(
             f"WHERE {q('month')} = %s AND {q('policy_id')} IN ({marks})"
         )
         params += [month_start(now), *monthly_capped]
+    # The shards' rows as they are (summed below): an index scan each, no aggregate to plan.
     parts.append(
-        f"SELECT 's', {q('offer_template_id')}, CAST(SUM({q('shown_a')}) AS NUMERIC), SUM({q('shown_b')}), "
-        f"SUM({q('shown_c')}), SUM({q('chosen')}) FROM {table(AcceptanceStat)} "
-        f"WHERE {q('category_id')} = %s GROUP BY {q('offer_template_id')}"
+        f"SELECT 's', {q('offer_template_id')}, CAST({q('shown_a')} AS NUMERIC), {q('shown_b')}, "
+        f"{q('shown_c')}, {q('chosen')} FROM {table(AcceptanceStat)} WHERE {q('category_id')} = %s"
     )
     parts.append(
-        f"SELECT 'q', COUNT(*), CAST(SUM({q('outcomes')}) AS NUMERIC), SUM({q('chosen_a')}), "
-        f"SUM({q('chosen_b')}), SUM({q('chosen_c')}) FROM {table(PositionStat)} WHERE {q('category_id')} = %s"
+        f"SELECT 'q', {q('shard')}, CAST({q('outcomes')} AS NUMERIC), {q('chosen_a')}, "
+        f"{q('chosen_b')}, {q('chosen_c')} FROM {table(PositionStat)} WHERE {q('category_id')} = %s"
     )
     params += [category_id, category_id]
 
@@ -132,10 +132,11 @@ def request_facts(
     positions = PositionCounts()
     for tag, key, first, second, third, fourth in rows:
         if tag == "s":
-            offers[key] = OfferCounts(int(first), int(second), int(third), int(fourth))
+            row = OfferCounts(int(first), second, third, fourth)
+            other = offers.get(key)
+            offers[key] = row if other is None else OfferCounts(*map(sum, zip(other, row, strict=True)))
         elif tag == "q":
-            if first is not None:  # no shard yet: SUM of nothing
-                positions = PositionCounts(int(first), int(second), int(third), int(fourth))
+            positions = PositionCounts(*map(sum, zip(positions, (int(first), second, third, fourth), strict=True)))
         elif tag == "m":
             month_spent[key] = Decimal(str(first))
         elif tag == "c":

@@ -134,6 +134,8 @@ def test_preview_shows_the_remedy_first_and_why_each_offer_was_left_out(admin_cl
     assert (refund.candidate.kind, refund.candidate.amount) == ("refund", Decimal("120.00"))
     assert refund.title == "Your $120.00 back"
     assert html.index("Put right first (remedy)") < html.index('id="remedy-table"') < html.index('id="option-table"')
+    assert result.options
+    assert all(f"propensity mean {option.propensity_mean}" in html for option in result.options)
     assert escape(refund.title) in html
     assert escape(refund.message) in html
     assert "Double charge refund (v1)" in html
