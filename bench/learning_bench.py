@@ -543,11 +543,13 @@ def report(outcomes: Sequence[Outcome], truth: dict[tuple[int, int], float], *, 
     )
     v1, corrected = outcomes[0], outcomes[-1]
     lowest = all(corrected.regret < o.regret for o in outcomes[:-1])
+    ends_lowest = all(late_regret(corrected) < late_regret(o) for o in outcomes[:-1])
     _, clear_first, _ = last_shares(corrected)
     _, v1_clear, _ = last_shares(v1)
     first_best, v1_first = last_shares(corrected)[0], last_shares(v1)[0]
     print(
-        f"targets: {corrected.name} has the lowest cumulative regret: {'met' if lowest else 'NOT met'}"
+        f"targets: {corrected.name} ends with the lowest regret (the last quarter's): "
+        f"{'met' if ends_lowest else 'NOT met'}; its cumulative regret is the lowest: {'met' if lowest else 'NOT met'}"
         f"{_crossings(corrected, outcomes[:-1])}; ≥ {CLEAR_TARGET:.0%} first where the best beats the runner-up by "
         f"≥ {CLEAR_GAP - 1:.0%}: {_percent(clear_first, 1)}, {'met' if clear_first >= CLEAR_TARGET else 'NOT met'}; "
         f"{v1.name} {'fails' if v1_clear < CLEAR_TARGET else 'does not fail'} there ({_percent(v1_clear, 1)}; "

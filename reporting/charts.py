@@ -129,6 +129,11 @@ def _svg(*, chart_id: str, title: str, summary: str, height: float, body: SafeSt
     )
 
 
+def _empty_chart(*, chart_id: str, title: str, summary: str, message: str, height: float) -> SafeString:
+    """A chart with nothing to draw: its frame and ``message``, still titled and described."""
+    return _svg(chart_id=chart_id, title=title, summary=summary, height=height, body=_empty(message, height=height))
+
+
 def _empty(message: str, *, height: float) -> SafeString:
     return format_html(
         '<rect class="frame" x="0.5" y="0.5" width="{}" height="{}" rx="4"></rect>'
@@ -249,9 +254,7 @@ def bar_chart(
     """Vertical bars, grouped by label, one colour per series; a zero or missing value draws no bar."""
     values = [v for one in series for v in one.values if v]
     if not labels or not values or max(values) <= 0:
-        return _svg(
-            chart_id=chart_id, title=title, summary=summary, height=HEIGHT, body=_empty(empty_message, height=HEIGHT)
-        )
+        return _empty_chart(chart_id=chart_id, title=title, summary=summary, message=empty_message, height=HEIGHT)
     scale = _nice_scale(max(values), integer=integer)
     plot_bottom = HEIGHT - MARGIN_BOTTOM
     plot_height = plot_bottom - MARGIN_TOP
@@ -307,9 +310,7 @@ def line_chart(
     present = [v for v in series.values if v is not None]
     top = max([*present, y_max or 0.0], default=0.0)
     if not labels or not present or top <= 0:
-        return _svg(
-            chart_id=chart_id, title=title, summary=summary, height=HEIGHT, body=_empty(empty_message, height=HEIGHT)
-        )
+        return _empty_chart(chart_id=chart_id, title=title, summary=summary, message=empty_message, height=HEIGHT)
     scale = _nice_scale(top, integer=False)
     plot_bottom = HEIGHT - MARGIN_BOTTOM
     plot_height = plot_bottom - MARGIN_TOP
@@ -367,13 +368,7 @@ def hbar_chart(
 ) -> SafeString:
     """One horizontal bar per row on a fixed 0 to ``max_value`` scale, the row's text after it."""
     if not rows or max_value <= 0:
-        return _svg(
-            chart_id=chart_id,
-            title=title,
-            summary=summary,
-            height=HEIGHT / 2,
-            body=_empty(empty_message, height=HEIGHT / 2),
-        )
+        return _empty_chart(chart_id=chart_id, title=title, summary=summary, message=empty_message, height=HEIGHT / 2)
     top = 8.0
     height = top + HBAR_ROW * len(rows) + 40
     left = HBAR_LABEL_WIDTH
@@ -446,13 +441,7 @@ def range_chart(
     """One horizontal range per row (``low`` to ``high``) with a mark at ``mark``, on a fixed 0 to
     ``max_value`` scale, the row's label before it and its text after it."""
     if not rows or max_value <= 0:
-        return _svg(
-            chart_id=chart_id,
-            title=title,
-            summary=summary,
-            height=HEIGHT / 2,
-            body=_empty(empty_message, height=HEIGHT / 2),
-        )
+        return _empty_chart(chart_id=chart_id, title=title, summary=summary, message=empty_message, height=HEIGHT / 2)
     top = 8.0
     height = top + HBAR_ROW * len(rows) + 40
     left = RANGE_LABEL_WIDTH
