@@ -127,28 +127,29 @@ def expected_choices(counts: OfferCounts, shares: tuple[float, float, float]) ->
 
 def mean(counts: OfferCounts, shares: tuple[float, float, float], *, correction: bool) -> float:
     """:func:`posterior`'s mean alone, with the same floats: the ranking's propensity without exploration."""
-    chosen = counts[3]
     if not correction:
-        return (chosen + PRIOR_STRENGTH * PRIOR_ACCEPTANCE) / (counts[0] + counts[1] + counts[2] + PRIOR_STRENGTH)
-    expected = counts[0] * shares[0] + counts[1] * shares[1] + counts[2] * shares[2]
+        return (counts[3] + PRIOR_STRENGTH * PRIOR_ACCEPTANCE) / (counts[0] + counts[1] + counts[2] + PRIOR_STRENGTH)
+    alpha, beta = shape(counts, shares, correction=True)
+    return alpha / (alpha + beta)
+
+
+def shape(counts: OfferCounts, shares: tuple[float, float, float], *, correction: bool) -> tuple[float, float]:
+    """The posterior's ``(alpha, beta)``: ``Beta(chosen + m, max(0.5, (expected + m) / p0 − chosen − m))``, where
+    ``expected`` is ``Σ_p shown_at[p] × share[p]`` with correction and ``shown × p0`` (v1's) without."""
+    a, b, c, chosen = counts
     alpha = chosen + PRIOR_CHOICES
-    beta = (expected + PRIOR_CHOICES) / PRIOR_ACCEPTANCE - alpha
-    return alpha / (alpha + (beta if beta > 0.5 else 0.5))
+    if not correction:  # (shown/3 + m) × 3 − chosen − m, exactly
+        return alpha, a + b + c - chosen + PRIOR_STRENGTH - PRIOR_CHOICES
+    beta = (a * shares[0] + b * shares[1] + c * shares[2] + PRIOR_CHOICES) / PRIOR_ACCEPTANCE - alpha
+    return alpha, (beta if beta > 0.5 else 0.5)
 
 
 def posterior(counts: OfferCounts, shares: tuple[float, float, float], *, correction: bool) -> Posterior:
-    """The Beta posterior of one offer's propensity in one category, and its mean."""
-    chosen = counts.chosen
-    if not correction:  # v1: the same arithmetic, so the same floats
-        offered = counts.shown
-        mean = (chosen + PRIOR_STRENGTH * PRIOR_ACCEPTANCE) / (offered + PRIOR_STRENGTH)
-        return Posterior(
-            chosen + PRIOR_CHOICES, offered - chosen + PRIOR_STRENGTH - PRIOR_CHOICES, mean, offered * PRIOR_ACCEPTANCE
-        )
-    expected = expected_choices(counts, shares)
-    alpha = chosen + PRIOR_CHOICES
-    beta = max(0.5, (expected + PRIOR_CHOICES) / PRIOR_ACCEPTANCE - chosen - PRIOR_CHOICES)
-    return Posterior(alpha, beta, alpha / (alpha + beta), expected)
+    """The Beta posterior of one offer's propensity in one category, its mean and the choices expected."""
+    alpha, beta = shape(counts, shares, correction=correction)
+    if not correction:
+        return Posterior(alpha, beta, mean(counts, shares, correction=False), counts.shown * PRIOR_ACCEPTANCE)
+    return Posterior(alpha, beta, alpha / (alpha + beta), expected_choices(counts, shares))
 
 
 # --- Seeded draws ------------------------------------------------------------------------

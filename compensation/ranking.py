@@ -99,13 +99,9 @@ def value_factor(candidate: Candidate, allowance: float) -> float:
     return fit * worth * personal
 
 
-def _round(value: float) -> float:
-    return float(f"{value:.4g}")
-
-
 def shown_round(value: float) -> float:
     """A figure as options show it: four significant digits."""
-    return _round(value)
+    return float(f"{value:.4g}")
 
 
 def score(
@@ -165,8 +161,7 @@ def explore(
     candidate drawn, for fewer draws. ``everyone``: draw them all (to explain every candidate, or when a
     policy placed ``lead`` picks among its own by score).
     """
-    draw, floor_, m, p0 = learning.draw, 0.5, learning.PRIOR_CHOICES, learning.PRIOR_ACCEPTANCE
-    s0, s1, s2 = shares
+    draw, shape = learning.draw, learning.shape
     capped = sorted(((item.priority_weight * item.value, item) for item in scored), key=_first, reverse=True)
     pruning = not everyone and len({item.candidate.kind for item in scored}) >= limit
     best: dict[str, float] = {}  # kind -> the highest score drawn
@@ -180,13 +175,7 @@ def explore(
                 continue  # another of its kind beats it whatever it draws
             if threshold > cap and (own < threshold or _kth_other(best, kind, limit) > cap):
                 continue  # limit other kinds beat it whatever it draws
-        a, b, c, chosen = item.counts
-        alpha = chosen + m
-        if correction:
-            beta = (a * s0 + b * s1 + c * s2 + m) / p0 - alpha
-            beta = beta if beta > floor_ else floor_
-        else:
-            beta = a + b + c - chosen + learning.PRIOR_STRENGTH - m
+        alpha, beta = shape(item.counts, shares, correction=correction)
         item.propensity = p = draw(seed, item.candidate.offer.id, alpha, beta)
         item.score = score = p * cap
         drawn.append(item)
@@ -209,9 +198,9 @@ def _kth_other(best: dict[str, float], kind: str, k: int) -> float:
 
 def _shown_factors(item: Scored) -> dict[str, float]:
     return {
-        "propensity": _round(item.propensity),
-        "priority_weight": _round(item.priority_weight),
-        "value": _round(item.value),
+        "propensity": shown_round(item.propensity),
+        "priority_weight": shown_round(item.priority_weight),
+        "value": shown_round(item.value),
     }
 
 

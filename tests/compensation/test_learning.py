@@ -105,6 +105,23 @@ def test_chosen_as_often_at_c_as_at_a_ranks_higher_whenever_share_a_exceeds_shar
     assert at_c.mean > at_a.mean or at_a.beta == at_c.beta == 0.5  # equal only where both stop at the top
 
 
+@given(
+    counts=st.tuples(*[st.integers(0, 5000)] * 4),
+    shares=st.tuples(*[st.floats(0, 0.6)] * 3),
+    correction=st.booleans(),
+)
+@settings(max_examples=300, deadline=None)
+def test_the_ranking_uses_the_posteriors_own_mean(
+    counts: tuple[int, int, int, int], shares: tuple[float, float, float], correction: bool
+) -> None:
+    offer = OfferCounts(*counts[:3], min(counts[3], sum(counts[:3])))
+
+    assert (
+        learning.mean(offer, shares, correction=correction)
+        == learning.posterior(offer, shares, correction=correction).mean
+    )
+
+
 @pytest.mark.parametrize(("offered", "chosen"), [(0, 0), (30, 20), (10, 0), (1, 1), (1000, 333)])
 def test_without_correction_the_posterior_is_v1s(offered: int, chosen: int) -> None:
     # Split across positions any way: v1 does not see them.
