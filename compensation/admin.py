@@ -152,6 +152,7 @@ class OfferSetAdmin(ReadOnlyAdmin):
             "result": result,
             "currency": settings.DEFAULT_CURRENCY,
             "opts": self.model._meta,
+            "exploring": settings.RANKING_EXPLORATION == "thompson",
         }
         if result is not None:
             context.update(_preview_remedy(result.remedy))

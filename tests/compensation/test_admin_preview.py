@@ -136,6 +136,7 @@ def test_preview_shows_the_remedy_first_and_why_each_offer_was_left_out(admin_cl
     assert html.index("Put right first (remedy)") < html.index('id="remedy-table"') < html.index('id="option-table"')
     assert result.options
     assert all(f"propensity mean {option.propensity_mean}" in html for option in result.options)
+    assert 'id="exploring-note"' not in html  # the tests rank without exploration (tests/settings.py)
     assert escape(refund.title) in html
     assert escape(refund.message) in html
     assert "Double charge refund (v1)" in html
@@ -170,3 +171,13 @@ def test_preview_without_a_remedy_says_so(admin_client, demo):
 
 def test_preview_needs_staff(client, demo):
     assert client.get(URL).status_code == 302  # to the admin login
+
+
+def test_with_exploration_on_the_preview_says_each_try_draws_afresh(admin_client, remedy_pack, settings):
+    settings.RANKING_EXPLORATION = "thompson"
+
+    response = admin_client.post(URL, sample(category="double_charge", order_value="120"))
+
+    assert response.status_code == 200
+    assert 'id="exploring-note"' in response.content.decode()
+    assert response.context["result"].options
