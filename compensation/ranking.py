@@ -345,14 +345,26 @@ def learned_words(item: Scored, mode: LearningMode) -> str:
     if not counts.shown:
         words = "no outcomes yet, so it starts from the average acceptance"
     elif mode.correction:
-        about = _about(post.expected)
-        were = "choice was" if about == "1" else "choices were"
-        words = f"chosen {_times(counts.chosen, once=True)} where about {about} {were} expected at its positions"
+        words = _against_expected(counts, post.expected)
     else:
         words = f"chosen {counts.chosen} of {counts.shown} times it was offered for this category"
     if mode.exploration and learning.still_exploring(post.alpha, post.beta):
         return f"new option: still exploring; {words}"
     return f"new option: {words}" if not counts.shown else words
+
+
+def _against_expected(counts: OfferCounts, expected: float) -> str:
+    """"chosen 12 times where about 7 choices were expected at its positions", and its rarer forms."""
+    if expected < 0.05:  # shown only where nobody has chosen yet
+        times = "once" if counts.shown == 1 else f"{counts.shown} times"
+        if not counts.chosen:
+            return f"shown {times}, at positions where no customer has chosen yet"
+        return f"chosen {_times(counts.chosen, once=True)} where almost no choices were expected at its positions"
+    about = _about(expected)
+    were = "choice was" if about == "1" else "choices were"
+    if not counts.chosen:
+        return f"not chosen yet where about {about} {were} expected at its positions"
+    return f"chosen {_times(counts.chosen, once=True)} where about {about} {were} expected at its positions"
 
 
 def _about(expected: float) -> str:

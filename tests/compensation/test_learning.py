@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compensation import learning
+from compensation import learning, ranking
 from compensation.engine import compute_options
 from compensation.engine_types import Spending
 from compensation.learning import (
@@ -435,6 +435,25 @@ def test_reasons_say_still_exploring_while_the_interval_is_wide() -> None:
     assert words[10] == "new option: still exploring; chosen twice where about 2 choices were expected at its positions"
     assert words[20] == "chosen 30 times where about 24 choices were expected at its positions"
     assert words[30] == "new option: still exploring; no outcomes yet, so it starts from the average acceptance"
+
+
+@pytest.mark.parametrize(
+    ("counts", "words"),
+    [
+        (OfferCounts(0, 2, 0, 0), "shown 2 times, at positions where no customer has chosen yet"),  # share b is 0
+        (OfferCounts(0, 1, 0, 0), "shown once, at positions where no customer has chosen yet"),
+        (OfferCounts(5, 0, 0, 0), "not chosen yet where about 2.5 choices were expected at its positions"),
+        (OfferCounts(2, 0, 0, 1), "chosen once where about 1 choice was expected at its positions"),
+        (OfferCounts(30, 0, 0, 12), "chosen 12 times where about 15 choices were expected at its positions"),
+    ],
+)
+def test_the_words_for_what_outcomes_say(counts: OfferCounts, words: str) -> None:
+    shares = (0.5, 0.0, 0.25)  # half the outcomes chose a, none b, a quarter c
+    # The words read only the counters and the posterior: no candidate needed.
+    item = ranking.Scored(None, 0.3, 1.0, 1.0, 0.3, counts, 10.0)  # type: ignore[arg-type]
+    item.posterior = learning.posterior(counts, shares, correction=True)
+
+    assert ranking.learned_words(item, CORRECTED) == words
 
 
 # --- The counters a recorded outcome adds -----------------------------------------------------------
