@@ -354,7 +354,7 @@ def learned_words(item: Scored, mode: LearningMode) -> str:
 
 
 def _against_expected(counts: OfferCounts, expected: float) -> str:
-    """"chosen 12 times where about 7 choices were expected at its positions", and its rarer forms."""
+    """Chosen against expected in words: "chosen 12 times where about 7 choices were expected at its positions"."""
     if expected < 0.05:  # shown only where nobody has chosen yet
         times = "once" if counts.shown == 1 else f"{counts.shown} times"
         if not counts.chosen:
