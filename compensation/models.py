@@ -407,7 +407,8 @@ class PositionStat(models.Model):
     recording in a category adds here, so one row would make them queue.
     """
 
-    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="+")
+    # Indexed by the unique (category, shard) constraint below.
+    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="+", db_index=False)
     shard = models.PositiveSmallIntegerField(default=0)
     outcomes = models.PositiveIntegerField(default=0)
     chosen_a = models.PositiveIntegerField(default=0)

@@ -98,7 +98,7 @@ class Migration(migrations.Migration):
             model_name="positionstat",
             name="category",
             field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="policies.category"
+                db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name="+", to="policies.category"
             ),
         ),
         migrations.AddConstraint(
