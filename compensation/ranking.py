@@ -181,7 +181,8 @@ def explore(
         drawn.append(item)
         if score > best.get(kind, -1.0):
             best[kind] = score
-            if len(best) >= limit:
+            # The limit-th best moves only when a kind's best passes it (or the limit-th kind arrives).
+            if len(best) >= limit and score > threshold:
                 threshold = sorted(best.values(), reverse=True)[limit - 1]
     return drawn
 
