@@ -129,6 +129,10 @@ def _svg(*, chart_id: str, title: str, summary: str, height: float, body: SafeSt
     )
 
 
+def _x_axis_label(text: str, *, x: float, y: float) -> SafeString:
+    return format_html('<text class="axis-label" x="{}" y="{}" text-anchor="middle">{}</text>', _f(x), _f(y), text)
+
+
 def _empty_chart(*, chart_id: str, title: str, summary: str, message: str, height: float) -> SafeString:
     """A chart with nothing to draw: its frame and ``message``, still titled and described."""
     return _svg(chart_id=chart_id, title=title, summary=summary, height=height, body=_empty(message, height=height))
@@ -227,14 +231,7 @@ def _x_axis(labels: Sequence[str], *, band: float, plot_bottom: float, x_label: 
                 label,
             )
         )
-    parts.append(
-        format_html(
-            '<text class="axis-label" x="{}" y="{}" text-anchor="middle">{}</text>',
-            _f(MARGIN_LEFT + (WIDTH - MARGIN_LEFT - MARGIN_RIGHT) / 2),
-            HEIGHT - 8,
-            x_label,
-        )
-    )
+    parts.append(_x_axis_label(x_label, x=MARGIN_LEFT + (WIDTH - MARGIN_LEFT - MARGIN_RIGHT) / 2, y=HEIGHT - 8))
     return _join(parts)
 
 
@@ -416,14 +413,7 @@ def hbar_chart(
                 row.text,
             )
         )
-    parts.append(
-        format_html(
-            '<text class="axis-label" x="{}" y="{}" text-anchor="middle">{}</text>',
-            _f(left + plot_width / 2),
-            _f(height - 6),
-            x_label,
-        )
-    )
+    parts.append(_x_axis_label(x_label, x=left + plot_width / 2, y=height - 6))
     return _svg(chart_id=chart_id, title=title, summary=summary, height=height, body=_join(parts))
 
 
@@ -499,12 +489,5 @@ def range_chart(
                 row.text,
             )
         )
-    parts.append(
-        format_html(
-            '<text class="axis-label" x="{}" y="{}" text-anchor="middle">{}</text>',
-            _f(left + plot_width / 2),
-            _f(height - 6),
-            x_label,
-        )
-    )
+    parts.append(_x_axis_label(x_label, x=left + plot_width / 2, y=height - 6))
     return _svg(chart_id=chart_id, title=title, summary=summary, height=height, body=_join(parts))

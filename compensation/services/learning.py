@@ -25,45 +25,64 @@ def learning_counters_add(*, delta: StatisticsDelta, shard: int | None = None) -
     """
     if not delta:
         return
-    shard = secrets.randbelow(STAT_SHARDS) if shard is None else shard
+    shard = secrets.randbelow(STAT_SHARDS) if shard is None else int(shard)
     q = connection.ops.quote_name
-    statements = []
+    statements: list[tuple[str, list[int]]] = []
     if delta.offers:
-        stat, templates = q(AcceptanceStat._meta.db_table), q(OfferTemplate._meta.db_table)
         keys = sorted(delta.offers)
-        row = "(" + ", ".join([_INT] * 6) + ")"
-        statements.append(
-            (
-                f"WITH v (category_id, template_id, shown_a, shown_b, shown_c, chosen) AS "  # noqa: S608
-                f"(VALUES {', '.join([row] * len(keys))}) "
-                f"INSERT INTO {stat} "
-                f"(offer_template_id, category_id, shard, offered, shown_a, shown_b, shown_c, chosen) "
-                f"SELECT t.id, v.category_id, {int(shard)}, v.shown_a + v.shown_b + v.shown_c, v.shown_a, v.shown_b, "
-                f"v.shown_c, v.chosen FROM v JOIN {templates} t ON t.id = v.template_id "
-                f"WHERE true ORDER BY v.category_id, t.id "
-                f"ON CONFLICT (category_id, offer_template_id, shard) DO UPDATE SET "
-                f"offered = {stat}.offered + EXCLUDED.offered, shown_a = {stat}.shown_a + EXCLUDED.shown_a, "
-                f"shown_b = {stat}.shown_b + EXCLUDED.shown_b, shown_c = {stat}.shown_c + EXCLUDED.shown_c, "
-                f"chosen = {stat}.chosen + EXCLUDED.chosen",
-                [value for key in keys for value in (*key, *delta.offers[key])],
-            )
+        sql = _increments_sql(
+            table=q(AcceptanceStat._meta.db_table),
+            values=("category_id", "template_id", "shown_a", "shown_b", "shown_c", "chosen"),
+            rows=len(keys),
+            join=f"JOIN {q(OfferTemplate._meta.db_table)} t ON t.id = v.template_id",
+            inserted={
+                "offer_template_id": "t.id",
+                "category_id": "v.category_id",
+                "shard": str(shard),
+                "offered": "v.shown_a + v.shown_b + v.shown_c",
+                **{name: f"v.{name}" for name in ("shown_a", "shown_b", "shown_c", "chosen")},
+            },
+            order="v.category_id, t.id",
+            unique=("category_id", "offer_template_id", "shard"),
         )
-    stat, categories = q(PositionStat._meta.db_table), q(Category._meta.db_table)
+        statements.append((sql, [value for key in keys for value in (*key, *delta.offers[key])]))
     keys = sorted(delta.positions)
-    row = "(" + ", ".join([_INT] * 5) + ")"
-    statements.append(
-        (
-            f"WITH v (category_id, outcomes, chosen_a, chosen_b, chosen_c) AS "  # noqa: S608
-            f"(VALUES {', '.join([row] * len(keys))}) "
-            f"INSERT INTO {stat} (category_id, shard, outcomes, chosen_a, chosen_b, chosen_c) "
-            f"SELECT c.id, {int(shard)}, v.outcomes, v.chosen_a, v.chosen_b, v.chosen_c "
-            f"FROM v JOIN {categories} c ON c.id = v.category_id WHERE true ORDER BY c.id "
-            f"ON CONFLICT (category_id, shard) DO UPDATE SET outcomes = {stat}.outcomes + EXCLUDED.outcomes, "
-            f"chosen_a = {stat}.chosen_a + EXCLUDED.chosen_a, chosen_b = {stat}.chosen_b + EXCLUDED.chosen_b, "
-            f"chosen_c = {stat}.chosen_c + EXCLUDED.chosen_c",
-            [value for key in keys for value in (key, *delta.positions[key])],
-        )
+    sql = _increments_sql(
+        table=q(PositionStat._meta.db_table),
+        values=("category_id", "outcomes", "chosen_a", "chosen_b", "chosen_c"),
+        rows=len(keys),
+        join=f"JOIN {q(Category._meta.db_table)} c ON c.id = v.category_id",
+        inserted={
+            "category_id": "c.id",
+            "shard": str(shard),
+            **{name: f"v.{name}" for name in ("outcomes", "chosen_a", "chosen_b", "chosen_c")},
+        },
+        order="c.id",
+        unique=("category_id", "shard"),
     )
+    statements.append((sql, [value for key in keys for value in (key, *delta.positions[key])]))
     with connection.cursor() as cursor:
         for sql, params in statements:
             cursor.execute(sql, params)
+
+
+def _increments_sql(
+    *,
+    table: str,
+    values: tuple[str, ...],
+    rows: int,
+    join: str,
+    inserted: dict[str, str],
+    order: str,
+    unique: tuple[str, ...],
+) -> str:
+    """``INSERT … SELECT`` from a ``VALUES`` list joined to the rows it refers to, in a fixed order, each
+    counter column (all but the ``unique`` ones) added to the stored row's on conflict. Trusted names only."""
+    row = "(" + ", ".join([_INT] * len(values)) + ")"
+    counters = [name for name in inserted if name not in unique]
+    return (
+        f"WITH v ({', '.join(values)}) AS (VALUES {', '.join([row] * rows)}) "  # noqa: S608 - names only
+        f"INSERT INTO {table} ({', '.join(inserted)}) SELECT {', '.join(inserted.values())} FROM v {join} "
+        f"WHERE true ORDER BY {order} ON CONFLICT ({', '.join(unique)}) DO UPDATE SET "
+        + ", ".join(f"{name} = {table}.{name} + EXCLUDED.{name}" for name in counters)
+    )
