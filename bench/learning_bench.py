@@ -286,11 +286,15 @@ def prepare(index: PolicyIndex, case: Case, truth: dict[tuple[int, int], float])
     scored = []
     acceptance: dict[int, float] = {}
     weight: dict[int, float] = {}
-    for candidate in candidates(index, customer, incident):
-        item = ranking.score(
-            candidate, customer=customer, incident=incident, stats=NOTHING_LEARNED, allowance=allowance
-        )
-        template_id = candidate.offer.id
+    everyone = ranking.score_all(
+        candidates(index, customer, incident),
+        stats=NOTHING_LEARNED,
+        allowance=allowance,
+        mode=learning.V1,
+        shares=ranking.NO_SHARES,
+    )
+    for item in everyone:
+        template_id = item.candidate.offer.id
         q = truth[(template_id, incident.category_id)]
         acceptance[template_id] = q
         weight[template_id] = item.priority_weight * item.value

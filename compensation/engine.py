@@ -347,8 +347,7 @@ def compute_options(
     chosen = ranking.select(drawn, limit=limit)
     options = []
     for position, item in enumerate(chosen):
-        if item.posterior is None:  # (drawn ones have theirs)
-            item.posterior = learning.posterior(item.counts, shares, correction=mode.correction)
+        item.posterior = learning.posterior(item.counts, shares, correction=mode.correction)
         title, message = render_texts(item.candidate, customer, incident, currency, money_locale)
         why_approval = approval_reason(item.candidate, approval_limit)
         options.append(

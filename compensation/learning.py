@@ -60,10 +60,6 @@ class OfferCounts(NamedTuple):
     def shown(self) -> int:
         return self.shown_a + self.shown_b + self.shown_c
 
-    @property
-    def shown_at(self) -> tuple[int, int, int]:
-        return (self.shown_a, self.shown_b, self.shown_c)
-
 
 class PositionCounts(NamedTuple):
     """One category's recorded outcomes and how many chose a, b and c (summed over shards)."""
@@ -115,9 +111,6 @@ class Posterior(NamedTuple):
     beta: float
     mean: float  # propensity_mean
     expected: float  # the choices an average offer would have had where this one stood
-
-
-PRIOR = Posterior(PRIOR_CHOICES, PRIOR_STRENGTH - PRIOR_CHOICES, PRIOR_ACCEPTANCE, 0.0)  # nothing known yet
 
 
 def expected_choices(counts: OfferCounts, shares: tuple[float, float, float]) -> float:

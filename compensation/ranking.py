@@ -30,7 +30,7 @@ from decimal import Decimal
 
 from compensation import learning
 from compensation.engine_types import Candidate, CustomerFacts, IncidentFacts
-from compensation.learning import PRIOR_ACCEPTANCE, PRIOR_STRENGTH, LearningMode, LearningStats, OfferCounts, Posterior
+from compensation.learning import LearningMode, LearningStats, OfferCounts, Posterior
 from policies.choices import OfferKind
 from policies.money import money
 
@@ -51,7 +51,7 @@ class Scored:
     score: float
     counts: OfferCounts
     allowance: float
-    posterior: Posterior | None = None  # computed for the candidates drawn and the options shown
+    posterior: Posterior | None = None  # computed for the options shown (their reasons read it)
     breakdown: dict[str, float] | None = None
     leads: bool = False  # placed first because its policy's placement is lead
 
@@ -70,11 +70,13 @@ def cost_allowance(*, customer: CustomerFacts, incident: IncidentFacts) -> float
 
 
 def propensity(offered: int, chosen: int) -> float:
-    """v1's smoothed acceptance (the posterior mean with both learning settings off)."""
-    return (chosen + PRIOR_STRENGTH * PRIOR_ACCEPTANCE) / (offered + PRIOR_STRENGTH)
+    """v1's smoothed acceptance ``(chosen + k·p0) / (offered + k)``: the posterior mean with both learning
+    settings off."""
+    return learning.mean(OfferCounts(offered, 0, 0, chosen), NO_SHARES, correction=False)
 
 
 NO_COUNTS = OfferCounts()
+NO_SHARES = (0.0, 0.0, 0.0)
 
 
 def priority_weight(priority: int) -> float:
@@ -104,22 +106,6 @@ def shown_round(value: float) -> float:
     return float(f"{value:.4g}")
 
 
-def score(
-    candidate: Candidate,
-    *,
-    customer: CustomerFacts,
-    incident: IncidentFacts,
-    stats: LearningStats,
-    allowance: float,
-    mode: LearningMode = learning.V1,
-    shares: tuple[float, float, float] | None = None,
-) -> Scored:
-    """The raw factors and their product, with the posterior mean as the propensity (:func:`score_all`
-    for one candidate)."""
-    shares = stats.positions.shares if shares is None else shares
-    return score_all([candidate], stats=stats, allowance=allowance, mode=mode, shares=shares)[0]
-
-
 def score_all(
     candidates: Sequence[Candidate],
     *,
@@ -135,7 +121,7 @@ def score_all(
     for candidate in candidates:
         counts = offers.get(candidate.offer.id, NO_COUNTS)
         p = 0.0 if drawing else mean(counts, shares, correction=correction)  # (explore draws it)
-        w = 0.5 + 1.5 * candidate.policy.priority / 100  # priority_weight
+        w = priority_weight(candidate.policy.priority)
         v = value_factor(candidate, allowance)
         out.append(Scored(candidate, p, w, v, p * w * v, counts, allowance))
     return out

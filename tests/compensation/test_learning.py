@@ -337,14 +337,28 @@ def test_thompson_uses_a_draw_from_the_posterior_seeded_by_the_set() -> None:
 
 
 def test_a_candidates_draw_does_not_depend_on_the_others() -> None:
-    seed = 987654321
-    alone = engine(STATS, mode=THOMPSON, seed=seed, policy_list=policies()[:2])
-    with_more = engine(STATS, mode=THOMPSON, seed=seed, policy_list=list(reversed(policies())))
+    seed, shares = 987654321, POSITIONS.shares
 
-    draws = {o.candidate.offer.id: o.score_breakdown["propensity"] for o in with_more.options}
-    for option in alone.options:
-        if option.candidate.offer.id in draws:
-            assert draws[option.candidate.offer.id] == option.score_breakdown["propensity"]
+    def draws(policy_list: list[Any]) -> dict[int, float]:
+        """Every candidate's draw (none left undrawn), by template."""
+        candidates = [candidate_of(p) for p in policy_list]
+        scored = ranking.score_all(candidates, stats=STATS, allowance=30.0, mode=THOMPSON, shares=shares)
+        drawn = ranking.explore(scored, seed=seed, shares=shares, correction=True, everyone=True)
+        return {item.candidate.offer.id: item.propensity for item in drawn}
+
+    alone = draws(policies()[:2])
+    with_more = draws(list(reversed(policies())))
+
+    assert set(alone) == {10, 20}
+    assert {template: with_more[template] for template in alone} == alone
+
+
+def candidate_of(policy: Any) -> Any:
+    from compensation.engine import candidate_for
+
+    return candidate_for(
+        policy, policy.offers[0], make_customer(), make_incident(severity=3, order_value=D("100.00")), D(1), None
+    )
 
 
 def test_thompson_explores_a_new_offer_and_settles_on_a_sure_one() -> None:

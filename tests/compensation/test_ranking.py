@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from compensation import ranking
+from compensation import learning, ranking
 from compensation.engine import candidate_for
 from compensation.engine_types import Spending
 from compensation.learning import OfferCounts
@@ -301,7 +301,7 @@ def test_propensity_of_a_new_offer_is_the_prior_not_zero():
 def test_propensity_moves_with_outcomes(offered, chosen, direction):
     value = ranking.propensity(offered, chosen)
     assert 0 < value < 1
-    assert (value > ranking.PRIOR_ACCEPTANCE + 1e-9) - (value < ranking.PRIOR_ACCEPTANCE - 1e-9) == direction
+    assert (value > learning.PRIOR_ACCEPTANCE + 1e-9) - (value < learning.PRIOR_ACCEPTANCE - 1e-9) == direction
 
 
 def test_propensity_rises_with_choices_and_falls_with_passes():
