@@ -324,6 +324,11 @@ class PolicyMonthSpend(models.Model):
     cap = models.DecimalField(
         **MONEY, null=True, blank=True, help_text="The policy's monthly budget when it was last charged."
     )
+    alerted_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When managers were e-mailed that this month's spend passed 80% of the cap (once a month).",
+    )
 
     class Meta:
         constraints = [
@@ -641,3 +646,39 @@ class FollowUp(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} for {self.outcome_id} ({self.status})"
+
+
+class Simulation(models.Model):
+    """A policy-pack draft replayed over recent incidents in Celery (compensation/simulation.py).
+
+    Kept 7 days (``SIMULATION_KEEP_DAYS``). One running simulation per user, held by the partial unique
+    constraint below, so two requests at once cannot both start one.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    days = models.PositiveSmallIntegerField(default=30)
+    pack = models.JSONField("draft pack", help_text="The pack as posted, validated before the run.")
+    progress = models.FloatField(default=0.0)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(null=True, blank=True)  # noqa: DJ001 - the API shows null until a run fails
+    created_at = models.DateTimeField(db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["created_by"], condition=Q(status="running"), name="simulation_one_running_per_user"
+            ),
+            models.CheckConstraint(condition=Q(progress__gte=0, progress__lte=1), name="simulation_progress_0_1"),
+        ]
+
+    def __str__(self) -> str:
+        return f"simulation {self.id} ({self.status})"
