@@ -9,6 +9,7 @@ only for the options that are shown.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 
 from compensation import learning, ranking
@@ -243,40 +244,38 @@ def approval_reason(candidate: Candidate, approval_limit: Decimal | None) -> str
     return "needs a manager's approval: " + "; ".join(why) if why else None
 
 
-# --- The whole computation ---------------------------------------------------------------
+@dataclass(slots=True)
+class Matched:
+    """What the policies that apply give, before ranking: the offers budgets can cover, the remedy items
+    (one per kind) and the policies that escalate; with ``explain``, why the rest give nothing."""
+
+    candidates: list[Candidate]
+    remedies: dict[str, Candidate]
+    escalating: list[CompiledPolicy]
+    not_offered: list[NotOffered]
 
 
-def compute_options(
+def match(
     *,
     index: PolicyIndex,
     customer: CustomerFacts,
     incident: IncidentFacts,
     spending: Spending,
-    stats: learning.LearningStats,
-    currency: str,
-    approval_limit: Decimal | None,
     explain: bool = False,
-    limit: int = 3,
+    currency: str = "",
     money_locale: str = "en_US",
-    mode: learning.LearningMode = learning.V1,
-    seed: int = 0,
-) -> EngineResult:
-    """Match policies, price their offers, drop what budgets cannot cover, rank, and render the top three.
+    matched: list[CompiledPolicy] | None = None,
+) -> Matched:
+    """Match the category's policies, price their offers and drop what budgets cannot cover.
 
-    Every policy that applies also gives its remedy (one item per kind: the
-    policy with the higher priority, then the lower id, keeps its own), priced
-    and rendered but never ranked nor limited by budgets. ``stats`` are the
-    learning counters of this incident's category, ``mode`` how the ranking
-    uses them and ``seed`` (the offer set's, ``learning.seed_of``) what its
-    draws are seeded with; ``approval_limit`` is None when the requester
-    never needs approval (managers).
+    ``matched``, when given, collects the policies whose conditions hold (a replay counts them).
+    ``currency`` and ``money_locale`` render the titles of offers left out, with ``explain``.
     """
     candidates: list[Candidate] = []
     not_offered: list[NotOffered] = []
     escalating: list[CompiledPolicy] = []
     remedies: dict[str, Candidate] = {}
     perk_choice: tuple[CompiledPerk, tuple[str, ...]] | bool | None = False  # False: not looked up yet
-    allowance = ranking.cost_allowance(customer=customer, incident=incident)
 
     for policy in index.policies_for(incident.category_id):
         failed = first_failed_condition(policy, customer, incident)
@@ -284,6 +283,8 @@ def compute_options(
             if explain:
                 not_offered.append(NotOffered(policy, failed))
             continue
+        if matched is not None:
+            matched.append(policy)
         if policy.escalate:
             escalating.append(policy)
         for remedy in policy.remedies:  # policies come by priority, then id: the first of a kind stands
@@ -332,6 +333,48 @@ def compute_options(
         if not produced and explain:
             not_offered.append(NotOffered(policy, excluded or "the policy has no offers"))
 
+    return Matched(candidates, remedies, escalating, not_offered)
+
+
+# --- The whole computation ---------------------------------------------------------------
+
+
+def compute_options(
+    *,
+    index: PolicyIndex,
+    customer: CustomerFacts,
+    incident: IncidentFacts,
+    spending: Spending,
+    stats: learning.LearningStats,
+    currency: str,
+    approval_limit: Decimal | None,
+    explain: bool = False,
+    limit: int = 3,
+    money_locale: str = "en_US",
+    mode: learning.LearningMode = learning.V1,
+    seed: int = 0,
+) -> EngineResult:
+    """Match policies, price their offers, drop what budgets cannot cover, rank, and render the top three.
+
+    Every policy that applies also gives its remedy (one item per kind: the
+    policy with the higher priority, then the lower id, keeps its own), priced
+    and rendered but never ranked nor limited by budgets. ``stats`` are the
+    learning counters of this incident's category, ``mode`` how the ranking
+    uses them and ``seed`` (the offer set's, ``learning.seed_of``) what its
+    draws are seeded with; ``approval_limit`` is None when the requester
+    never needs approval (managers).
+    """
+    found = match(
+        index=index,
+        customer=customer,
+        incident=incident,
+        spending=spending,
+        explain=explain,
+        currency=currency,
+        money_locale=money_locale,
+    )
+    candidates, not_offered = found.candidates, found.not_offered
+    allowance = ranking.cost_allowance(customer=customer, incident=incident)
     shares = stats.positions.shares
     scored = ranking.score_all(candidates, stats=stats, allowance=allowance, mode=mode, shares=shares)
     drawn = scored
@@ -368,7 +411,7 @@ def compute_options(
         )
     remedy = [
         RemedyItem(candidate, *render_texts(candidate, customer, incident, currency, money_locale))
-        for candidate in remedies.values()
+        for candidate in found.remedies.values()
     ]
     if explain:
         considered = {p.id for p in index.policies_for(incident.category_id)}
@@ -394,4 +437,39 @@ def compute_options(
             for item in sorted(scored, key=lambda s: s.sort_key)
             if id(item.candidate) not in shown_offers
         )
-    return EngineResult(options=options, escalating_policies=escalating, not_offered=not_offered, remedy=remedy)
+    return EngineResult(options=options, escalating_policies=found.escalating, not_offered=not_offered, remedy=remedy)
+
+
+# --- A replay: the ranking without texts -------------------------------------------------
+
+NO_SPENDING = Spending()
+
+
+@dataclass(slots=True)
+class Replayed:
+    """What a stored incident would get now: the options' scored candidates (a, b, c), the remedy items,
+    and the policies that matched it."""
+
+    options: list[ranking.Scored]
+    remedies: list[Candidate]
+    matched: list[CompiledPolicy]
+
+
+def replay(
+    *,
+    index: PolicyIndex,
+    customer: CustomerFacts,
+    incident: IncidentFacts,
+    stats: learning.LearningStats,
+    correction: bool,
+) -> Replayed:
+    """The options and remedy :func:`compute_options` gives, as a simulation replays them: posterior means
+    (no exploration), budgets and caps excluding nothing, no texts rendered (``render_texts`` renders an
+    option's when it is read)."""
+    matched: list[CompiledPolicy] = []
+    found = match(index=index, customer=customer, incident=incident, spending=NO_SPENDING, matched=matched)
+    mode = learning.LearningMode(exploration=False, correction=correction)
+    shares = stats.positions.shares
+    allowance = ranking.cost_allowance(customer=customer, incident=incident)
+    scored = ranking.score_all(found.candidates, stats=stats, allowance=allowance, mode=mode, shares=shares)
+    return Replayed(ranking.select(scored), list(found.remedies.values()), matched)

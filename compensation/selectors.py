@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, Sum
 
 from compensation.engine_types import Spending
 from compensation.learning import LearningStats, OfferCounts, PositionCounts
@@ -197,3 +197,28 @@ def escalation_list() -> QuerySet[Escalation]:
 def customers_with_changes() -> QuerySet[Customer]:
     """Customers with their change rows, newest first (``CustomerChange.Meta.ordering``)."""
     return Customer.objects.prefetch_related("changes")
+
+
+def learning_stats_by_category() -> dict[int, LearningStats]:
+    """Every category's learning counters, summed over their shards, in two grouped queries (a simulation
+    reads them once for all its incidents)."""
+    offers: dict[int, dict[int, OfferCounts]] = {}
+    rows = (
+        AcceptanceStat.objects.values("category_id", "offer_template_id")
+        .annotate(a=Sum("shown_a"), b=Sum("shown_b"), c=Sum("shown_c"), chosen=Sum("chosen"))
+        .values_list("category_id", "offer_template_id", "a", "b", "c", "chosen")
+    )
+    for category_id, template_id, a, b, c, chosen in rows:
+        offers.setdefault(category_id, {})[template_id] = OfferCounts(a, b, c, chosen)
+    positions = {
+        category_id: PositionCounts(outcomes, a, b, c)
+        for category_id, outcomes, a, b, c in PositionStat.objects.values("category_id")
+        .annotate(n=Sum("outcomes"), a=Sum("chosen_a"), b=Sum("chosen_b"), c=Sum("chosen_c"))
+        .values_list("category_id", "n", "a", "b", "c")
+    }
+    return {
+        category_id: LearningStats(
+            offers=offers.get(category_id, {}), positions=positions.get(category_id, PositionCounts())
+        )
+        for category_id in offers.keys() | positions.keys()
+    }

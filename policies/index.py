@@ -9,6 +9,7 @@ merged into every group), so the engine only looks at policies that can match.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -98,6 +99,7 @@ class PolicyIndex:
     any_category: tuple[CompiledPolicy, ...]
     perks: tuple[CompiledPerk, ...]
     budget_scopes: dict[int, BudgetScope] = field(default_factory=dict)  # by category id, built once
+    categories_by_id: dict[int, CompiledCategory] = field(default_factory=dict)
 
     def policies_for(self, category_id: int) -> tuple[CompiledPolicy, ...]:
         return self.by_category.get(category_id, self.any_category)
@@ -111,33 +113,74 @@ def _order(policy: CompiledPolicy) -> tuple[int, int]:
     return (-policy.priority, policy.id)
 
 
+def compiled_offer(o: OfferTemplate | RemedyTemplate, *, id: int | None = None) -> CompiledOffer:
+    """An offer or remedy row as the engine reads it (``id`` stands in for an unsaved row's)."""
+    return CompiledOffer(
+        id=o.id if id is None else id,
+        kind=o.kind,
+        title=o.title,
+        message=o.message,
+        value=o.value,
+        max_amount=o.max_amount,
+        cost=o.cost,
+        expires_in_days=o.expires_in_days,
+        requires_approval=o.requires_approval,
+        order=o.order,
+    )
+
+
 def _compiled_offers(model: type[OfferTemplate] | type[RemedyTemplate]) -> dict[int, list[CompiledOffer]]:
     """The active policies' offers (or remedies), by policy id, in their order."""
     compiled: dict[int, list[CompiledOffer]] = {}
     for o in model.objects.filter(policy__active=True).order_by("policy_id", "order", "pk"):
-        compiled.setdefault(o.policy_id, []).append(
-            CompiledOffer(
-                id=o.id,
-                kind=o.kind,
-                title=o.title,
-                message=o.message,
-                value=o.value,
-                max_amount=o.max_amount,
-                cost=o.cost,
-                expires_in_days=o.expires_in_days,
-                requires_approval=o.requires_approval,
-                order=o.order,
-            )
-        )
+        compiled.setdefault(o.policy_id, []).append(compiled_offer(o))
     return compiled
+
+
+def compiled_policy(
+    p: Policy,
+    *,
+    category_ids: Iterable[int],
+    offers: Iterable[CompiledOffer],
+    remedies: Iterable[CompiledOffer],
+    id: int | None = None,
+    version: int | None = None,
+) -> CompiledPolicy:
+    """A policy as the engine reads it; ``id`` and ``version`` stand in for an unsaved policy's
+    (a simulation's draft, policies/drafts.py)."""
+    return CompiledPolicy(
+        id=p.id if id is None else id,
+        slug=p.slug,
+        name=p.name,
+        version=p.version if version is None else version,
+        priority=p.priority,
+        valid_from=p.valid_from,
+        valid_until=p.valid_until,
+        category_ids=frozenset(category_ids),
+        conditions=conditions_compile(p),
+        escalate=p.escalate,
+        monthly_cap=p.monthly_cap,
+        per_customer_cap_30d=p.per_customer_cap_30d,
+        generosity_per_severity=p.generosity_per_severity,
+        generosity_per_repeat=p.generosity_per_repeat,
+        generosity_per_1000_lifetime_value=p.generosity_per_1000_lifetime_value,
+        generosity_max_multiplier=p.generosity_max_multiplier,
+        offers=tuple(offers),
+        remedies=tuple(remedies),
+        lead=p.placement == Placement.LEAD,
+    )
+
+
+def compiled_perk(k: Perk, *, id: int | None = None) -> CompiledPerk:
+    return CompiledPerk(id=k.id if id is None else id, slug=k.slug, name=k.name, tags=frozenset(k.tags), cost=k.cost)
 
 
 def policy_index_build(revision: int) -> PolicyIndex:
     """Read every active policy with its offers, the active categories and perks."""
-    categories = {
-        c.slug: CompiledCategory(id=c.id, slug=c.slug, name=c.name)
+    categories = [
+        CompiledCategory(id=c.id, slug=c.slug, name=c.name)
         for c in Category.objects.filter(active=True).only("id", "slug", "name")
-    }
+    ]
     offers = _compiled_offers(OfferTemplate)
     remedies = _compiled_offers(RemedyTemplate)
     policy_categories: dict[int, set[int]] = {}
@@ -145,31 +188,29 @@ def policy_index_build(revision: int) -> PolicyIndex:
         "policy_id", "category_id"
     ):
         policy_categories.setdefault(policy_id, set()).add(category_id)
-
-    policies: dict[int, CompiledPolicy] = {}
-    for p in Policy.objects.filter(active=True):
-        policies[p.id] = CompiledPolicy(
-            id=p.id,
-            slug=p.slug,
-            name=p.name,
-            version=p.version,
-            priority=p.priority,
-            valid_from=p.valid_from,
-            valid_until=p.valid_until,
-            category_ids=frozenset(policy_categories.get(p.id, ())),
-            conditions=conditions_compile(p),
-            escalate=p.escalate,
-            monthly_cap=p.monthly_cap,
-            per_customer_cap_30d=p.per_customer_cap_30d,
-            generosity_per_severity=p.generosity_per_severity,
-            generosity_per_repeat=p.generosity_per_repeat,
-            generosity_per_1000_lifetime_value=p.generosity_per_1000_lifetime_value,
-            generosity_max_multiplier=p.generosity_max_multiplier,
-            offers=tuple(offers.get(p.id, ())),
-            remedies=tuple(remedies.get(p.id, ())),
-            lead=p.placement == Placement.LEAD,
+    policies = [
+        compiled_policy(
+            p,
+            category_ids=policy_categories.get(p.id, ()),
+            offers=offers.get(p.id, ()),
+            remedies=remedies.get(p.id, ()),
         )
+        for p in Policy.objects.filter(active=True)
+    ]
+    perks = [compiled_perk(k) for k in Perk.objects.filter(active=True).order_by("pk")]
+    return index_assemble(revision, categories=categories, policies=policies, perks=perks)
 
+
+def index_assemble(
+    revision: int,
+    *,
+    categories: Iterable[CompiledCategory],
+    policies: Iterable[CompiledPolicy],
+    perks: Iterable[CompiledPerk],
+) -> PolicyIndex:
+    """The index of these (active) categories, policies and perks: policies grouped by category, by priority."""
+    categories = {c.slug: c for c in categories}
+    policies = {p.id: p for p in policies}
     any_category = tuple(sorted((p for p in policies.values() if not p.category_ids), key=_order))
     grouped: dict[int, list[CompiledPolicy]] = {}
     for p in policies.values():
@@ -179,18 +220,15 @@ def policy_index_build(revision: int) -> PolicyIndex:
         category.id: tuple(sorted([*grouped.get(category.id, ()), *any_category], key=_order))
         for category in categories.values()
     }
-    perks = tuple(
-        CompiledPerk(id=k.id, slug=k.slug, name=k.name, tags=frozenset(k.tags), cost=k.cost)
-        for k in Perk.objects.filter(active=True).order_by("pk")
-    )
     return PolicyIndex(
         revision=revision,
         categories=categories,
         policies=policies,
         by_category=by_category,
         any_category=any_category,
-        perks=perks,
+        perks=tuple(perks),
         budget_scopes={category_id: budget_scope_of(group) for category_id, group in by_category.items()},
+        categories_by_id={category.id: category for category in categories.values()},
     )
 
 

@@ -402,7 +402,8 @@ def _plan_policy(
     )
 
 
-def _plan(document: Any) -> _Plan:
+def pack_plan(document: Any) -> _Plan:
+    """What importing ``document`` would write, validated; raises :class:`PackError`. Writes nothing."""
     reader = _Reader()
     if document is None:
         raise PackError(["pack: is empty; expected categories, perks and policies"])
@@ -446,7 +447,7 @@ def pack_import(
     Raises :class:`PackError` (nothing written) when any entry is invalid.
     """
     with transaction.atomic():
-        plan = _plan(document)
+        plan = pack_plan(document)
         result = ImportResult()
         for kind, items in (("categories", plan.categories), ("perks", plan.perks)):
             for instance, changed in items:
