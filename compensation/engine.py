@@ -462,6 +462,7 @@ def replay(
     incident: IncidentFacts,
     stats: learning.LearningStats,
     correction: bool,
+    limit: int = 3,
 ) -> Replayed:
     """The options and remedy :func:`compute_options` gives, as a simulation replays them: posterior means
     (no exploration), budgets and caps excluding nothing, no texts rendered (``render_texts`` renders an
@@ -472,4 +473,4 @@ def replay(
     shares = stats.positions.shares
     allowance = ranking.cost_allowance(customer=customer, incident=incident)
     scored = ranking.score_all(found.candidates, stats=stats, allowance=allowance, mode=mode, shares=shares)
-    return Replayed(ranking.select(scored), list(found.remedies.values()), matched)
+    return Replayed(ranking.select(scored, limit=limit), list(found.remedies.values()), matched)

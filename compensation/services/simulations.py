@@ -1,6 +1,7 @@
 """Simulating a policy pack: every recent incident replayed against the live policies and the draft.
 
-The replay is the request path's own engine and ranking (``engine.replay``) over the stored incidents,
+The replay is the request path's own engine and ranking (``compensation.replay``: ``engine.replay``
+pricing only the offers that can be shown) over the stored incidents,
 each with its stored facts and its customer's current facts, and the learning counters read once.
 Ranking uses posterior means (no exploration); budgets, caps and recent perks exclude nothing. Nothing is
 written and no budget moves: a simulation reads, and a live request never sees its draft index.
@@ -34,6 +35,7 @@ from compensation.learning import LearningStats
 from compensation.models import Incident, PolicyMonthSpend
 from compensation.periods import local_date, month_start
 from compensation.ranking import Scored
+from compensation.replay import ReplayPlan, replay_incident, replay_plan
 from compensation.selectors import learning_stats_by_category
 from policies.choices import OfferKind
 from policies.drafts import Draft, draft_index
@@ -70,13 +72,14 @@ class Tally:
     """The replay's figures over a range of incidents; ranges add up (:meth:`merge`)."""
 
     incidents: int = 0
+    replayed_after: int = 0  # incidents the draft could change, replayed on its side too
     changed: int = 0
     no_options_before: int = 0
     no_options_after: int = 0
     cost_before: Decimal = ZERO  # options' expected cost plus remedies'
     cost_after: Decimal = ZERO
     policies: dict[int, PolicyTally] = field(default_factory=dict)
-    matched_after: set[int] = field(default_factory=set)  # policies whose conditions held for some incident
+    unmatched: set[int] | None = None  # the draft's policies whose conditions held for no incident yet
     shown_after: set[int] = field(default_factory=set)  # offer templates shown at least once
     examples: list[dict[str, Any]] = field(default_factory=list)
 
@@ -87,7 +90,15 @@ class Tally:
         return tally
 
     def merge(self, other: Tally) -> None:
-        for name in ("incidents", "changed", "no_options_before", "no_options_after", "cost_before", "cost_after"):
+        for name in (
+            "incidents",
+            "replayed_after",
+            "changed",
+            "no_options_before",
+            "no_options_after",
+            "cost_before",
+            "cost_after",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for policy_id, theirs in other.policies.items():
             mine = self.policy(policy_id)
@@ -95,7 +106,8 @@ class Tally:
             mine.shown_after += theirs.shown_after
             mine.cost_before += theirs.cost_before
             mine.cost_after += theirs.cost_after
-        self.matched_after |= other.matched_after
+        if other.unmatched is not None:
+            self.unmatched = other.unmatched if self.unmatched is None else self.unmatched & other.unmatched
         self.shown_after |= other.shown_after
         self.examples.extend(other.examples[: max(0, EXAMPLES - len(self.examples))])
 
@@ -117,7 +129,10 @@ class Replay:
     sample_every: int
     currency_locale: str
     window_days: int
-    changed_by_category: dict[int, tuple[CompiledPolicy, ...]]  # the draft's changed policies, per category
+    plans_before: dict[int, ReplayPlan]  # by category id
+    plans_after: dict[int, ReplayPlan]
+    changed_before: dict[int, tuple[CompiledPolicy, ...]]  # the policies the draft changes, per category, as live
+    changed_after: dict[int, tuple[CompiledPolicy, ...]]  # and as the draft has them
 
     @property
     def after(self) -> PolicyIndex:
@@ -134,22 +149,36 @@ def replay_prepare(
     before = before if before is not None else policy_index_get()
     draft = draft_index(document, live=before)
     after = draft.index
-    changed_by_category = {
-        category.id: tuple(p for p in after.policies_for(category.id) if p.id in draft.changed_ids)
-        for category in after.categories.values()
-    }
+    stats = learning_stats_by_category()
+    correction = settings.RANKING_POSITION_CORRECTION == "on"
+
+    def plans(index: PolicyIndex) -> dict[int, ReplayPlan]:
+        return {
+            category.id: replay_plan(index, category.id, stats.get(category.id, NO_STATS), correction=correction)
+            for category in index.categories.values()
+        }
+
+    def changed(index: PolicyIndex) -> dict[int, tuple[CompiledPolicy, ...]]:
+        return {
+            category.id: tuple(p for p in index.policies_for(category.id) if p.id in draft.changed_ids)
+            for category in index.categories.values()
+        }
+
     return Replay(
         before=before,
         draft=draft,
-        stats=learning_stats_by_category(),
-        correction=settings.RANKING_POSITION_CORRECTION == "on",
+        stats=stats,
+        correction=correction,
         days=days,
         since=now - timedelta(days=days),
         until=now,
         sample_every=max(1, sample_every),
         currency_locale=settings.MONEY_LOCALE,
         window_days=settings.INCIDENT_REPEAT_WINDOW_DAYS,
-        changed_by_category=changed_by_category,
+        plans_before=plans(before),
+        plans_after=plans(after),
+        changed_before=changed(before),
+        changed_after=changed(after),
     )
 
 
@@ -227,35 +256,33 @@ def _facts(
 
 
 def _replayed(
-    replay: Replay, index: PolicyIndex, customer: CustomerFacts, incident: IncidentFacts
+    replay: Replay, after: bool, customer: CustomerFacts, incident: IncidentFacts, unmatched: set[int] | None
 ) -> engine.Replayed | None:
-    """The options the index gives; None when the index has no such (active) category, as a request for it
-    would be refused."""
+    """The options one side gives; None when it has no such (active) category, as a request for it would be
+    refused."""
+    index = replay.after if after else replay.before
     category = index.categories_by_id.get(incident.category_id)
     if category is None:
         return None
     if category.name != incident.category_name:
         incident = replace(incident, category_name=category.name)
-    return engine.replay(
-        index=index,
-        customer=customer,
-        incident=incident,
-        stats=replay.stats.get(incident.category_id, NO_STATS),
-        correction=replay.correction,
+    plan = (replay.plans_after if after else replay.plans_before)[incident.category_id]
+    return replay_incident(
+        plan, customer, incident, unmatched=unmatched, watched=index.policies_for(incident.category_id)
     )
 
 
-def _affected(replay: Replay, before: engine.Replayed | None, customer: CustomerFacts, incident: IncidentFacts) -> bool:
-    """Whether the draft can give this incident anything else than the live policies give it."""
+def _affected(replay: Replay, customer: CustomerFacts, incident: IncidentFacts) -> bool:
+    """Whether the draft can give this incident anything else than the live policies give it: a policy it
+    changes matches it before or after, or it changes its category or a perk."""
     draft = replay.draft
     if draft.perks_changed or incident.category_id in draft.categories_changed:
         return True
-    if before is not None and any(policy.id in draft.changed_ids for policy in before.matched):
-        return True
-    return any(
-        engine.first_failed_condition(policy, customer, incident) is None
-        for policy in replay.changed_by_category.get(incident.category_id, ())
-    )
+    for changed in (replay.changed_before, replay.changed_after):
+        for policy in changed.get(incident.category_id, ()):
+            if engine.first_failed_condition(policy, customer, incident) is None:
+                return True
+    return False
 
 
 _DECIMALS: dict[float, Decimal] = {}
@@ -380,22 +407,21 @@ def replay_range(
     replay: Replay, low: int | None = None, high: int | None = None, progress: Progress | None = None
 ) -> Tally:
     """Replay the incidents with ids from ``low`` to ``high`` (all of the window with None) on both sides."""
-    tally = Tally()
+    tally = Tally(unmatched=set(replay.after.policies))
+    unmatched = tally.unmatched
     total = progress and _incidents(replay, low, high).count()
     for n, (pk, currency, customer, incident) in enumerate(_facts(replay, low, high), start=1):
-        before = _replayed(replay, replay.before, customer, incident)
-        after = (
-            _replayed(replay, replay.after, customer, incident)
-            if _affected(replay, before, customer, incident)
-            else before
-        )
+        if _affected(replay, customer, incident):
+            before = _replayed(replay, False, customer, incident, None)
+            after = _replayed(replay, True, customer, incident, unmatched)
+            tally.replayed_after += 1
+        else:  # the live policies' options are the draft's; and which policies match, but for those it changes
+            before = after = _replayed(replay, False, customer, incident, unmatched)
         tally.incidents += 1
         if not _add_side(tally, before, after=False):
             tally.no_options_before += 1
         if not _add_side(tally, after, after=True):
             tally.no_options_after += 1
-        if after is not None:
-            tally.matched_after.update(policy.id for policy in after.matched)
         if _changed(replay, before, after, customer, incident, currency):
             tally.changed += 1
             if len(tally.examples) < EXAMPLES:
@@ -507,7 +533,7 @@ def simulation_result(replay: Replay, tally: Tally, *, now: datetime, sampled_of
         )
         if policy_id not in after.policies:
             continue
-        if policy_id not in tally.matched_after:
+        if tally.unmatched is None or policy_id in tally.unmatched:
             warnings_unmatched.append(
                 f"policy {policy.slug!r} matches none of the {tally.incidents:,} incidents of the last "
                 f"{replay.days} days"
