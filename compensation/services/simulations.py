@@ -48,6 +48,7 @@ CENT = Decimal("0.01")
 ZERO = Decimal("0")
 NO_STATS = LearningStats()
 PROGRESS_EVERY = 2_000  # incidents between progress reports in one process
+MIN_PER_WORKER = 5_000  # fewer incidents than this per process: not worth forking
 
 Progress = Callable[[float], None]
 
@@ -457,7 +458,7 @@ def replay_all(replay: Replay, *, workers: int = 1, progress: Progress | None = 
     low, high, count = incident_range(replay)
     if low is None:
         return Tally()
-    workers = max(1, min(workers, count // 5_000 or 1))
+    workers = max(1, min(workers, count // MIN_PER_WORKER or 1))
     if (
         workers == 1
         or multiprocessing.current_process().daemon

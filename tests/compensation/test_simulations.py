@@ -93,6 +93,10 @@ INCIDENTS = [
 
 @pytest.fixture
 def world(db) -> list[Incident]:
+    return seed_world()
+
+
+def seed_world() -> list[Incident]:
     pack_import(document=LIVE)
     customers = {
         "c1": Customer.objects.create(external_id="c1", name="Ann Smith", tier="standard"),
@@ -320,3 +324,21 @@ def test_command_json_and_errors(world, tmp_path):
     bad.write_text("policies:\n  - slug: x\n")
     with pytest.raises(CommandError, match=r"nothing simulated: 1 problem in .*\npolicies\[0\]\.name: is required"):
         call_command("simulate_policies", str(bad))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_forked_workers_add_up_to_one_process(monkeypatch):
+    """Replayed in two forked processes (each with its own connection), the figures are one process's."""
+    from tests.conftest import postgres_needed
+
+    postgres_needed("forked processes read the committed incidents over their own connections")
+    from compensation.services import simulations
+
+    seed_world()
+    one = simulate_policies(draft(), days=30, now=NOW, workers=1)
+    monkeypatch.setattr(simulations, "MIN_PER_WORKER", 1)
+    progress: list[float] = []
+    two = simulate_policies(draft(), days=30, now=NOW, workers=2, progress=progress.append)
+    assert two == one
+    # The window's 12 ids in ranges of 2 (four ranges a process asked for, rounded up): six reports.
+    assert progress == [1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1.0]
