@@ -276,6 +276,10 @@ class PolicySimulateMixin:
                 request.POST if posted else None, prefix=DAYS_PREFIX
             )
         response.context_data["simulate_button"] = SIMULATE
+        model_admin: Any = self
+        response.context_data["simulate_allowed"] = (
+            model_admin.has_add_permission(request) if add else model_admin.has_change_permission(request, obj)
+        )
         return response
 
     def _changeform_view(
@@ -322,6 +326,8 @@ class PolicySimulateMixin:
                     f"{stored_slug!r}, as it stays the same policy."
                 )
             entry = policy_form_pack(form, formsets, slug=stored_slug)
+            if not entry["active"]:
+                notes.append("The form leaves this policy inactive: the result is what turning it off would do.")
             try:
                 simulation = admin_simulate(
                     {"policies": [entry]}, days=days_form.cleaned_data["days"], focus=[entry["slug"]], notes=notes

@@ -254,6 +254,19 @@ def test_a_renamed_slug_is_simulated_as_the_same_policy(admin_client: Any, late_
     assert not Policy.objects.filter(slug="late-credit-2").exists()
 
 
+def test_an_inactive_policy_is_simulated_as_turned_off(admin_client: Any, late_credit: Policy) -> None:
+    data = simulate_form(admin_client, late_credit)
+    del data["active"]  # the checkbox unticked
+    response = admin_client.post(change_url(late_credit), data)
+
+    assert response.status_code == 200, form_errors(response)
+    assertContains(response, "The form leaves this policy inactive: the result is what turning it off would do.")
+    [row] = response.context["simulation"].focus_rows
+    assert (row["shown_before"], row["shown_after"]) == (5, 0)
+    assert response.context["simulation"].result["changed"] == 5  # the five late deliveries lose their credit
+    assert Policy.objects.get(slug="late-credit").active
+
+
 def test_simulate_on_the_add_form_runs_a_new_policy_as_a_draft(admin_client: Any, incidents: list[Any]) -> None:
     late = Category.objects.get(slug="late_delivery")
     data = page_form(admin_client.get(reverse("admin:policies_policy_add")), "policy_form")
@@ -359,7 +372,9 @@ def staff(django_user_model: Any, db: None) -> Any:
 
 def test_simulate_needs_the_change_permission(client: Any, staff: Any, late_credit: Policy) -> None:
     client.force_login(staff("view_policy"))
-    assert client.get(change_url(late_credit)).status_code == 200  # they may look
+    page = client.get(change_url(late_credit))
+    assert page.status_code == 200  # they may look, without the button
+    assertNotContains(page, 'name="_simulate"')
     assert client.post(change_url(late_credit), {"_simulate": "Simulate"}).status_code == 403
     assert client.get(reverse(PACK_URL)).status_code == 403
     upload = SimpleUploadedFile("draft.json", json.dumps(draft()).encode())
