@@ -184,6 +184,8 @@ class SimulateDaysForm(forms.Form):
         label="Simulate over the last",
         choices=DAYS_CHOICES,
         coerce=int,
+        required=False,  # left out: the default
+        empty_value=DEFAULT_DAYS,
         initial=DEFAULT_DAYS,
         help_text="Replays the incidents created in these days against the live policies and against them with "
         "this form's policy as posted. Nothing is saved.",
@@ -204,6 +206,8 @@ class PackSimulateForm(forms.Form):
         label="Simulate over the last",
         choices=DAYS_CHOICES,
         coerce=int,
+        required=False,  # left out: the default
+        empty_value=DEFAULT_DAYS,
         initial=DEFAULT_DAYS,
         help_text="Replays the incidents created in these days.",
     )

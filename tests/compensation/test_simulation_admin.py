@@ -173,6 +173,13 @@ def test_days_select_sets_the_window(admin_client: Any, late_credit: Policy) -> 
     assert page_form(response, "policy_form")["_simulate-days"] == "7"
 
 
+def test_days_left_out_are_30(admin_client: Any, late_credit: Policy) -> None:
+    data = simulate_form(admin_client, late_credit)
+    del data["_simulate-days"]
+    response = admin_client.post(change_url(late_credit), data)
+    assert response.context["simulation"].result["days"] == 30
+
+
 def test_days_not_offered_is_an_error_and_no_simulation(
     admin_client: Any, late_credit: Policy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
