@@ -432,3 +432,12 @@ class CreditEntryAdmin(ReadOnlyAdmin):
 class FollowUpAdmin(ReadOnlyAdmin):
     list_display = ["id", "kind", "status", "send_after", "due_at", "sent_at", "attempts", "feedback_satisfaction"]
     list_filter = ["kind", "status"]
+
+
+# --- Policy simulations (compensation/simulation_admin.py) ------------------------------------------
+# The policy admin, whichever class is registered, gets "Simulate" and the pack page. Keep this last: it wraps
+# the class registered for Policy at this point.
+
+from compensation.simulation_admin import simulation_admin_install  # noqa: E402
+
+simulation_admin_install()

@@ -15,6 +15,7 @@ from django.core.cache.backends.base import BaseCache
 from django.core.cache.backends.redis import RedisCache
 from django.core.handlers.wsgi import LimitedStream
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.urls import NoReverseMatch, reverse
 from django.utils.http import parse_header_parameters
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -69,12 +70,33 @@ def _read_at_most(stream: Any, size: int) -> bytes:
     return b"".join(chunks)
 
 
+# Pages that take a larger body than DATA_UPLOAD_MAX_MEMORY_SIZE: URL name -> the setting that limits their
+# upload. The body may hold the upload and the page's form fields (FORM_FIELDS_ALLOWANCE bytes).
+LARGER_BODIES = {"admin:policies_policy_simulate": "SIMULATION_PACK_MAX_BYTES"}
+FORM_FIELDS_ALLOWANCE = 64 * 1024
+
+
+def larger_body_limit(request: HttpRequest) -> int:
+    """The body limit of a page in :data:`LARGER_BODIES` at the request's path; 0 elsewhere.
+
+    Asked only for a body over the general limit, so ordinary requests never reverse a URL here."""
+    for name, setting in LARGER_BODIES.items():
+        try:
+            path = reverse(name)
+        except NoReverseMatch:  # the page is not installed
+            continue
+        if request.path == path:
+            return getattr(settings, setting) + FORM_FIELDS_ALLOWANCE
+    return 0
+
+
 def request_body_refusal(request: HttpRequest) -> HttpResponse | None:
     """The answer to a request whose body is refused before a byte of it is read, or None to go on.
 
     Everywhere: a ``Content-Length`` over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is
-    413 (nothing here takes uploads; Django's own limit counts a multipart
-    body's fields but not its files, which it spools to disk). Under
+    413 (Django's own limit counts a multipart body's fields but not its
+    files, which it spools to disk), except on the admin pages of
+    :data:`LARGER_BODIES`, which take an upload up to their own limit. Under
     ``/api/``, which takes JSON only, also:
 
     - a body of unknown length (``Transfer-Encoding: chunked``; Django reads
@@ -97,7 +119,7 @@ def request_body_refusal(request: HttpRequest) -> HttpResponse | None:
         length = int(meta.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0  # as Django reads it: no body
-    if length > limit:
+    if length > limit and (api or length > larger_body_limit(request)):
         return _too_large(api)
     if not api:
         return None
