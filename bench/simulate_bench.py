@@ -216,7 +216,7 @@ def run(*, reseed: bool = False, workers: int | None = None, out=sys.stdout) -> 
     timed("every policy changed", packs["every policy changed"], now=seeded_at, workers=workers, out=out)
     timed("every policy changed", packs["every policy changed"], now=seeded_at, workers=1, out=out)
     timed("one policy changed (admin, in full)", packs["one policy changed"], now=seeded_at, workers=1, out=out)
-    sample = getattr(settings, "SIMULATION_ADMIN_SAMPLE", 20_000)
+    sample = settings.SIMULATION_ADMIN_SAMPLE
     every = -(-INCIDENTS // sample)
     timed(
         f"one policy changed (admin, every {every}th)",
@@ -226,3 +226,47 @@ def run(*, reseed: bool = False, workers: int | None = None, out=sys.stdout) -> 
         out=out,
         sample_every=every,
     )
+    admin_button(seeded_at, out=out)
+
+
+def admin_button(seeded_at: datetime, *, out) -> None:
+    """The admin's Simulate on a policy's change form, one offer's value raised, through Django's test client
+    (the policy index already built, as in a running server), three times."""
+    import time_machine
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.test.utils import setup_test_environment
+    from django.urls import reverse
+
+    from policies.models import Policy
+    from tests.policies.test_admin import page_form
+
+    setup_test_environment()  # the test client's host; nothing else of the test runner
+    user, _ = get_user_model().objects.get_or_create(
+        username="bench-admin", defaults={"is_staff": True, "is_superuser": True}
+    )
+    client = Client()
+    client.force_login(user)
+    policy = Policy.objects.filter(offers__kind="fixed_credit").order_by("pk").first()
+    url = reverse("admin:policies_policy_change", args=[policy.pk])
+    data = page_form(client.get(url), "policy_form")
+    credit = next(key for key, value in data.items() if key.endswith("-kind") and value == "fixed_credit")
+    value_key = credit.removesuffix("-kind") + "-value"
+    data[value_key] = str(Decimal(data[value_key]) + 5)
+    data.update({"_simulate": "Simulate", "_simulate-days": str(DAYS)})
+    with time_machine.travel(seeded_at, tick=True):  # the kept incidents are the last 30 days
+        for attempt in ("first", "second", "third"):
+            started = time.perf_counter()
+            response = client.post(url, data)
+            seconds = time.perf_counter() - started
+            simulation = response.context["simulation"] if response.context else None
+            if response.status_code != 200 or simulation is None:
+                print(f"  admin Simulate ({attempt}): status {response.status_code}, no result", file=out)
+                continue
+            print(
+                f"  {'admin Simulate button, ' + attempt:<44} {seconds:6.1f} s  "
+                f"({simulation.sample_note or 'every incident'}; SIMULATION_ADMIN_SAMPLE "
+                f"{settings.SIMULATION_ADMIN_SAMPLE:,})  under 10 s: {'yes' if seconds < 10 else 'NO'}",
+                file=out,
+            )
