@@ -34,7 +34,7 @@ TOP_POLICIES = 15
 MOST_OVERDUE = 10
 TOP_LEARNED = 5  # offers per category in the learning chart
 TOP_BUDGETS = 15  # capped policies in the budget chart, nearest their cap first
-BUDGET_VALUE_WIDTH = 230  # "12,345.00 / 20,000.00 (85%, past 80%)" at 12px
+BUDGET_VALUE_WIDTH = 250  # "12,345.00 / 20,000.00 (85%, past 80%)" at 12px, bold
 SATISFACTION_MAX = 5
 NOT_CLOSED = (Escalation.Status.OPEN, Escalation.Status.ACKNOWLEDGED)
 
