@@ -1,4 +1,5 @@
-"""Admin for run-time records (read-only) and the "Try it" preview of the engine."""
+"""Admin for run-time records (read-only), the "Try it" preview of the engine, and the policies' admin with
+what their budgets spent this month (policies' own admin cannot read compensation's tables)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from compensation.engine_types import RemedyItem
 from compensation.errors import ApplicationError
@@ -32,9 +36,12 @@ from compensation.models import (
     OfferSet,
     Outcome,
     OutcomeSubmission,
+    PolicyMonthSpend,
     Remedy,
 )
+from compensation.periods import month_start
 from compensation.roles import Role, user_has_role
+from compensation.selectors import BUDGET_ALERT_SHARE, MonthBudget, policy_month_spent
 from compensation.services.authority import authority_amount_problem
 from compensation.services.escalations import (
     escalation_acknowledge,
@@ -44,8 +51,12 @@ from compensation.services.escalations import (
 )
 from compensation.services.offer_sets import offer_set_preview
 from compensation.services.outcomes import outcome_submission_release, outcome_submission_retry
+from compensation.simulation_admin import PolicySimulateMixin
+from policies import admin as policies_admin
 from policies.choices import Fault, Tier
 from policies.index import policy_index_get
+from policies.models import Policy
+from policies.money import money
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -434,10 +445,81 @@ class FollowUpAdmin(ReadOnlyAdmin):
     list_filter = ["kind", "status"]
 
 
-# --- Policy simulations (compensation/simulation_admin.py) ------------------------------------------
-# The policy admin, whichever class is registered, gets "Simulate" and the pack page. Keep this last: it wraps
-# the class registered for Policy at this point.
+# --- Policies, with their budget this month ------------------------------------------------------
 
-from compensation.simulation_admin import simulation_admin_install  # noqa: E402
 
-simulation_admin_install()
+def _amount(value: Decimal) -> str:
+    return f"{value:,.2f}"
+
+
+def budget_meter(budget: MonthBudget) -> SafeString:
+    """A capped budget as text and a bar: ``420.00 / 1,000.00 (42%)`` and a ``<meter>`` past which 80% shows
+    as bad; the text carries everything the bar shows. Uncapped: ``no cap · 120.00 spent``."""
+    if budget.cap is None:
+        return format_html('<span class="budget">no cap · {} spent</span>', _amount(budget.spent))
+    return format_html(
+        '<span class="budget">{} / {} ({}%) '
+        '<meter min="0" max="{}" low="{}" high="{}" optimum="0" value="{}" aria-label="{}% of the monthly cap spent" '
+        'style="width: 6em; vertical-align: middle">{}%</meter></span>',
+        _amount(budget.spent),
+        _amount(budget.cap),
+        budget.percent,
+        money(budget.cap),
+        money(budget.cap * BUDGET_ALERT_SHARE),
+        money(budget.cap * BUDGET_ALERT_SHARE),
+        money(min(budget.spent, budget.cap)),
+        budget.percent,
+        budget.percent,
+    )
+
+
+admin.site.unregister(Policy)
+
+
+@admin.register(Policy)
+class PolicyAdmin(PolicySimulateMixin, policies_admin.PolicyAdmin):
+    """The policies' admin (policies/admin.py) with each policy's spend this month against its cap (a column
+    in the list and a read-only field in the change form's Budget fieldset) and the "Simulate" button and
+    pack page (compensation/simulation_admin.py).
+
+    The month's spend is annotated by :meth:`get_queryset` (one subquery: no query per row), for the month
+    now is in, in TIME_ZONE.
+    """
+
+    list_display = [
+        "budget_this_month" if column == "monthly_cap" else column for column in policies_admin.PolicyAdmin.list_display
+    ]
+    readonly_fields = [*policies_admin.PolicyAdmin.readonly_fields, "spent_this_month"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Policy]:
+        return super().get_queryset(request).annotate(month_spent=policy_month_spent(month_start(timezone.now())))
+
+    def get_fieldsets(self, request: HttpRequest, obj: Policy | None = None) -> list:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:  # a policy being added has spent nothing
+            return fieldsets
+        return [
+            (name, {**options, "fields": [*options["fields"], "spent_this_month"]})
+            if name == "Budget"
+            else (name, options)
+            for name, options in fieldsets
+        ]
+
+    @admin.display(description="budget this month", ordering="month_spent")
+    def budget_this_month(self, obj: Policy) -> SafeString:
+        return budget_meter(self._month_budget(obj))
+
+    @admin.display(description="spent this month")
+    def spent_this_month(self, obj: Policy) -> SafeString:
+        budget = self._month_budget(obj)
+        month = f"{month_start(timezone.now()):%B %Y}"
+        if budget.remaining is None:
+            return format_html("{} in {}", budget_meter(budget), month)
+        return format_html("{}, {} left in {}", budget_meter(budget), _amount(budget.remaining), month)
+
+    def _month_budget(self, obj: Policy) -> MonthBudget:
+        spent = getattr(obj, "month_spent", None)
+        if spent is None:  # an instance not read through get_queryset
+            month = month_start(timezone.now())
+            spent = PolicyMonthSpend.objects.filter(policy=obj, month=month).values_list("spent", flat=True).first()
+        return MonthBudget(cap=obj.monthly_cap, spent=spent if spent is not None else Decimal("0.00"))

@@ -20,6 +20,7 @@ FOLLOW_UPS_SEND = "compensation.follow_ups_send"
 ESCALATION_NOTIFY = "compensation.escalation_notify"
 ESCALATIONS_FLAG_OVERDUE = "compensation.escalations_flag_overdue"
 IDEMPOTENCY_RECORDS_PURGE = "compensation.idempotency_records_purge"
+BUDGET_ALERTS_SEND = "compensation.budget_alerts_send"
 
 
 def task_send(name: str, *args: Any, **kwargs: Any) -> bool:

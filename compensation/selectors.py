@@ -1,4 +1,4 @@
-"""Reads on the run-time side: what budgets have left, what customers chose, offer sets."""
+"""Reads on the run-time side: what budgets have left, what customers chose, offer sets, whom to tell."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Prefetch, QuerySet, Sum
+from django.db.models import DecimalField, OuterRef, Prefetch, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 
 from compensation.engine_types import Spending
 from compensation.learning import LearningStats, OfferCounts, PositionCounts
@@ -37,6 +39,7 @@ NO_INT = "CAST(NULL AS BIGINT)"
 NO_INTS = ", ".join([NO_INT] * 3)  # the three integer columns only the learning counters use
 NO_NUMBER = "CAST(NULL AS NUMERIC)"
 PERK_REPEAT_DAYS = 90
+BUDGET_ALERT_SHARE = Decimal("0.80")  # of a monthly cap: managers are told once a month, the dashboard flags it
 
 
 @dataclass(frozen=True)
@@ -222,3 +225,57 @@ def learning_stats_by_category() -> dict[int, LearningStats]:
         )
         for category_id in offers.keys() | positions.keys()
     }
+
+
+def manager_emails() -> list[str]:
+    """Whom notifications go to: the active managers' e-mail addresses (those with one), each once, sorted."""
+    users = get_user_model().objects.filter(groups__name=Role.MANAGER, is_active=True).exclude(email="")
+    return sorted(set(users.values_list("email", flat=True)))
+
+
+# --- A policy's budget this month -------------------------------------------------------------
+
+
+def policy_month_spent(month: date, *, policy: str = "pk") -> Coalesce:
+    """What the policy (``policy``: the outer query's field holding its id) spent in ``month``, 0.00 when
+    nothing: an expression to annotate rows with. A subquery on the unique (policy, month) row, so a list
+    of policies costs one query however long it is."""
+    spent = PolicyMonthSpend.objects.filter(policy_id=OuterRef(policy), month=month).values("spent")[:1]
+    money_field = DecimalField(max_digits=12, decimal_places=2)
+    return Coalesce(Subquery(spent, output_field=money_field), Value(Decimal("0.00")), output_field=money_field)
+
+
+@dataclass(frozen=True)
+class MonthBudget:
+    """A policy's monthly cap (None: uncapped) and what it spent this month, with what follows from them."""
+
+    cap: Decimal | None
+    spent: Decimal
+
+    @property
+    def capped(self) -> bool:
+        return self.cap is not None
+
+    @property
+    def remaining(self) -> Decimal | None:
+        """``cap - spent``, never below 0.00 (a cap lowered under the month's spend leaves nothing); None uncapped."""
+        return None if self.cap is None else max(self.cap - self.spent, Decimal("0.00"))
+
+    @property
+    def share(self) -> Decimal | None:
+        """``spent / cap``; a cap of 0 is all used (1); None uncapped."""
+        if self.cap is None:
+            return None
+        return self.spent / self.cap if self.cap else Decimal(1)
+
+    @property
+    def percent(self) -> int | None:
+        """The share in whole percent, rounded down, so 79.9% never reads as the 80% that alerts."""
+        share = self.share
+        return None if share is None else int(share * 100)
+
+    @property
+    def near_cap(self) -> bool:
+        """Spent at least 80% of the cap (``BUDGET_ALERT_SHARE``)."""
+        share = self.share
+        return share is not None and share >= BUDGET_ALERT_SHARE

@@ -7,8 +7,7 @@ adjust, simulate again and then save. Nothing is saved: no policy, no offer, no 
 The simulation runs in the request. Over more than ``SIMULATION_ADMIN_SAMPLE`` incidents in the window it
 replays every n-th incident (n the smallest that brings the count under the limit) and the page says so.
 
-:class:`PolicySimulateMixin` goes first in the bases of the registered policy admin class;
-:func:`simulation_admin_install` wraps whichever class is registered.
+:class:`PolicySimulateMixin` goes first in the bases of the registered policy admin class (compensation/admin.py).
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin, messages
+from django.contrib import messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.core.exceptions import PermissionDenied
@@ -452,16 +451,3 @@ def _pack_slugs(document: Any) -> list[str]:
     if not isinstance(policies, list):
         return []
     return [entry["slug"] for entry in policies if isinstance(entry, dict) and isinstance(entry.get("slug"), str)]
-
-
-def simulation_admin_install(site: admin.AdminSite = admin.site) -> None:
-    """Give the registered policy admin the "Simulate" button and the pack page: registers a subclass of it with
-    :class:`PolicySimulateMixin` first. Call it after the last registration of ``Policy``; twice changes nothing."""
-    import policies.admin  # noqa: F401 - registers the policy admin this wraps
-
-    current = type(site.get_model_admin(Policy))
-    if issubclass(current, PolicySimulateMixin):
-        return
-    wrapped = type(current.__name__, (PolicySimulateMixin, current), {"__module__": __name__})
-    site.unregister(Policy)
-    site.register(Policy, wrapped)

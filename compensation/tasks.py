@@ -2,7 +2,8 @@
 
 Every task is safe to run twice (``acks_late`` redelivers after a crash): the
 services claim their row before acting (a row lock on a pending submission or a
-due follow-up, a conditional update on an escalation's overdue flag).
+due follow-up, a conditional update on an escalation's overdue flag or a month's
+budget alert).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from compensation import queue
-from compensation.services import escalations, follow_ups, outcomes
+from compensation.services import budgets, escalations, follow_ups, outcomes
 
 logger = logging.getLogger("compensation")
 
@@ -67,6 +68,12 @@ def escalation_notify_task(escalation_id: int, overdue: bool = False) -> bool:
 @shared_task(name=queue.ESCALATIONS_FLAG_OVERDUE, acks_late=True)
 def escalations_flag_overdue() -> int:
     return escalations.escalations_flag_overdue()
+
+
+@shared_task(name=queue.BUDGET_ALERTS_SEND, acks_late=True)
+def budget_alerts_send() -> int:
+    """E-mail the managers once per policy and month that has spent 80% of its cap (claimed before sending)."""
+    return budgets.budget_alerts_send()
 
 
 @shared_task(name=queue.IDEMPOTENCY_RECORDS_PURGE, acks_late=True)

@@ -255,6 +255,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "follow-ups-send": {"task": "compensation.follow_ups_send", "schedule": 60.0},
     "escalations-flag-overdue": {"task": "compensation.escalations_flag_overdue", "schedule": 60.0},
     "idempotency-records-purge": {"task": "compensation.idempotency_records_purge", "schedule": 3600.0},
+    "budget-alerts-send": {"task": "compensation.budget_alerts_send", "schedule": 300.0},
 }
 
 # --- E-mail -------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Each function returns safe markup for a template. Every label goes through
 ``format_html``, so names from the database cannot inject markup. Drawn data
-carry a class (``bar``, ``point``, ``line``, ``range``, ``mark``) and a ``<title>`` tooltip, the
+carry a class (``bar``, ``point``, ``line``, ``range``, ``mark``, ``marker``) and a ``<title>`` tooltip, the
 ``<svg>`` has ``role="img"`` with a title and a description, and colours come
 from CSS classes (``series-0``, ``series-1``) the page styles with the admin's
 own variables, so the charts follow its light and dark themes.
@@ -60,11 +60,13 @@ class Series:
 
 @dataclass(frozen=True)
 class HBar:
-    """One row of a horizontal bar chart: a label, its value, and the text shown after the bar."""
+    """One row of a horizontal bar chart: a label, its value, and the text shown after the bar; a ``flagged``
+    row's bar has the class ``flagged`` (its text should say why: colour is never the only sign)."""
 
     label: str
     value: float
     text: str
+    flagged: bool = False
 
 
 @dataclass(frozen=True)
@@ -362,14 +364,19 @@ def hbar_chart(
     max_value: float = 1.0,
     fmt: Format = percent_format,
     empty_message: str = "No data in this period.",
+    marker: float | None = None,
+    marker_label: str = "",
+    value_width: float = HBAR_VALUE_WIDTH,
 ) -> SafeString:
-    """One horizontal bar per row on a fixed 0 to ``max_value`` scale, the row's text after it."""
+    """One horizontal bar per row on a fixed 0 to ``max_value`` scale (longer bars stop at its end), the
+    row's text after it; ``marker`` draws a dashed line across every row at that value, ``marker_label``
+    above it."""
     if not rows or max_value <= 0:
         return _empty_chart(chart_id=chart_id, title=title, summary=summary, message=empty_message, height=HEIGHT / 2)
-    top = 8.0
+    top = 8.0 if marker is None else 24.0
     height = top + HBAR_ROW * len(rows) + 40
     left = HBAR_LABEL_WIDTH
-    plot_width = WIDTH - left - HBAR_VALUE_WIDTH
+    plot_width = WIDTH - left - value_width
     plot_bottom = top + HBAR_ROW * len(rows)
     parts = []
     for i in range(5):
@@ -394,13 +401,14 @@ def hbar_chart(
             format_html(
                 '<text class="row-label" x="{}" y="{}" text-anchor="end" dominant-baseline="middle">{}<title>{}</title>'
                 "</text>"
-                '<rect class="bar series-0" x="{}" y="{}" width="{}" height="{}" data-value="{}">'
+                '<rect class="bar series-0{}" x="{}" y="{}" width="{}" height="{}" data-value="{}">'
                 "<title>{}: {}</title></rect>"
-                '<text class="value" x="{}" y="{}" dominant-baseline="middle">{}</text>',
+                '<text class="value{}" x="{}" y="{}" dominant-baseline="middle">{}</text>',
                 left - 8,
                 _f(y + HBAR_ROW / 2),
                 _short(row.label),
                 row.label,
+                " flagged" if row.flagged else "",
                 left,
                 _f(y + 4),
                 _f(width),
@@ -408,9 +416,28 @@ def hbar_chart(
                 row.value,
                 row.label,
                 row.text,
+                " flagged" if row.flagged else "",
                 _f(left + width + 6),
                 _f(y + HBAR_ROW / 2),
                 row.text,
+            )
+        )
+    if marker is not None:
+        x = left + plot_width * min(max(marker, 0.0), max_value) / max_value
+        parts.append(
+            format_html(
+                '<line class="marker" x1="{}" x2="{}" y1="{}" y2="{}" stroke-dasharray="4 3" data-value="{}">'
+                "<title>{}</title></line>"
+                '<text class="marker-label" x="{}" y="{}" text-anchor="middle">{}</text>',
+                _f(x),
+                _f(x),
+                _f(top - 4),
+                _f(plot_bottom),
+                marker,
+                marker_label or fmt(marker),
+                _f(x),
+                _f(top - 8),
+                marker_label or fmt(marker),
             )
         )
     parts.append(_x_axis_label(x_label, x=left + plot_width / 2, y=height - 6))

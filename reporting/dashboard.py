@@ -1,7 +1,8 @@
 """The operations dashboard: the last 30 days of offers, cost (and, apart, the
-remedies' cost), acceptance and satisfaction, the escalations open now, and
-what the ranking has learned so far (the learning report's top offers per
-category, with their 90% credible intervals).
+remedies' cost), acceptance and satisfaction, the escalations open now, each
+capped policy's spend this month against its cap, and what the ranking has
+learned so far (the learning report's top offers per category, with their 90%
+credible intervals).
 
 Every figure is aggregated by the database (a handful of grouped queries,
 whatever the volume); Python only fills the days that had nothing. Days are
@@ -22,7 +23,9 @@ from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from compensation.models import Escalation, OfferSet, Outcome, OutcomeOption, Remedy
-from compensation.periods import day_start, local_date
+from compensation.periods import day_start, local_date, month_start
+from compensation.selectors import BUDGET_ALERT_SHARE, MonthBudget, policy_month_spent
+from policies.models import Policy
 from reporting import charts
 from reporting.learning import LearningRow, learning_rows
 
@@ -30,6 +33,8 @@ WINDOW_DAYS = 30
 TOP_POLICIES = 15
 MOST_OVERDUE = 10
 TOP_LEARNED = 5  # offers per category in the learning chart
+TOP_BUDGETS = 15  # capped policies in the budget chart, nearest their cap first
+BUDGET_VALUE_WIDTH = 250  # "12,345.00 / 20,000.00 (85%, past 80%)" at 12px, bold
 SATISFACTION_MAX = 5
 NOT_CLOSED = (Escalation.Status.OPEN, Escalation.Status.ACKNOWLEDGED)
 
@@ -103,6 +108,28 @@ class CategoryLearning:
 
 
 @dataclass(frozen=True)
+class PolicyBudget:
+    """An active capped policy's spend this month against its cap."""
+
+    policy_id: int
+    name: str
+    budget: MonthBudget
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """This month's spend of every active policy with a monthly cap, nearest its cap first."""
+
+    month: date
+    policies: list[PolicyBudget]
+
+    @property
+    def near_cap(self) -> list[PolicyBudget]:
+        """Those that have spent 80% of their cap or more."""
+        return [p for p in self.policies if p.budget.near_cap]
+
+
+@dataclass(frozen=True)
 class Dashboard:
     window: Window
     currency: str
@@ -111,6 +138,7 @@ class Dashboard:
     escalations: EscalationFigures
     remedy_cost: Decimal  # what the remedies given in the window cost; not part of ``cost``
     learning: list[CategoryLearning]  # all outcomes recorded so far, not only the window's
+    budgets: Budgets  # this calendar month, not the window
 
     @property
     def offer_sets(self) -> int:
@@ -273,8 +301,22 @@ def dashboard_learning(*, limit: int = TOP_LEARNED) -> list[CategoryLearning]:
     return learned
 
 
+def dashboard_budgets(*, now: datetime) -> Budgets:
+    """Every active policy with a monthly cap and what it has spent in ``now``'s month (TIME_ZONE), the
+    largest share of the cap first (then by name): one query."""
+    month = month_start(now)
+    rows = (
+        Policy.objects.filter(active=True, monthly_cap__isnull=False)
+        .annotate(month_spent=policy_month_spent(month))
+        .values_list("pk", "name", "monthly_cap", "month_spent")
+    )
+    policies = [PolicyBudget(pk, name, MonthBudget(cap=cap, spent=spent)) for pk, name, cap, spent in rows]
+    policies.sort(key=lambda p: (-(p.budget.share or 0), p.name, p.policy_id))
+    return Budgets(month=month, policies=policies)
+
+
 def dashboard_get(*, now: datetime, days: int = WINDOW_DAYS) -> Dashboard:
-    """Everything the dashboard shows, in eight queries."""
+    """Everything the dashboard shows, in nine queries."""
     window = dashboard_window(now=now, days=days)
     return Dashboard(
         window=window,
@@ -284,6 +326,7 @@ def dashboard_get(*, now: datetime, days: int = WINDOW_DAYS) -> Dashboard:
         escalations=dashboard_escalations(now=now),
         remedy_cost=dashboard_remedy_cost(window=window),
         learning=dashboard_learning(),
+        budgets=dashboard_budgets(now=now),
     )
 
 
@@ -306,6 +349,7 @@ class DashboardCharts:
     acceptance: SafeString
     satisfaction: SafeString
     learning: list[LearningChart]  # one per category with learned data; one saying so when there is none
+    budgets: SafeString
 
 
 def _day_label(day: date) -> str:
@@ -372,6 +416,56 @@ def dashboard_charts(dashboard: Dashboard) -> DashboardCharts:
             empty_message="No satisfaction ratings in the last 30 days.",
         ),
         learning=learning_charts(dashboard.learning),
+        budgets=budget_chart(dashboard.budgets),
+    )
+
+
+def _amount(value: Decimal) -> str:
+    return f"{value:,.2f}"
+
+
+def budget_flag(budget: MonthBudget) -> str:
+    """What a capped policy's spend this month says in words: "over cap", "at cap", "past 80%", or nothing."""
+    share = budget.share or Decimal(0)
+    if share > 1:
+        return "over cap"
+    if share == 1:
+        return "at cap"
+    return "past 80%" if budget.near_cap else ""
+
+
+def budget_chart(budgets: Budgets, *, limit: int = TOP_BUDGETS) -> SafeString:
+    """The capped policies nearest their cap, each bar its share of the cap spent this month (0 to 100%; more
+    stops at the end), a dashed line at 80%, those at 80% or more flagged in words."""
+    month = f"{budgets.month:%B %Y}"
+    shown = budgets.policies[:limit]
+    near = budgets.near_cap
+    summary = (
+        f"{month}: {len(budgets.policies)} active policies with a monthly cap"
+        + (f", the {len(shown)} nearest their cap shown" if len(shown) < len(budgets.policies) else "")
+        + ". "
+        + (
+            f"{len(near)} at 80% or more: " + ", ".join(f"{p.name} ({p.budget.percent}%)" for p in near) + "."
+            if near
+            else "None has spent 80% of its cap."
+        )
+    )
+    rows = []
+    for p in shown:
+        flag = budget_flag(p.budget)
+        percent = f"{p.budget.percent}%, {flag}" if flag else f"{p.budget.percent}%"
+        text = f"{_amount(p.budget.spent)} / {_amount(p.budget.cap)} ({percent})"
+        rows.append(charts.HBar(label=p.name, value=float(p.budget.share), text=text, flagged=bool(flag)))
+    return charts.hbar_chart(
+        chart_id="chart-budgets",
+        title=f"Budgets this month: spend against the monthly cap ({month})",
+        summary=summary,
+        rows=rows,
+        x_label="Share of the monthly cap spent",
+        empty_message="No active policy has a monthly cap.",
+        marker=float(BUDGET_ALERT_SHARE),
+        marker_label="80%",
+        value_width=BUDGET_VALUE_WIDTH,
     )
 
 

@@ -18,10 +18,10 @@ the tier then and the agent who made the set. ``total_cost`` never includes it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -42,8 +42,9 @@ from django.db.models import (
 from django.utils import timezone
 
 from compensation.models import Escalation, Incident, Offer, OfferSet, Outcome, OutcomeOption, Remedy
-from compensation.periods import days_between, local_date
+from compensation.periods import days_between, local_date, month_start
 from compensation.roles import Role, user_has_role
+from compensation.selectors import MonthBudget, policy_month_spent
 from policies.choices import OfferKind
 from policies.models import Category, Policy
 from policies.money import money
@@ -323,18 +324,25 @@ def _row(
     return row
 
 
-def report_by_policy(scope: ReportScope) -> list[dict[str, Any]]:
-    """One row per policy (every policy, active or not; the one filtered on, if any), by name."""
+def report_by_policy(scope: ReportScope, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """One row per policy (every policy, active or not; the one filtered on, if any), by name.
+
+    Each row adds the policy's budget for the month ``now`` is in (TIME_ZONE), whatever the period:
+    ``monthly_cap`` as set now, ``month_spent`` (its month row) and ``month_remaining`` (cap - spent,
+    never below 0.00); the cap and what remains are null where uncapped. Read with the policies, one query.
+    """
     offered, outcomes, remedies = _grouped(
         scope, option_key="policy_id", outcome_key="policy_id", remedy_key="policy_id"
     )
-    policies: Iterable[tuple[int, str]] = (
-        [(scope.policy.pk, scope.policy.name)]
-        if scope.policy is not None
-        else Policy.objects.order_by("name", "pk").values_list("pk", "name")
-    )
-    return [
-        _row(
+    policies = Policy.objects.order_by("name", "pk")
+    if scope.policy is not None:
+        policies = policies.filter(pk=scope.policy.pk)
+    month = month_start(now or timezone.now())
+    rows = []
+    for pk, name, cap, spent in policies.annotate(month_spent=policy_month_spent(month)).values_list(
+        "pk", "name", "monthly_cap", "month_spent"
+    ):
+        row = _row(
             "policy",
             {"id": pk, "name": name},
             offered.get(pk, 0),
@@ -342,8 +350,12 @@ def report_by_policy(scope: ReportScope) -> list[dict[str, Any]]:
             remedies.get(pk),
             with_outcomes=False,
         )
-        for pk, name in policies
-    ]
+        budget = MonthBudget(cap=cap, spent=spent)
+        row.update(
+            monthly_cap=money(budget.cap), month_spent=money(budget.spent), month_remaining=money(budget.remaining)
+        )
+        rows.append(row)
+    return rows
 
 
 def report_by_kind(scope: ReportScope) -> list[dict[str, Any]]:

@@ -77,6 +77,17 @@ class AgentRefSerializer(serializers.Serializer):
 
 class PolicyReportSerializer(_GroupReportSerializer):
     policy = PolicyNameSerializer()
+    monthly_cap = serializers.CharField(
+        allow_null=True, help_text="decimal string: the policy's monthly budget as set now; null where uncapped"
+    )
+    month_spent = serializers.CharField(
+        help_text="decimal string: what the policy has spent in the current calendar month (TIME_ZONE), whatever "
+        "the report's period; 0.00 when nothing"
+    )
+    month_remaining = serializers.CharField(
+        allow_null=True,
+        help_text="decimal string: monthly_cap - month_spent, never below 0.00; null where uncapped",
+    )
 
 
 class KindReportSerializer(_GroupReportSerializer):

@@ -8,11 +8,12 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from reporting.dashboard import TOP_LEARNED, dashboard_charts, dashboard_get
+from reporting.dashboard import TOP_BUDGETS, TOP_LEARNED, dashboard_charts, dashboard_get
 
 
 def dashboard_view(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
-    """The last 30 days of offers, cost, acceptance, satisfaction, and escalations; what the ranking learned."""
+    """The last 30 days of offers, cost, acceptance, satisfaction, and escalations; budgets this month; what the
+    ranking learned."""
     # Staff see what their permissions let them see; these figures are outcomes' and escalations'.
     if not request.user.has_perm("compensation.view_outcome"):
         raise PermissionDenied
@@ -23,5 +24,6 @@ def dashboard_view(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
         "dashboard": dashboard,
         "charts": dashboard_charts(dashboard),
         "top_learned": TOP_LEARNED,
+        "top_budgets": TOP_BUDGETS,
     }
     return TemplateResponse(request, "admin/reporting/dashboard.html", context)

@@ -3,28 +3,40 @@
 The monthly charge is one conditional upsert (``spent + amount <= cap``), with a
 check constraint on the row as the backstop, so concurrent acceptances cannot
 overspend. The per-customer cap is checked under a lock on the customer's row.
+
+Managers are e-mailed once per policy and month when its spend reaches 80% of
+its cap (:func:`budget_alerts_send`, a periodic task).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import connection
 from django.db.models import F, Sum
 from django.db.models.functions import Round
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
 
 from compensation.errors import BudgetExhausted
 from compensation.models import BudgetCharge, Customer, PolicyMonthSpend
 from compensation.periods import month_start
-from compensation.selectors import CUSTOMER_CAP_DAYS
+from compensation.selectors import BUDGET_ALERT_SHARE, CUSTOMER_CAP_DAYS, MonthBudget, manager_emails
 from compensation.sql import typed_param
 from policies.index import policy_index_get
 from policies.models import Policy
 from policies.money import money
 
+logger = logging.getLogger("compensation")
+
 ZERO = Decimal("0")
+ALERTS_PER_RUN = 1000
 
 
 @dataclass(frozen=True)
@@ -117,3 +129,80 @@ def budget_release(*, charge: BudgetCharge, now: datetime) -> bool:
         spent=Round(F("spent") - charge.amount, 2)  # cents, as above: on SQLite 0.30 - 0.10 - 0.20 < 0
     )
     return True
+
+
+# --- The 80% e-mail ---------------------------------------------------------------------------
+
+
+def budget_alert_candidates(*, month: date) -> list[PolicyMonthSpend]:
+    """The month's rows not alerted yet whose spend reached 80% of the policy's cap as it is now (a cap
+    above zero: a cap of 0 is a policy switched off, not one running out), with their policy."""
+    return list(
+        PolicyMonthSpend.objects.filter(
+            month=month,
+            alerted_at=None,
+            policy__monthly_cap__gt=0,
+            # ROUND: exact on PostgreSQL, and on SQLite (floats) 0.10 x 0.80 is 0.08, as spent holds it.
+            spent__gte=Round(F("policy__monthly_cap") * BUDGET_ALERT_SHARE, 4),
+        )
+        .select_related("policy")
+        .order_by("policy_id")[:ALERTS_PER_RUN]
+    )
+
+
+def budget_alerts_send(*, now: datetime | None = None) -> int:
+    """E-mail the managers, once per policy and month, that the month's spend reached 80% of its cap;
+    returns how many policies they were told about.
+
+    Each row is claimed before its e-mail goes out, by a conditional update committed on its own
+    (``alerted_at IS NULL`` -> now): of two runs at once, or a run and a redelivery, one claims it and
+    the other sends nothing. The claim is not held in a transaction around the send, because that
+    row is the one every acceptance of the policy charges: an SMTP server taking its time must not
+    hold up outcomes. If sending fails the claim is given back (``alerted_at`` -> NULL) and the next
+    run tries again; a process killed between claim and send leaves the month marked and sends
+    nothing (at most once). Without any manager to e-mail, the month is marked and a warning logged,
+    as for the other notifications.
+    """
+    now = now or timezone.now()
+    month = month_start(now)
+    candidates = budget_alert_candidates(month=month)
+    if not candidates:
+        return 0
+    recipients = manager_emails()
+    sent = 0
+    for row in candidates:
+        if not PolicyMonthSpend.objects.filter(pk=row.pk, alerted_at=None).update(alerted_at=now):
+            continue  # another run claimed it
+        if not recipients:
+            logger.warning("policy %s passed 80%% of its monthly cap: no manager has an e-mail address", row.policy_id)
+            continue
+        try:
+            _budget_alert_mail(row, recipients=recipients, month=month)
+        except Exception:
+            PolicyMonthSpend.objects.filter(pk=row.pk, alerted_at=now).update(alerted_at=None)
+            logger.exception("budget alert for policy %s not sent; the next run tries again", row.policy_id)
+            continue
+        sent += 1
+    return sent
+
+
+def _budget_alert_mail(row: PolicyMonthSpend, *, recipients: list[str], month: date) -> None:
+    policy = row.policy
+    budget = MonthBudget(cap=policy.monthly_cap, spent=row.spent)
+    context = {
+        "policy": policy,
+        "month": month,
+        "next_month": (month + timedelta(days=32)).replace(day=1),
+        "spent": money(budget.spent),
+        "cap": money(budget.cap),
+        "remaining": money(budget.remaining),
+        "percent": budget.percent,
+        "currency": settings.DEFAULT_CURRENCY,
+        "url": settings.PUBLIC_BASE_URL + reverse("admin:policies_policy_change", args=[policy.pk]),
+    }
+    send_mail(
+        f"Budget: {policy.name} has spent {budget.percent}% of its monthly cap ({month:%B %Y})",
+        render_to_string("email/budget_alert.txt", context),
+        None,
+        recipients,
+    )

@@ -14,7 +14,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F
@@ -25,7 +24,7 @@ from compensation.authority import MonthOverLimit
 from compensation.errors import Conflict, ErrorCode
 from compensation.models import Customer, Escalation, Incident, Outcome, OutcomeSubmission, Remedy
 from compensation.queue import ESCALATION_NOTIFY, outcome_enqueue, task_send
-from compensation.roles import Role
+from compensation.selectors import manager_emails
 from compensation.services.budgets import budget_release
 from policies.money import money
 
@@ -268,11 +267,6 @@ def escalation_reject(*, escalation_id: int, user: Any, reason: str, now: dateti
         if remedies:
             Remedy.objects.filter(pk__in=[r.pk for r in remedies]).update(status=Remedy.Status.REJECTED)
         return _close(escalation, status=Escalation.Status.REJECTED, resolution=reason, user=user, now=now)
-
-
-def manager_emails() -> list[str]:
-    users = get_user_model().objects.filter(groups__name=Role.MANAGER, is_active=True).exclude(email="")
-    return sorted(set(users.values_list("email", flat=True)))
 
 
 def escalation_notify(*, escalation_id: int, overdue: bool = False, now: datetime | None = None) -> bool:

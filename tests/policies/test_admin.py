@@ -609,14 +609,14 @@ def test_changelist_shows_the_policy_columns(admin_client: Any, listed_policies:
         "Placement",
         "Categories",
         "Version",
-        "Monthly budget",
+        "Budget this month",  # the month's spend / the monthly budget: compensation's PolicyAdmin
         "Per-customer cap (30 days)",
     ]:
         assert header in headers
     assertContains(response, '<td class="field-category_list">damaged_item, late_delivery</td>', html=True)
     assertContains(response, '<td class="field-category_list">any</td>', html=True)
     assertContains(response, '<td class="field-version">1</td>', html=True, count=2)
-    assertContains(response, '<td class="field-monthly_cap">500.00</td>', html=True)
+    assertContains(response, "0.00 / 500.00 (0%)")
     assertContains(response, '<td class="field-per_customer_cap_30d">50.00</td>', html=True)
     assertContains(response, '<td class="field-priority">80</td>', html=True)
     assertContains(response, '<td class="field-placement_code">ranked</td>', html=True)

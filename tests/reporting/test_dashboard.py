@@ -27,9 +27,11 @@ from compensation.models import (
     Outcome,
     OutcomeOption,
     OutcomeSubmission,
+    PolicyMonthSpend,
     PositionStat,
     Remedy,
 )
+from compensation.periods import month_start
 from policies.choices import OfferKind, Tier
 from policies.models import OfferTemplate, Policy
 from reporting import charts
@@ -685,8 +687,8 @@ def test_staff_without_permission_to_view_outcomes_are_refused(client: Any, djan
 def test_the_page_costs_the_same_queries_whatever_the_volume(
     admin_client: Any, agent: Any, django_assert_max_num_queries: Any
 ) -> None:
-    """The session, the user and eight for the figures: no query per offer set, day, policy, escalation,
-    learned offer or category."""
+    """The session, the user and nine for the figures: no query per offer set, day, policy, escalation,
+    learned offer, category or capped policy."""
     now = datetime.now(UTC)
     policies = PolicyFactory.create_batch(3)
     admin_client.get(URL)  # warm up: content types, the admin's first-request caches
@@ -704,10 +706,13 @@ def test_the_page_costs_the_same_queries_whatever_the_volume(
         )
         escalation_due(due_at=now - timedelta(hours=i + 1))
         learned_counters(f"category_{i % 4}", shard=i % 8, a=5 + i, chosen=i % 4)
+        capped = PolicyFactory(monthly_cap=Decimal("50.00"))
+        PolicyMonthSpend.objects.create(policy=capped, month=month_start(now), spent=Decimal(4 * i))
 
     with django_assert_max_num_queries(len(small)):
         response = admin_client.get(URL)
 
     assert response.status_code == 200
     assert "chart-learning-category_3" in response.content.decode()
-    assert len(small) == 10, [q["sql"][:80] for q in small.captured_queries]  # session, user, the eight figures
+    assert len(bars(chart(response.content.decode(), "chart-budgets"))) == 12
+    assert len(small) == 11, [q["sql"][:80] for q in small.captured_queries]  # session, user, the nine figures

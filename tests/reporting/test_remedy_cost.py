@@ -38,6 +38,7 @@ from tests.reporting.test_reports_api import (
     CATEGORIES,
     ESCALATIONS,
     KINDS,
+    NO_BUDGET,
     PERIOD,
     POLICIES,
     SETS,
@@ -340,11 +341,20 @@ def test_policies_report_groups_remedies_by_their_own_policy(approved: World, an
     rows = get_ok(analyst, POLICIES, PERIOD)
 
     p = approved.pack
+    # Both uncapped, and charged in March 2025 (the frozen clock), not this month: NO_BUDGET.
     assert rows == [
         # shown in R1-R4, chosen in R3; gifts of R1, R2, R3
-        {"policy": {"id": p.gift.pk, "name": "Apology gift"}, **group_row(4, 1, 0.25, "6.00", None, "9.00")},
+        {
+            "policy": {"id": p.gift.pk, "name": "Apology gift"},
+            **group_row(4, 1, 0.25, "6.00", None, "9.00"),
+            **NO_BUDGET,
+        },
         # shown in R1, R3, R4, chosen in R1, R4; refunds of R1 (80) and R3 (150)
-        {"policy": {"id": p.refund.pk, "name": "Billing refund"}, **group_row(3, 2, 2 / 3, "20.00", None, "230.00")},
+        {
+            "policy": {"id": p.refund.pk, "name": "Billing refund"},
+            **group_row(3, 2, 2 / 3, "20.00", None, "230.00"),
+            **NO_BUDGET,
+        },
     ]
 
 

@@ -209,6 +209,7 @@ def figures(row: dict[str, Any]) -> dict[str, Any]:
 
 
 EMPTY = group_row(0, 0, None, "0.00", None)
+NO_BUDGET = {"monthly_cap": None, "month_spent": "0.00", "month_remaining": None}  # uncapped, nothing this month
 
 
 # --- Fixtures --------------------------------------------------------------------------------
@@ -899,11 +900,18 @@ def test_policies_report_includes_inactive_policies(world: World, manager: Any) 
 def test_policies_report_with_a_policy_filter_has_only_that_policy(world: World, manager: Any) -> None:
     rows = get_ok(manager, POLICIES, {**PERIOD, "policy": world.catalog.alpha.pk})
 
+    # Uncapped; charged this month (when the world was posted, whatever dates the rows were moved to): S0, S1, S4.
     assert rows == [
-        {"policy": {"id": world.catalog.alpha.pk, "name": "Alpha credit"}, **group_row(4, 2, 0.5, "20.00", 5.0)}
+        {
+            "policy": {"id": world.catalog.alpha.pk, "name": "Alpha credit"},
+            **group_row(4, 2, 0.5, "20.00", 5.0),
+            "monthly_cap": None,
+            "month_spent": "30.00",
+            "month_remaining": None,
+        }
     ]
     zulu = get_ok(manager, POLICIES, {**PERIOD, "policy": world.catalog.zulu.pk})
-    assert zulu == [{"policy": {"id": world.catalog.zulu.pk, "name": "Zulu unused"}, **EMPTY}]
+    assert zulu == [{"policy": {"id": world.catalog.zulu.pk, "name": "Zulu unused"}, **EMPTY, **NO_BUDGET}]
 
 
 def test_policies_report_with_tier_and_category_filters(world: World, manager: Any) -> None:
@@ -1054,8 +1062,8 @@ def test_reports_are_not_paginated(world: World, manager: Any) -> None:
 
 # Token, the user's groups, the category and policy lookups of the filters, then the report's own:
 # summary 5 aggregates (incidents, offer sets, outcomes, escalations, remedies) and the median's middle rows,
-# grouped reports 3 (options, outcomes, remedies) plus the list of policies, categories or users (none for
-# the kinds).
+# grouped reports 3 (options, outcomes, remedies) plus the list of policies (with their spend this month, also
+# when filtered on one), categories or users (none for the kinds).
 # On PostgreSQL, report_session adds its settings statement (and, inside the test's transaction,
 # a savepoint and its release).
 SESSION_QUERIES = 3 if connection.vendor == "postgresql" else 0

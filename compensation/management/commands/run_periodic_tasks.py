@@ -17,11 +17,15 @@ PERIODIC = {
     "follow_ups_send": tasks.follow_ups_send,
     "escalations_flag_overdue": tasks.escalations_flag_overdue,
     "idempotency_records_purge": tasks.idempotency_records_purge,
+    "budget_alerts_send": tasks.budget_alerts_send,
 }
 
 
 class Command(BaseCommand):
-    help = "Run the periodic tasks (requeue outcomes, send follow-ups, flag overdue escalations) once, or --every N s."
+    help = (
+        "Run the periodic tasks (requeue outcomes, send follow-ups, flag overdue escalations, purge idempotency "
+        "records, send budget alerts) once, or --every N s."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--every", type=int, default=0, help="repeat every N seconds until stopped")
