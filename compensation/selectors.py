@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Prefetch, QuerySet, Sum
 
@@ -26,6 +27,7 @@ from compensation.models import (
     PolicyMonthSpend,
     PositionStat,
     Remedy,
+    Simulation,
 )
 from compensation.periods import local_date, month_start
 from compensation.roles import Role, user_has_role
@@ -222,3 +224,10 @@ def learning_stats_by_category() -> dict[int, LearningStats]:
         )
         for category_id in offers.keys() | positions.keys()
     }
+
+
+def simulations_of(user: Any, *, now: datetime) -> QuerySet[Simulation]:
+    """The user's own simulations still kept: one older than ``SIMULATION_KEEP_DAYS`` is gone for the API
+    even before the periodic purge deletes it."""
+    kept_since = now - timedelta(days=settings.SIMULATION_KEEP_DAYS)
+    return Simulation.objects.filter(created_by=user, created_at__gte=kept_since)

@@ -17,6 +17,7 @@ PERIODIC = {
     "follow_ups_send": tasks.follow_ups_send,
     "escalations_flag_overdue": tasks.escalations_flag_overdue,
     "idempotency_records_purge": tasks.idempotency_records_purge,
+    "simulations_purge": tasks.simulations_purge,
 }
 
 
