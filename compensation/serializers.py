@@ -591,8 +591,6 @@ def customer_payload(customer: Any, changes: Sequence[Any]) -> dict[str, Any]:
 
 PACK_SCHEMA = {
     "type": "object",
-    "description": "A policy pack, as `import_policies` reads it (README, policy packs): categories, perks and "
-    "policies, each optional; matched by slug, `--replace` not implied.",
     "properties": {
         name: {"type": "array", "items": {"type": "object", "additionalProperties": True}}
         for name in ("categories", "perks", "policies")
@@ -607,7 +605,10 @@ class PackField(serializers.JSONField):
 
 
 class SimulationInputSerializer(serializers.Serializer):
-    pack = PackField(help_text="the draft: a policy pack as an import takes it")
+    pack = PackField(
+        help_text="the draft: a policy pack as `import_policies` reads it (categories, perks and policies, each "
+        "optional), applied over the live policies by slug, `--replace` not implied"
+    )
     days = serializers.IntegerField(
         min_value=DAYS_MIN, max_value=DAYS_MAX, default=30, help_text="days of incidents to replay (default 30)"
     )
