@@ -37,6 +37,7 @@ from compensation.selectors import (
     escalation_list,
     offer_set_submission,
     offer_set_visible_to,
+    simulations_of,
 )
 from compensation.serializers import (
     CustomerDetailSerializer,
@@ -51,12 +52,17 @@ from compensation.serializers import (
     OutcomeInputSerializer,
     RejectInputSerializer,
     ResolveInputSerializer,
+    SimulationInputSerializer,
+    SimulationSerializer,
+    SimulationStartedSerializer,
     customer_payload,
     customer_put_validate,
     customers_bulk_validate,
     escalation_payload,
     offer_set_input_validate,
     offer_set_payload,
+    simulation_input_validate,
+    simulation_payload,
 )
 from compensation.services.customers import customer_put, customers_bulk_put
 from compensation.services.escalations import (
@@ -68,6 +74,7 @@ from compensation.services.escalations import (
 from compensation.services.follow_ups import feedback_link_check, feedback_submit
 from compensation.services.offer_sets import offer_set_create
 from compensation.services.outcomes import outcome_submit
+from compensation.services.simulation_runs import simulation_start
 from policies.index import policy_index_get
 
 
@@ -388,3 +395,45 @@ class CustomersBulkApi(APIView):
         customers = customers_bulk_validate(request.data)
         created, updated = customers_bulk_put(customers=customers, by=request.user.get_username())
         return Response({"created": created, "updated": updated})
+
+
+# --- Simulations (a policy pack replayed before it goes live) ---------------------------------------
+
+
+class SimulationStartApi(APIView):
+    """Replay the last ``days`` days of incidents against the live policies and against them with ``pack``
+    applied as an import would (``--replace`` not implied), in a Celery worker; poll the simulation's URL."""
+
+    permission_classes = [IsManager]
+
+    @extend_schema(
+        request=SimulationInputSerializer,
+        responses={
+            202: SimulationStartedSerializer,
+            400: OpenApiResponse(
+                description="The pack would not import, with the import's paths as keys "
+                '(`{"policies[0].offers[0].value": ["..."]}`; `pack` for the pack as a whole), or `days` is not '
+                "a whole number from 1 to 365; nothing is started."
+            ),
+            403: ERROR,
+            409: OpenApiResponse(
+                ERROR, description="`simulation_running`: one of your simulations is still running (one at a time)."
+            ),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = simulation_input_validate(request.data)
+        simulation = simulation_start(user=request.user, pack=data["pack"], days=data["days"])
+        return Response({"id": str(simulation.id), "status": "running"}, status=status.HTTP_202_ACCEPTED)
+
+
+class SimulationDetailApi(APIView):
+    """Your simulation: running (with its progress), done (with the result) or failed (with the error); kept
+    ``SIMULATION_KEEP_DAYS`` days."""
+
+    permission_classes = [IsManager]
+
+    @extend_schema(responses={200: SimulationSerializer, 403: ERROR, 404: ERROR})
+    def get(self, request: Request, simulation_id: str) -> Response:
+        simulation = get_object_or_404(simulations_of(request.user, now=timezone.now()), pk=simulation_id)
+        return Response(simulation_payload(simulation))

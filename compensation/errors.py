@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     APPROVAL_REQUIRED = "approval_required"
     NOT_AN_APPROVAL = "not_an_approval"
     FEEDBACK_USED = "feedback_used"
+    SIMULATION_RUNNING = "simulation_running"
 
 
 class ApplicationError(Exception):

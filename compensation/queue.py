@@ -21,6 +21,8 @@ ESCALATION_NOTIFY = "compensation.escalation_notify"
 ESCALATIONS_FLAG_OVERDUE = "compensation.escalations_flag_overdue"
 IDEMPOTENCY_RECORDS_PURGE = "compensation.idempotency_records_purge"
 BUDGET_ALERTS_SEND = "compensation.budget_alerts_send"
+SIMULATION_RUN = "compensation.simulation_run"  # routed to the "simulations" queue (settings.CELERY_TASK_ROUTES)
+SIMULATIONS_PURGE = "compensation.simulations_purge"
 
 
 def task_send(name: str, *args: Any, **kwargs: Any) -> bool:

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import DecimalField, OuterRef, Prefetch, QuerySet, Subquery, Sum, Value
@@ -28,6 +29,7 @@ from compensation.models import (
     PolicyMonthSpend,
     PositionStat,
     Remedy,
+    Simulation,
 )
 from compensation.periods import local_date, month_start
 from compensation.roles import Role, user_has_role
@@ -279,3 +281,10 @@ class MonthBudget:
         """Spent at least 80% of the cap (``BUDGET_ALERT_SHARE``)."""
         share = self.share
         return share is not None and share >= BUDGET_ALERT_SHARE
+
+
+def simulations_of(user: Any, *, now: datetime) -> QuerySet[Simulation]:
+    """The user's own simulations still kept: one older than ``SIMULATION_KEEP_DAYS`` is gone for the API
+    even before the periodic purge deletes it."""
+    kept_since = now - timedelta(days=settings.SIMULATION_KEEP_DAYS)
+    return Simulation.objects.filter(created_by=user, created_at__gte=kept_since)

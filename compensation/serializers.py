@@ -14,15 +14,18 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from compensation.engine import remedy_needs_approval
-from compensation.models import Escalation, Incident, Offer, OfferSet, OutcomeSubmission, Remedy
+from compensation.models import Escalation, Incident, Offer, OfferSet, OutcomeSubmission, Remedy, Simulation
 from compensation.services.customers import BULK_MAX, FIELDS
+from compensation.services.simulations import DAYS_MAX, DAYS_MIN
 from policies.choices import REMEDY_KIND_CHOICES, Fault, OfferKind, Tier
 from policies.index import PolicyIndex
 from policies.money import money
+from policies.packs import PackError, pack_plan
 
 CLOCK_SKEW = timedelta(minutes=1)
 
@@ -581,4 +584,158 @@ def customer_payload(customer: Any, changes: Sequence[Any]) -> dict[str, Any]:
             {"at": iso(change.at), "by": change.by, "field": change.field, "old": change.old, "new": change.new}
             for change in changes
         ],
+    }
+
+
+# --- Simulations (a policy pack replayed before it goes live) -----------------------------------
+
+PACK_SCHEMA = {
+    "type": "object",
+    "properties": {
+        name: {"type": "array", "items": {"type": "object", "additionalProperties": True}}
+        for name in ("categories", "perks", "policies")
+    },
+    "additionalProperties": False,
+}
+
+
+@extend_schema_field(PACK_SCHEMA)
+class PackField(serializers.JSONField):
+    """Any JSON here; the import's own validation (``pack_plan``) judges it."""
+
+
+class SimulationInputSerializer(serializers.Serializer):
+    pack = PackField(
+        help_text="the draft: a policy pack as `import_policies` reads it (categories, perks and policies, each "
+        "optional), applied over the live policies by slug, `--replace` not implied"
+    )
+    days = serializers.IntegerField(
+        min_value=DAYS_MIN, max_value=DAYS_MAX, default=30, help_text="days of incidents to replay (default 30)"
+    )
+
+
+class SimulationStartedSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=["running"])
+
+
+class SimulationPolicySerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    shown_before = serializers.IntegerField()
+    shown_after = serializers.IntegerField()
+    expected_cost_before = serializers.CharField(help_text="decimal string")
+    expected_cost_after = serializers.CharField(help_text="decimal string")
+    monthly_cap = serializers.CharField(allow_null=True, help_text="decimal string; null where uncapped")
+    month_spent = serializers.CharField(help_text="decimal string: this month's spend so far")
+    projected_month_spend = serializers.CharField(
+        help_text="decimal string: spent so far plus the replay's daily expected cost times the days left"
+    )
+    cap_reached_on = serializers.DateField(allow_null=True, help_text="the day the projection passes the cap")
+
+
+class SimulationOptionSerializer(serializers.Serializer):
+    label = serializers.ChoiceField(choices=["a", "b", "c"])
+    kind = serializers.ChoiceField(choices=OfferKind.choices)
+    title = serializers.CharField()
+    policy = serializers.CharField(help_text="the policy's slug")
+    estimated_cost = serializers.CharField(help_text="decimal string")
+
+
+class SimulationExampleSerializer(serializers.Serializer):
+    incident = serializers.IntegerField()
+    before = SimulationOptionSerializer(many=True)
+    after = SimulationOptionSerializer(many=True)
+
+
+class SimulationSampleSerializer(serializers.Serializer):
+    every = serializers.IntegerField()
+    incidents = serializers.IntegerField()
+    of = serializers.IntegerField()
+
+
+class SimulationResultSerializer(serializers.Serializer):
+    """As ``simulate_policies --json`` prints it."""
+
+    days = serializers.IntegerField()
+    incidents = serializers.IntegerField()
+    changed = serializers.IntegerField(help_text="incidents whose shown options or remedy differ")
+    no_options_before = serializers.IntegerField()
+    no_options_after = serializers.IntegerField()
+    expected_cost_before = serializers.CharField(help_text="decimal string")
+    expected_cost_after = serializers.CharField(help_text="decimal string")
+    policies = SimulationPolicySerializer(many=True)
+    warnings = serializers.ListField(child=serializers.CharField())
+    examples = SimulationExampleSerializer(many=True, help_text="up to 20 changed incidents")
+    sample = SimulationSampleSerializer(required=False, help_text="only for a sampled replay")
+
+
+class SimulationSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=Simulation.Status.choices)
+    progress = serializers.FloatField(min_value=0.0, max_value=1.0)
+    result = SimulationResultSerializer(allow_null=True, help_text="null until done")
+    error = serializers.CharField(allow_null=True, help_text="null unless failed")
+
+
+def _unstorable_text(pack: Any) -> dict[str, list[str]]:
+    """Text the database cannot store (NUL, an unpaired surrogate), anywhere in the pack, by its path.
+    Walked without recursion: the parser already took the document as deep as Python allows."""
+    errors: dict[str, list[str]] = {}
+    stack: list[tuple[str, Any]] = [("", pack)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                where = f"{path}.{key}" if path else str(key)
+                if _bad_text(key):
+                    errors.setdefault(path or "pack", []).append("a key holds a NUL character or an unpaired surrogate")
+                else:
+                    stack.append((where, item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
+        elif isinstance(value, str) and _bad_text(value):
+            errors.setdefault(path or "pack", []).append("must not contain NUL characters or unpaired surrogates")
+    return errors
+
+
+def _bad_text(text: str) -> bool:
+    return "\x00" in text or any("\ud800" <= char <= "\udfff" for char in text)
+
+
+def pack_error_paths(lines: Sequence[str]) -> dict[str, list[str]]:
+    """The import's ``path: message`` lines as ``{path: [messages]}``, the paths exactly as the import prints them."""
+    errors: dict[str, list[str]] = {}
+    for line in lines:
+        path, _, message = line.partition(": ")
+        errors.setdefault(path, []).append(message)
+    return errors
+
+
+def simulation_input_validate(data: Any) -> dict[str, Any]:
+    """A simulation's ``pack`` and ``days``; the pack planned as an import would plan it (``pack_plan``), its
+    problems under the import's paths (``{"policies[0].offers[0].value": ["..."]}``). Every problem at once."""
+    serializer = SimulationInputSerializer(data=data)
+    errors: dict[str, list[Any]] = {} if serializer.is_valid() else dict(serializer.errors)
+    if isinstance(data, Mapping) and data.get("pack") is not None:  # null: "may not be null" said that
+        pack = data["pack"]
+        problems = _unstorable_text(pack)
+        if not problems:
+            try:
+                pack_plan(pack)
+            except PackError as exc:
+                problems = pack_error_paths(exc.errors)
+        for path, messages in problems.items():
+            errors.setdefault(path, []).extend(messages)
+    if errors:
+        raise serializers.ValidationError(errors)
+    return dict(serializer.validated_data)
+
+
+def simulation_payload(simulation: Simulation) -> dict[str, Any]:
+    return {
+        "id": str(simulation.id),
+        "status": simulation.status,
+        "progress": simulation.progress,
+        "result": simulation.result,
+        "error": simulation.error,
     }

@@ -16,7 +16,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from compensation import queue
-from compensation.services import budgets, escalations, follow_ups, outcomes
+from compensation.services import budgets, escalations, follow_ups, outcomes, simulation_runs
 
 logger = logging.getLogger("compensation")
 
@@ -83,3 +83,16 @@ def idempotency_records_purge() -> int:
 
     deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=timezone.now() - KEEP).delete()
     return deleted
+
+
+@shared_task(name=queue.SIMULATION_RUN, acks_late=True)
+def simulation_run_task(simulation_id: str) -> str:
+    """Run a policy simulation posted through the API; on the ``simulations`` queue (settings.CELERY_TASK_ROUTES),
+    with time limits of its own (``SIMULATION_SOFT_TIME_LIMIT``, ``SIMULATION_TIME_LIMIT``, set by
+    CELERY_TASK_ANNOTATIONS). A second delivery finds the row no longer running and does nothing."""
+    return simulation_runs.simulation_run(simulation_id=simulation_id)
+
+
+@shared_task(name=queue.SIMULATIONS_PURGE, acks_late=True)
+def simulations_purge() -> int:
+    return simulation_runs.simulations_purge()

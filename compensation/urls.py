@@ -19,6 +19,8 @@ urlpatterns = [
     path("escalations/<int:escalation_id>/resolve/", apis.EscalationResolveApi.as_view(), name="escalation-resolve"),
     path("escalations/<int:escalation_id>/approve/", apis.EscalationApproveApi.as_view(), name="escalation-approve"),
     path("escalations/<int:escalation_id>/reject/", apis.EscalationRejectApi.as_view(), name="escalation-reject"),
+    path("simulations/", apis.SimulationStartApi.as_view(), name="simulation-start"),
+    path("simulations/<uuid:simulation_id>/", apis.SimulationDetailApi.as_view(), name="simulation-detail"),
     path("feedback/<str:token>/", apis.FeedbackSubmitApi.as_view(), name="feedback"),
     # Before the detail: "bulk" is not an external_id here. <path:>: an external_id may hold a "/".
     path("customers/bulk/", apis.CustomersBulkApi.as_view(), name="customer-bulk"),

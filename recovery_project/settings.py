@@ -10,6 +10,8 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from kombu import Exchange, Queue
+
 from recovery_project import env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -220,6 +222,13 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Celery -------------------------------------------------------------------
+# A policy simulation (POST /api/v1/simulations/) replays weeks of incidents: minutes, not the 90/120 s every
+# other task gets. Past the soft limit it stops and is marked failed; the hard limit kills the process. A
+# simulation still "running" after the hard limit died with its worker (or waited in the queue that long)
+# and is marked failed, so its user can start another (compensation/services/simulation_runs.py).
+SIMULATION_SOFT_TIME_LIMIT = 30 * 60
+SIMULATION_TIME_LIMIT = 31 * 60
+SIMULATION_KEEP_DAYS = 7  # GET /api/v1/simulations/{id}/ answers 404 after this, and a periodic task deletes it
 # Visibility timeout must exceed the longest task (time limit x retries' ETA is
 # not counted: retried tasks are new messages), or Redis redelivers running work.
 CELERY_VISIBILITY_TIMEOUT = 3600
@@ -243,6 +252,21 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 90
+# Two queues: "celery" (recording outcomes, e-mails, periodic work) and "simulations", so a long simulation
+# never holds up recording where a worker of its own serves it (`celery -A recovery_project worker -Q
+# simulations`). A worker started without -Q consumes every queue listed here.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (
+    Queue("celery", Exchange("celery", type="direct"), routing_key="celery"),
+    Queue("simulations", Exchange("simulations", type="direct"), routing_key="simulations"),
+)
+CELERY_TASK_ROUTES = {"compensation.simulation_run": {"queue": "simulations"}}
+CELERY_TASK_ANNOTATIONS = {
+    "compensation.simulation_run": {
+        "soft_time_limit": SIMULATION_SOFT_TIME_LIMIT,
+        "time_limit": SIMULATION_TIME_LIMIT,
+    }
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -256,6 +280,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "escalations-flag-overdue": {"task": "compensation.escalations_flag_overdue", "schedule": 60.0},
     "idempotency-records-purge": {"task": "compensation.idempotency_records_purge", "schedule": 3600.0},
     "budget-alerts-send": {"task": "compensation.budget_alerts_send", "schedule": 300.0},
+    "simulations-purge": {"task": "compensation.simulations_purge", "schedule": 3600.0},
 }
 
 # --- E-mail -------------------------------------------------------------------
@@ -324,6 +349,8 @@ SPECTACULAR_SETTINGS = {
         "RemedyKindEnum": "policies.choices.REMEDY_KIND_CHOICES",
         "RemedyStatusEnum": "compensation.models.Remedy.Status",
         "TierEnum": "policies.choices.Tier",
+        "SimulationStatusEnum": "compensation.models.Simulation.Status",
+        "SimulationStartedStatusEnum": ["running"],
     },
 }
 

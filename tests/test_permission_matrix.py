@@ -1,6 +1,6 @@
 """The permission matrix (README, "Roles"): every endpoint as every kind of caller,
-one table. No credentials or a bad token: 401; the wrong role: 403; another agent's offer set: 404. The
-integration may call /api/v1/me/ and the customer endpoints, nothing else.
+one table. No credentials or a bad token: 401; the wrong role: 403; another agent's offer set, or another
+manager's simulation: 404. The integration may call /api/v1/me/ and the customer endpoints, nothing else.
 
 Each case builds its own data (an offer set the agent created through the API, an open senior-manager
 escalation, an approval escalation waiting for a manager), so a state-changing call never sees the
@@ -12,8 +12,10 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 import pytest
+from django.utils import timezone
 
-from compensation.models import OutcomeSubmission
+from compensation.models import OutcomeSubmission, Simulation
+from compensation.services.users import user_token_issue
 from policies.choices import OfferKind
 from tests.factories import CategoryFactory, OfferTemplateFactory, PolicyFactory
 
@@ -23,11 +25,12 @@ ROLES = ("anonymous", "bad_token", "agent", "other_agent", "manager", "analyst",
 OFFER_SETS = "/api/v1/offer-sets/"
 ESCALATIONS = "/api/v1/escalations/"
 CUSTOMERS = "/api/v1/customers/"
+SIMULATIONS = "/api/v1/simulations/"
 
 
 class Row(NamedTuple):
     method: str
-    path: str  # placeholders: {offer_set}, {escalation} (senior manager), {approval}, {token}, {customer}
+    path: str  # placeholders: {offer_set}, {escalation} (senior manager), {approval}, {token}, {customer}, {simulation}
     body: dict[str, Any] | None
     expected: tuple[int, ...]  # in the order of ROLES
 
@@ -72,6 +75,9 @@ MATRIX = [
     Row("POST", CUSTOMERS + "bulk/", {"customers": [{"external_id": "C-bulk"}]},
                                                                       (401, 401, 403,  403,  403, 403,    200)),
     Row("POST", "/api/v1/feedback/{token}/", {"satisfaction": 5},     (404, 404, 404,  404,  404, 404,    404)),
+    Row("POST", SIMULATIONS, {"pack": {"policies": []}, "days": 7},   (401, 401, 403,  403,  202, 403,    403)),
+    Row("GET",  SIMULATIONS + "{simulation}/", None,                  (401, 401, 403,  403,  200, 403,    403)),
+    Row("GET",  SIMULATIONS + "{other_simulation}/", None,            (401, 401, 403,  403,  404, 403,    403)),
     Row("GET",  "/healthz", None,                                     (200, 200, 200,  200,  200, 200,    200)),
     Row("GET",  "/readyz", None,                                      (200, 200, 200,  200,  200, 200,    200)),
     Row("GET",  "/api/schema/", None,                                 (200, 200, 200,  200,  200, 200,    200)),
@@ -82,7 +88,7 @@ MATRIX = [
 
 def case_id(row: Row, role: str) -> str:
     name = row.path.removeprefix("/api/v1/").removeprefix("/")
-    for placeholder in ("{offer_set}", "{escalation}", "{approval}", "{token}", "{customer}"):
+    for placeholder in ("{offer_set}", "{escalation}", "{approval}", "{token}", "{customer}", "{simulation}"):
         name = name.replace(placeholder, "{id}")
     return f"{row.method} {name.rstrip('/')} as {role}"
 
@@ -111,6 +117,13 @@ def scene(agent: Any, path: str) -> str:
     OfferTemplateFactory(policy=escalating, kind=OfferKind.FIXED_CREDIT, value=Decimal("10.00"))
 
     values = {"token": "not-a-valid-feedback-link"}
+    if "simulation}" in path:
+        # Managers' own simulations: manager-1's (the manager role's user below) and another manager's.
+        for placeholder, username in (("simulation", "manager-1"), ("other_simulation", "manager-2")):
+            owner, _token, _created = user_token_issue(username=username, role="manager")
+            values[placeholder] = Simulation.objects.create(
+                created_by=owner, pack={}, days=30, created_at=timezone.now(), status="done"
+            ).pk
     if "{customer}" in path:
         values["customer"] = created_set(agent, "damaged_item")["customer"]["external_id"]
     if "{offer_set}" in path:

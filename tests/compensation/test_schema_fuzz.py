@@ -90,17 +90,18 @@ READING = {
 AGENT_REPORT = {"GET /api/v1/reports/agents/"}
 CUSTOMER_READ = {"GET /api/v1/customers/{external_id}/"}
 CUSTOMER_WRITE = {"PUT /api/v1/customers/{external_id}/", "POST /api/v1/customers/bulk/"}
+SIMULATIONS = {"POST /api/v1/simulations/", "GET /api/v1/simulations/{simulation_id}/"}
 OUTCOME = "POST /api/v1/offer-sets/{offer_set_id}/outcome/"
 APPROVE = "POST /api/v1/escalations/{escalation_id}/approve/"
 REJECT = "POST /api/v1/escalations/{escalation_id}/reject/"
 RESOLVE = "POST /api/v1/escalations/{escalation_id}/resolve/"
 ALLOWED = {
     "agent": EVERYONE | OFFER_SETS,
-    "manager": EVERYONE | OFFER_SETS | ESCALATIONS | READING | AGENT_REPORT | CUSTOMER_READ,
+    "manager": EVERYONE | OFFER_SETS | ESCALATIONS | READING | AGENT_REPORT | CUSTOMER_READ | SIMULATIONS,
     "analyst": EVERYONE | READING,
     "integration": EVERYONE | CUSTOMER_READ | CUSTOMER_WRITE,
 }
-OPERATIONS = EVERYONE | OFFER_SETS | ESCALATIONS | READING | AGENT_REPORT | CUSTOMER_READ | CUSTOMER_WRITE
+OPERATIONS = EVERYONE | OFFER_SETS | ESCALATIONS | READING | AGENT_REPORT | CUSTOMER_READ | CUSTOMER_WRITE | SIMULATIONS
 
 PATH, QUERY, HEADER, BODY = (
     ParameterLocation.PATH,
@@ -117,6 +118,7 @@ BODY_FIELDS = (
     "lifetime_value",  # a customer's PUT
     "customers[].lifetime_value",  # each customer of a bulk POST
 )
+BODY_OBJECTS = ("pack",)  # replaced whole: a simulation's draft pack
 
 
 def _schema() -> Any:
@@ -161,6 +163,9 @@ class World:
             for container in _containers(body, parents):
                 if isinstance(container.get(name), str):
                     container[name] = self._real(case, seed, BODY, dotted, container[name])
+        for name in BODY_OBJECTS:
+            if isinstance(body, dict) and isinstance(body.get(name), dict):
+                body[name] = copy.deepcopy(self._real(case, seed, BODY, name, body[name]))
         return case.operation.Case(
             method=case.method,
             path_parameters={name: self._real(case, seed, PATH, name, v) for name, v in case.path_parameters.items()},
@@ -279,15 +284,16 @@ def _world_build(role: str, make_user: Any) -> World:
     from django.utils import timezone
     from rest_framework.test import APIClient
 
-    from compensation.models import Customer, FollowUp, OutcomeSubmission
+    from compensation.models import Customer, FollowUp, OutcomeSubmission, Simulation
     from compensation.services.follow_ups import feedback_token
     from compensation.services.outcomes import outcome_record
     from policies.choices import OfferKind
     from policies.models import Category, Policy
+    from policies.serialization import policy_to_pack
     from tests.factories import CategoryFactory, OfferTemplateFactory, PolicyFactory
 
-    _, agent_key = make_user("fuzz-agent", "agent")
-    key = agent_key if role == "agent" else make_user(f"fuzz-{role}", role)[1]
+    agent_user, agent_key = make_user("fuzz-agent", "agent")
+    user, key = (agent_user, agent_key) if role == "agent" else make_user(f"fuzz-{role}", role)
     agent = APIClient()
     agent.credentials(HTTP_AUTHORIZATION=f"Token {agent_key}")
 
@@ -323,6 +329,24 @@ def _world_build(role: str, make_user: Any) -> World:
         kind=FollowUp.Kind.SATISFACTION_CHECK, outcome__offer_set_id__in=[made["id"] for made in recorded]
     )
 
+    # Simulations of the role's user (a manager's can be read), one done and one failed; none running, so a
+    # manager's POST may start one. Real drafts: the demo pack's first policy as it is, and a more generous copy.
+    live = policy_to_pack(Policy.objects.order_by("pk").first())
+    generous = copy.deepcopy(live)
+    generous["offers"] = [{**offer, "value": "1.00"} if offer.get("value") else offer for offer in generous["offers"]]
+    packs = [{}, {"policies": [live]}, {"policies": [generous]}]
+    simulations = [
+        Simulation.objects.create(
+            created_by=user, pack=pack, days=30, created_at=timezone.now(), status="done", progress=1.0
+        )
+        for pack in packs[1:]
+    ]
+    for simulation in simulations:
+        simulation_run_done(simulation)
+    failed = Simulation.objects.create(
+        created_by=user, pack={}, days=7, created_at=timezone.now(), status="failed", error="ZeroDivisionError: x"
+    )
+
     categories = list(Category.objects.values_list("slug", flat=True))
     senior = [made["escalation"]["id"] for made in severe]
     answered = [made["id"] for made in [*waiting, *recorded]]
@@ -347,6 +371,8 @@ def _world_build(role: str, make_user: Any) -> World:
         (None, BODY, "customers[].lifetime_value"): ["0.00", "5400.00"],
         (None, PATH, "external_id"): list(Customer.objects.values_list("external_id", flat=True)),
         (None, HEADER, "Idempotency-Key"): [f"fuzz-key-{n}" for n in range(3)],
+        (None, PATH, "simulation_id"): [str(simulation.pk) for simulation in [*simulations, failed]],
+        (None, BODY, "pack"): packs,
         # Four times in five a row the action is for; the fifth, one it refuses (409), so that answer is
         # fuzzed too: an answered offer set, an escalation of the other kind.
         (OUTCOME, PATH, "offer_set_id"): [made["id"] for made in [*fresh, *severe]] + answered[:1],
@@ -356,6 +382,14 @@ def _world_build(role: str, make_user: Any) -> World:
     }
     assert all(real.values()), real
     return World(role=role, key=key, real=real)
+
+
+def simulation_run_done(simulation: Any) -> None:
+    """The stored result the worker would have written (30 days of the world's incidents)."""
+    from compensation.services.simulations import simulate_policies
+
+    simulation.result = simulate_policies(simulation.pack, days=simulation.days)
+    simulation.save(update_fields=["result"])
 
 
 # --- Fixtures ---------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ PERIODIC = {
     "escalations_flag_overdue": tasks.escalations_flag_overdue,
     "idempotency_records_purge": tasks.idempotency_records_purge,
     "budget_alerts_send": tasks.budget_alerts_send,
+    "simulations_purge": tasks.simulations_purge,
 }
 
 
