@@ -203,7 +203,7 @@ OUTCOME_MAX_ATTEMPTS = env.integer("OUTCOME_MAX_ATTEMPTS", 8, minimum=1, maximum
 # The admin's policy simulations run in the request: over more incidents than this in the window they replay
 # a sample (every n-th incident), so a one-policy "Simulate" answers in seconds. A pack uploaded there may be
 # this large (the upload page alone takes a body over DATA_UPLOAD_MAX_MEMORY_SIZE, up to this and its form).
-SIMULATION_ADMIN_SAMPLE = env.integer("SIMULATION_ADMIN_SAMPLE", 10_000, minimum=1)
+SIMULATION_ADMIN_SAMPLE = env.integer("SIMULATION_ADMIN_SAMPLE", 30_000, minimum=1)
 SIMULATION_PACK_MAX_BYTES = env.integer("SIMULATION_PACK_MAX_BYTES", 2 * 1024 * 1024, minimum=1024)
 
 # --- Redis: broker and cache --------------------------------------------------
