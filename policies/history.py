@@ -22,6 +22,7 @@ Snapshot = dict[str, Any]
 
 NONE = "none"
 EXCERPT_CHARS = 60
+EXCERPT_CONTEXT = 20  # characters before a text's first difference that its excerpt keeps
 
 
 # --- Values in words -------------------------------------------------------------------
@@ -43,15 +44,27 @@ def _quoted(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) and value else _show(value)
 
 
-def _excerpt(text: str) -> str:
-    """The text on one line, quoted; past EXCERPT_CHARS cut at a word and ended with "…"."""
-    flat = " ".join(text.split())
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _excerpt(text: str, start: int = 0) -> str:
+    """The text on one line, quoted, from the word around ``start`` on; past EXCERPT_CHARS cut at a word.
+
+    Cut ends (and a start past the beginning) show as "…".
+    """
+    flat = _flat(text)
+    lead = ""
+    if start > 0:
+        space = flat.rfind(" ", 0, start)
+        if space > 0:
+            flat, lead = flat[space + 1 :], "…"
     if len(flat) <= EXCERPT_CHARS:
-        return f'"{flat}"'
+        return f'"{lead}{flat}"'
     cut = flat[: EXCERPT_CHARS - 1]
     if " " in cut:
         cut = cut[: cut.rindex(" ")]
-    return f'"{cut.rstrip(" ,.;:")}…"'
+    return f'"{lead}{cut.rstrip(" ,.;:")}…"'
 
 
 def _days(value: Any) -> str:
@@ -75,7 +88,11 @@ def _long_text_line(label: str, old: Any, new: Any) -> str:
         return f"{label} added: {_excerpt(new)}"
     if not new:
         return f"{label} removed"
-    return f"{label} changed to {_excerpt(new)}"
+    # Start the excerpt a little before the first difference, so an edit at the end shows.
+    old_flat, new_flat = _flat(old), _flat(new)
+    pairs = enumerate(zip(old_flat, new_flat, strict=False))
+    same = next((i for i, (a, b) in pairs if a != b), min(len(old_flat), len(new_flat)))
+    return f"{label} changed to {_excerpt(new, max(0, same - EXCERPT_CONTEXT))}"
 
 
 # --- The fields, grouped as the admin's change form is ---------------------------------

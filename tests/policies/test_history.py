@@ -118,6 +118,17 @@ CHANGE_LINES: dict[str, tuple[Callable[[Snapshot], None] | tuple[Snapshot, Snaps
         (from_(description="For late parcels."), from_(description=LONG_TEXT)),
         ['Description changed to "Covers every parcel that arrives later than the day…"'],
     ),
+    "description changed near its end": (
+        (from_(description=LONG_TEXT), from_(description=LONG_TEXT.replace("carrier says", "carrier claims"))),
+        ['Description changed to "…whatever the carrier claims."'],  # from the word 20 characters before,
+    ),
+    "description changed past the excerpt, a long way from its end": (
+        (
+            from_(description=LONG_TEXT + " " + LONG_TEXT),
+            from_(description=LONG_TEXT.replace("whatever", "no matter what") + " " + LONG_TEXT),
+        ),
+        ['Description changed to "…promised at checkout, no matter what the carrier says…"'],
+    ),
     "description on several lines": (
         changed(description="First line.\n\nSecond   line."),
         ['Description added: "First line. Second line."'],
