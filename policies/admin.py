@@ -218,6 +218,12 @@ class OfferTemplateInline(OrderedStackedInline):
         return 1 if obj is None else 0
 
 
+def _may(request: HttpRequest, action: str) -> bool:
+    """Whether the user has the ``action`` permission on policies."""
+    opts = Policy._meta
+    return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+
+
 class PolicyVersionInline(admin.TabularInline):
     """The policy's versions, newest first, each with what changed in words, a comparison and a restore."""
 
@@ -248,17 +254,13 @@ class PolicyVersionInline(admin.TabularInline):
         )
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        if obj is not None and PolicyAdmin.can_restore(request, obj):
+        if obj is not None and _may(request, "change"):
             return [*self.fields[:-1], "compare_and_restore"]
         return list(self.fields)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Versions are part of the policy: whoever may see the policy may see its history.
-        opts = Policy._meta
-        return any(
-            request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
-            for action in ("view", "change")
-        )
+        return _may(request, "view") or _may(request, "change")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -381,11 +383,6 @@ class PolicyAdmin(InvalidFormIsBadRequest, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Policy]:
         return super().get_queryset(request).prefetch_related("categories")
 
-    @classmethod
-    def can_restore(cls, request: HttpRequest, obj: Any = None) -> bool:
-        opts = Policy._meta
-        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('change', opts)}")
-
     def get_urls(self) -> list:
         view = self.admin_site.admin_view
         return [
@@ -429,7 +426,9 @@ class PolicyAdmin(InvalidFormIsBadRequest, admin.ModelAdmin):
         context = self._page_context(request, policy, f"Compare versions of {policy.name}")
         context.update({"form": form, "versions": versions})
         status = 200
-        if form.is_valid():
+        if not versions:
+            pass  # the page says there is nothing to compare
+        elif form.is_valid():
             left, right = form.cleaned_data["left"], form.cleaned_data["right"]
             snapshots = dict(policy.versions.filter(number__in=[left, right]).values_list("number", "snapshot"))
             groups = snapshots_compare(snapshots[left], snapshots[right])
@@ -450,7 +449,7 @@ class PolicyAdmin(InvalidFormIsBadRequest, admin.ModelAdmin):
     def version_restore_view(self, request: HttpRequest, object_id: str, number: int) -> HttpResponse:
         """GET: what restoring version ``number`` would change, and a button; POST: restore it."""
         policy = self._policy_or_404(request, object_id)
-        if not self.can_restore(request, policy):
+        if not self.has_change_permission(request, policy):
             raise PermissionDenied
         context = self._page_context(request, policy, f"Restore {policy.name} to v{number}?")
         context["number"] = number

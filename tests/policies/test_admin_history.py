@@ -14,7 +14,7 @@ from pytest_django.asserts import assertContains, assertNotContains
 
 from policies.models import Category, OfferTemplate, Policy, PolicyRevision, PolicyVersion, RemedyTemplate
 from policies.packs import pack_import
-from tests.factories import CategoryFactory
+from tests.factories import CategoryFactory, PolicyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -180,6 +180,14 @@ def test_compare_with_an_unknown_version_is_404_with_the_form_and_a_message(
     assertContains(response, message, status_code=404)
     assertContains(response, 'id="compare-form"', status_code=404)
     assert "groups" not in response.context
+
+
+def test_compare_of_a_policy_without_versions_says_so(admin_client: Any) -> None:
+    bare = PolicyFactory(slug="bare")  # saved without the services, so never versioned
+
+    response = admin_client.get(compare_url(bare))
+
+    assertContains(response, "has no saved versions yet: there is nothing to compare.")
 
 
 def test_compare_of_an_unknown_policy_is_404(admin_client: Any, policy: Policy) -> None:
