@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_permission_codename
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from policies.choices import Fault, Tier
 from policies.conditions import CONDITION_NAMES
+from policies.history import CompareGroup, snapshot_changes, snapshots_compare
 from policies.models import Category, OfferTemplate, Perk, Policy, PolicyVersion, RemedyTemplate
+from policies.packs import RestoreError, policy_restore
+from policies.serialization import policy_to_pack
 from policies.services import policy_duplicate, policy_set_active, policy_version_record
 
 
@@ -77,6 +87,32 @@ class PerkAdminForm(forms.ModelForm):
     class Meta:
         model = Perk
         fields = ["slug", "name", "description", "tags", "cost", "active"]
+
+
+class VersionCompareForm(forms.Form):
+    """The two versions to put side by side, chosen from the policy's own."""
+
+    left = forms.TypedChoiceField(label="From version", coerce=int)
+    right = forms.TypedChoiceField(label="To version", coerce=int)
+    only_changed = forms.BooleanField(label="Only rows that differ", required=False)
+
+    def __init__(self, *args: Any, versions: list[PolicyVersion], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices = [(v.number, _version_label(v)) for v in versions]
+        existing = ", ".join(f"v{v.number}" for v in reversed(versions)) or "none"
+        for name in ("left", "right"):
+            field = self.fields[name]
+            field.choices = choices
+            field.error_messages["invalid_choice"] = (
+                f"%(value)s is not a version of this policy; its versions are {existing}."
+            )
+
+
+def _version_label(version: PolicyVersion) -> str:
+    when = timezone.localtime(version.created_at).strftime("%Y-%m-%d %H:%M")
+    who = f" by {version.created_by}" if version.created_by else ""
+    how = f", {version.reason}" if version.reason else ""
+    return f"v{version.number} ({when}{who}{how})"
 
 
 class PolicyAdminForm(forms.ModelForm):
@@ -182,7 +218,15 @@ class OfferTemplateInline(OrderedStackedInline):
         return 1 if obj is None else 0
 
 
+def _may(request: HttpRequest, action: str) -> bool:
+    """Whether the user has the ``action`` permission on policies."""
+    opts = Policy._meta
+    return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+
+
 class PolicyVersionInline(admin.TabularInline):
+    """The policy's versions, newest first, each with what changed in words, a comparison and a restore."""
+
     model = PolicyVersion
     verbose_name = "version"
     verbose_name_plural = "Version history"
@@ -190,20 +234,66 @@ class PolicyVersionInline(admin.TabularInline):
     max_num = 0
     can_delete = False
     ordering = ["-number"]
-    fields = ["number", "created_at", "created_by", "reason", "changes_list", "saved_policy"]
-    readonly_fields = fields
+    fields = ["number", "created_at", "created_by", "reason", "changes_list", "compare_link"]
+    readonly_fields = [*fields, "compare_and_restore"]
 
-    @admin.display(description="changes")
-    def changes_list(self, obj: PolicyVersion) -> str:
-        return format_html("<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((line,) for line in obj.changes)))
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PolicyVersion]:
+        # Each version's lines are computed from its snapshot and the one before, so versions saved
+        # before the lines were in words read in words too.
+        previous = PolicyVersion.objects.filter(policy=OuterRef("policy"), number__lt=OuterRef("number"))
+        previous = previous.order_by("-number")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("created_by")
+            .annotate(
+                previous_number=Subquery(previous.values("number")[:1]),
+                previous_snapshot=Subquery(previous.values("snapshot")[:1], output_field=models.JSONField()),
+                current_number=F("policy__version"),
+            )
+        )
 
-    @admin.display(description="policy as saved")
-    def saved_policy(self, obj: PolicyVersion) -> str:
-        text = yaml.safe_dump(obj.snapshot, sort_keys=False, allow_unicode=True, width=100)
-        return format_html("<details><summary>show</summary><pre>{}</pre></details>", text)
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is not None and _may(request, "change"):
+            return [*self.fields[:-1], "compare_and_restore"]
+        return list(self.fields)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Versions are part of the policy: whoever may see the policy may see its history.
+        return _may(request, "view") or _may(request, "change")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="changes")
+    def changes_list(self, obj: PolicyVersion) -> str:
+        before = getattr(obj, "previous_snapshot", None)
+        lines = obj.changes if before is None and obj.number > 1 else snapshot_changes(before, obj.snapshot)
+        return format_html("<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((line,) for line in lines)))
+
+    @admin.display(description="compare")
+    def compare_link(self, obj: PolicyVersion) -> str:
+        current = getattr(obj, "current_number", None) or obj.policy.version
+        other = getattr(obj, "previous_number", None) if obj.number == current else current
+        now = mark_safe("<br>(current)") if obj.number == current else ""
+        if other is None:
+            return format_html("–{}", now)
+        left, right = sorted((obj.number, other))
+        url = reverse("admin:policies_policy_versions_compare", args=[obj.policy_id])
+        return format_html('<a href="{}?left={}&amp;right={}">Compare with v{}</a>{}', url, left, right, other, now)
+
+    @admin.display(description="compare")
+    def compare_and_restore(self, obj: PolicyVersion) -> str:
+        current = getattr(obj, "current_number", None) or obj.policy.version
+        if obj.number == current:
+            return self.compare_link(obj)
+        url = reverse("admin:policies_policy_version_restore", args=[obj.policy_id, obj.number])
+        return format_html(
+            '{}<br><a class="button" href="{}" aria-label="Restore v{}">Restore…</a>',
+            self.compare_link(obj),
+            url,
+            obj.number,
+        )
 
 
 @admin.register(Policy)
@@ -292,6 +382,100 @@ class PolicyAdmin(InvalidFormIsBadRequest, admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Policy]:
         return super().get_queryset(request).prefetch_related("categories")
+
+    def get_urls(self) -> list:
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<path:object_id>/versions/compare/",
+                view(self.versions_compare_view),
+                name="policies_policy_versions_compare",
+            ),
+            path(
+                "<path:object_id>/versions/<int:number>/restore/",
+                view(self.version_restore_view),
+                name="policies_policy_version_restore",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _policy_or_404(self, request: HttpRequest, object_id: str) -> Policy:
+        policy = self.get_object(request, unquote(object_id))
+        if policy is None:
+            raise Http404(f"No policy with id {object_id!r}.")
+        return policy
+
+    def _page_context(self, request: HttpRequest, policy: Policy, title: str) -> dict[str, Any]:
+        return {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.opts,
+            "policy": policy,
+            "change_url": reverse("admin:policies_policy_change", args=[policy.pk]),
+        }
+
+    def versions_compare_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Two versions of the policy side by side, the rows that differ marked, and the change lines between."""
+        policy = self._policy_or_404(request, object_id)
+        if not self.has_view_permission(request, policy):
+            raise PermissionDenied
+        versions = list(policy.versions.select_related("created_by").defer("snapshot", "changes").order_by("-number"))
+        numbers = [v.number for v in versions]
+        defaults = {"right": numbers[0], "left": numbers[1] if len(numbers) > 1 else numbers[0]} if numbers else {}
+        form = VersionCompareForm({**defaults, **request.GET.dict()}, versions=versions)
+        context = self._page_context(request, policy, f"Compare versions of {policy.name}")
+        context.update({"form": form, "versions": versions})
+        status = 200
+        if not versions:
+            pass  # the page says there is nothing to compare
+        elif form.is_valid():
+            left, right = form.cleaned_data["left"], form.cleaned_data["right"]
+            snapshots = dict(policy.versions.filter(number__in=[left, right]).values_list("number", "snapshot"))
+            groups = snapshots_compare(snapshots[left], snapshots[right])
+            if form.cleaned_data["only_changed"]:
+                groups = [CompareGroup(g.title, tuple(r for r in g.rows if r.differs)) for g in groups if g.differs]
+            context.update(
+                {
+                    "left": left,
+                    "right": right,
+                    "groups": groups,
+                    "lines": snapshot_changes(snapshots[left], snapshots[right]) if left != right else [],
+                }
+            )
+        else:
+            status = 404  # a version the policy does not have
+        return TemplateResponse(request, "admin/policies/policy/versions_compare.html", context, status=status)
+
+    def version_restore_view(self, request: HttpRequest, object_id: str, number: int) -> HttpResponse:
+        """GET: what restoring version ``number`` would change, and a button; POST: restore it."""
+        policy = self._policy_or_404(request, object_id)
+        if not self.has_change_permission(request, policy):
+            raise PermissionDenied
+        context = self._page_context(request, policy, f"Restore {policy.name} to v{number}?")
+        context["number"] = number
+        version = policy.versions.filter(number=number).first()
+        if version is None:
+            numbers = list(policy.versions.order_by("number").values_list("number", flat=True))
+            context["errors"] = [
+                f"{policy.name} has no version {number}; its versions are {', '.join(f'v{n}' for n in numbers)}."
+            ]
+            return TemplateResponse(request, "admin/policies/policy/version_restore.html", context, status=404)
+        if request.method == "POST":
+            try:
+                restored = policy_restore(policy=policy, number=number, actor=request.user)
+            except RestoreError as exc:
+                context["errors"] = exc.errors
+                return TemplateResponse(request, "admin/policies/policy/version_restore.html", context, status=400)
+            if restored is None:
+                self.message_user(request, f"{policy.name} is already as v{number}; nothing changed.", messages.INFO)
+            else:
+                self.log_change(request, policy, f"Restored v{number} as v{restored.number}.")
+                self.message_user(request, f"Restored v{number} as v{restored.number}.", messages.SUCCESS)
+            return redirect(context["change_url"])
+        current = policy_to_pack(Policy.objects.prefetch_related("categories", "offers", "remedies").get(pk=policy.pk))
+        context["lines"] = snapshot_changes(current, version.snapshot) if current != version.snapshot else []
+        context["next_number"] = policy.version + 1
+        return TemplateResponse(request, "admin/policies/policy/version_restore.html", context)
 
     @admin.display(description="placement", ordering="placement")
     def placement_code(self, obj: Policy) -> str:

@@ -16,6 +16,19 @@ class OfferKind(models.TextChoices):
     ESCALATION = "escalation", "Escalation to a senior manager"
 
 
+# The kinds in a few words, for history lines ("Offer 1 (fixed credit): value 30.00 → 35.00"); the labels
+# above are the admin's sentences.
+OFFER_KIND_WORDS: dict[str, str] = {
+    OfferKind.PERCENT_DISCOUNT: "percent discount",
+    OfferKind.REFUND: "refund",
+    OfferKind.FIXED_CREDIT: "fixed credit",
+    OfferKind.FREE_SHIPPING: "free shipping",
+    OfferKind.EXPEDITED_REPLACEMENT: "expedited replacement",
+    OfferKind.GIFT: "gift",
+    OfferKind.PERSONALIZED_PERK: "personalized perk",
+    OfferKind.ESCALATION: "escalation",
+}
+
 PERCENT_KINDS = frozenset({OfferKind.PERCENT_DISCOUNT, OfferKind.REFUND})
 AMOUNT_KINDS = frozenset(
     {OfferKind.FIXED_CREDIT, OfferKind.FREE_SHIPPING, OfferKind.EXPEDITED_REPLACEMENT, OfferKind.GIFT}

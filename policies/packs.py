@@ -29,7 +29,7 @@ from django.db import transaction
 
 from policies.choices import Placement
 from policies.conditions import CONDITION_NAMES, CONDITIONS, Condition
-from policies.models import Category, OfferFields, OfferTemplate, Perk, Policy, RemedyTemplate
+from policies.models import Category, OfferFields, OfferTemplate, Perk, Policy, PolicyVersion, RemedyTemplate
 from policies.serialization import PackDict, policy_to_pack
 from policies.services import policy_set_active, policy_version_record
 
@@ -347,6 +347,7 @@ def _plan_policy(
     slug = reader.text(data, "slug", path)
     current = existing.get(slug)
     policy = current or Policy(slug=slug)
+    policy.slug = slug  # a restore matches the policy itself, whose slug may have changed since
     policy.name = reader.text(data, "name", path)
     policy.description = reader.text(data, "description", path)
     policy.active = bool(reader.boolean(data, "active", path, default=True))
@@ -459,7 +460,7 @@ def pack_import(
 
         category_ids = dict(Category.objects.values_list("slug", "pk"))
         for item in plan.policies:
-            _write_policy(item, category_ids, actor=actor, source=source, result=result)
+            _write_policy(item, category_ids, actor=actor, reason=f"imported from {source}", result=result)
 
         if replace:
             named = [item.instance.slug for item in plan.policies]
@@ -474,24 +475,25 @@ def _write_policy(
     category_ids: dict[str, int],
     *,
     actor: AbstractBaseUser | None,
-    source: str,
-    result: ImportResult,
-) -> None:
+    reason: str,
+    result: ImportResult | None = None,
+) -> PolicyVersion | None:
+    """Write a planned policy with its categories, offers and remedies; its new version, or None if unchanged."""
     policy = item.instance
     if item.existing:
         current = Policy.objects.prefetch_related("categories", "offers", "remedies").get(pk=policy.pk)
         if policy_to_pack(current) == item.snapshot and current.version > 0:
-            result.unchanged["policies"].append(policy.slug)
-            return
-        result.updated["policies"].append(policy.slug)
-    else:
-        result.created["policies"].append(policy.slug)
+            if result is not None:
+                result.unchanged["policies"].append(policy.slug)
+            return None
+    if result is not None:
+        (result.updated if item.existing else result.created)["policies"].append(policy.slug)
     policy.save()
     policy.categories.set([category_ids[slug] for slug in sorted(set(item.categories))])
 
     _write_rows(policy, item.offers, policy.offers.all(), OfferTemplate)
     _write_rows(policy, item.remedies, policy.remedies.all(), RemedyTemplate)
-    policy_version_record(policy=policy, actor=actor, reason=f"imported from {source}")
+    return policy_version_record(policy=policy, actor=actor, reason=reason)
 
 
 def _write_rows(policy: Policy, planned: list, stored: Any, model: type[OfferFields]) -> None:
@@ -505,3 +507,62 @@ def _write_rows(policy: Policy, planned: list, stored: Any, model: type[OfferFie
     surplus = [row.pk for row in existing[len(planned) :]]
     if surplus:
         model.objects.filter(pk__in=surplus).delete()
+
+
+# --- Restoring a version -------------------------------------------------------------
+
+
+class RestoreError(PackError):
+    """The version cannot be restored (it does not exist, or its content no longer validates); nothing written."""
+
+
+def _numbers_in_words(numbers: list[int]) -> str:
+    if not numbers:
+        return "none"
+    if numbers == list(range(numbers[0], numbers[-1] + 1)) and len(numbers) > 2:
+        return f"v{numbers[0]}–v{numbers[-1]}"
+    return ", ".join(f"v{n}" for n in numbers)
+
+
+@transaction.atomic
+def policy_restore(*, policy: Policy, number: int, actor: AbstractBaseUser | None = None) -> PolicyVersion | None:
+    """Make the policy's content that of its version ``number`` again, as a new version.
+
+    The version's snapshot goes through the pack importer's planning (the
+    models' own validation) and writing (offers and remedies keep their
+    identity by position), so the new version's snapshot equals the old one.
+    Returns the new version, or None when the policy already is as that
+    version (nothing written). Raises :class:`RestoreError`, with nothing
+    written, for a version that does not exist or content that no longer
+    validates (a category since deleted, a slug another policy took).
+    """
+    locked = Policy.objects.select_for_update().get(pk=policy.pk)  # one writer per policy at a time
+    version = locked.versions.filter(number=number).first()
+    if version is None:
+        numbers = list(locked.versions.order_by("number").values_list("number", flat=True))
+        raise RestoreError(
+            [f"policy {locked.slug} has no version {number}; its versions are {_numbers_in_words(numbers)}"]
+        )
+    snapshot = version.snapshot
+    if not isinstance(snapshot, dict) or not isinstance(snapshot.get("slug"), str):
+        raise RestoreError([f"v{number}: the stored snapshot is not a policy in pack format; it cannot be restored"])
+
+    category_ids = dict(Category.objects.values_list("slug", "pk"))
+    named = (snapshot.get("conditions") or {}).get("categories") or []
+    missing = sorted({slug for slug in named if isinstance(slug, str)} - category_ids.keys())
+    if missing:
+        raise RestoreError(
+            [
+                f"v{number}.conditions.categories: {', '.join(map(repr, missing))} no longer "
+                f"{'exists' if len(missing) == 1 else 'exist'}; create {'it' if len(missing) == 1 else 'them'} "
+                "again to restore this version, or edit the policy instead"
+            ]
+        )
+
+    reader = _Reader()
+    item = _plan_policy(reader, snapshot, f"v{number}", {snapshot["slug"]: locked}, set(category_ids))
+    if reader.errors:
+        raise RestoreError(reader.errors)
+    restored = _write_policy(item, category_ids, actor=actor, reason=f"restored from v{number}")
+    policy.refresh_from_db()
+    return restored

@@ -2,20 +2,23 @@
 
 The same function writes export files and the snapshots kept with each policy
 version, so "export then import gives the same policies" and "an import that
-changes nothing makes no new version" are one comparison.
+changes nothing makes no new version" are one comparison. What changed between
+two snapshots, in words, is ``snapshot_changes`` (``policies.history``).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
 from policies.conditions import CONDITIONS, condition_to_pack
+from policies.history import snapshot_changes
 from policies.models import Category, OfferFields, OfferTemplate, Perk, Policy, RemedyTemplate
 from policies.money import money
 
 PackDict = dict[str, Any]
+
+__all__ = ["PackDict", "pack_export", "policy_to_pack", "snapshot_changes"]  # the change lines live in history.py
 
 
 def _date(value: Any) -> str | None:
@@ -112,53 +115,3 @@ def pack_export() -> PackDict:
             for p in Policy.objects.prefetch_related("categories", "offers", "remedies").order_by("slug")
         ],
     }
-
-
-def snapshot_changes(before: PackDict | None, after: PackDict) -> list[str]:
-    """Human-readable differences, one ``path: old → new`` line each."""
-    if before is None:
-        return ["created"]
-    old, new = _flatten(before), _flatten(after)
-    lines = []
-    for path in sorted(old.keys() | new.keys(), key=_path_key):
-        before, after = old.get(path, _MISSING), new.get(path, _MISSING)
-        if before == after or ((before is _MISSING or after is _MISSING) and [] in (before, after)):
-            continue  # a list that was empty, or is now: its items' lines say what changed
-        lines.append(f"{path}: {_show(before)} → {_show(after)}")
-    return lines
-
-
-_MISSING = object()
-_MONEY = re.compile(r"-?\d+\.\d{2}")
-
-
-def _show(value: Any) -> str:
-    if value is _MISSING:
-        return "(none)"
-    if value is None:
-        return "empty"
-    if isinstance(value, list):
-        return "[" + ", ".join(map(str, value)) + "]"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, str) and (value == "" or not _MONEY.fullmatch(value)):
-        return repr(value)  # quoted, so an empty or changed text is visible
-    return str(value)
-
-
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    if isinstance(data, dict):
-        for key, value in data.items():
-            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else key))
-    elif isinstance(data, list) and data and all(isinstance(item, dict) for item in data):
-        for index, value in enumerate(data):
-            flat.update(_flatten(value, f"{prefix}[{index}]"))
-    else:
-        flat[prefix] = data
-    return flat
-
-
-def _path_key(path: str) -> tuple:
-    parts = path.replace("[", ".").replace("]", "").split(".")
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in parts)

@@ -110,7 +110,7 @@ def test_admin_creates_a_policy_with_two_offers_and_edits_it(
             _open_policy(page, "Late delivery credit")
             expect(page.locator("#id_priority")).to_have_value("80")
             _expect_versions(page, [2, 1])
-            expect(page.locator("#versions-group td.field-changes_list").first).to_have_text("priority: 70 → 80")
+            expect(page.locator("#versions-group td.field-changes_list").first).to_have_text("Priority: 70 → 80")
         except Exception:
             page.screenshot(path=str(SCREENSHOT), full_page=True)
             raise

@@ -296,7 +296,7 @@ def test_editing_an_offer_saves_version_2_with_what_changed(admin_client: Any, a
     latest = admin_policy.versions.order_by("-number").first()
     assert latest.number == 2
     assert latest.reason == "edited in the admin"
-    assert latest.changes == ["offers[0].value: 10.00 → 12.50"]
+    assert latest.changes == ["Offer 1 (fixed credit): value 10.00 → 12.50"]
 
 
 def test_saving_without_changes_keeps_the_version(admin_client: Any, admin_policy: Policy) -> None:
@@ -321,7 +321,9 @@ def test_deleting_an_offer_in_the_admin_is_a_new_version(admin_client: Any, admi
     assert list(admin_policy.offers.values_list("kind", flat=True)) == [OfferKind.FIXED_CREDIT]
     admin_policy.refresh_from_db()
     assert admin_policy.version == 2
-    assert "offers[1].kind: 'percent_discount' → (none)" in admin_policy.versions.get(number=2).changes
+    assert admin_policy.versions.get(number=2).changes == [
+        'Offer 2 (percent discount) removed: "{value}% off your next order"'
+    ]
 
 
 INVALID_OFFERS = [
@@ -459,8 +461,10 @@ def test_policy_with_a_remedy_created_and_edited_in_the_admin_is_versioned(
     assert "Saved as version 2." in messages_of(response)
     assert list(policy.remedies.values_list("kind", "value")) == [(OfferKind.REFUND, Decimal("50.00"))]
     changes = policy.versions.get(number=2).changes
-    assert "remedy[0].value: 100.00 → 50.00" in changes
-    assert "remedy[1].kind: 'free_shipping' → (none)" in changes
+    assert changes == [
+        "Remedy 1 (refund): value 100.00 → 50.00",
+        'Remedy 2 (free shipping) removed: "Free shipping on us"',
+    ]
 
 
 def test_changing_the_placement_in_the_admin_is_a_new_version(admin_client: Any, admin_policy: Policy) -> None:
@@ -473,7 +477,7 @@ def test_changing_the_placement_in_the_admin_is_a_new_version(admin_client: Any,
     assert response.status_code == 302, form_errors(response)
     admin_policy.refresh_from_db()
     assert admin_policy.placement == Placement.LEAD
-    assert admin_policy.versions.get(number=2).changes == ["placement: 'ranked' → 'lead'"]
+    assert admin_policy.versions.get(number=2).changes == ["Placement: ranked → lead"]
 
 
 INVALID_REMEDIES = [
@@ -555,7 +559,7 @@ def test_change_page_shows_the_version_history_newest_first(admin_client: Any) -
     assertContains(response, '<h2 id="versions-heading" class="inline-heading">Version history</h2>', html=True)
     assertContains(response, '<td class="field-number"><p>1</p></td>', html=True)
     assertContains(response, '<td class="field-number"><p>2</p></td>', html=True)
-    assertContains(response, "<li>priority: 50 → 60</li>", html=True)
+    assertContains(response, "<li>Priority: 50 → 60</li>", html=True)
     assertContains(response, "edited by hand")
     content = response.content.decode()
     assert content.index("Goodwill v2") < content.index("Goodwill v1")
