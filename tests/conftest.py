@@ -23,6 +23,22 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 def pytest_configure(config: pytest.Config) -> None:
     clock_shift_start()
+    _hypothesis_without_project_constants()
+
+
+def _hypothesis_without_project_constants() -> None:
+    """Keep Hypothesis from drawing values out of this project's own source.
+
+    Hypothesis (6.1xx) mixes into its data the constants of every local module imported so far, so a
+    derandomized test (the schema fuzzing) would draw other inputs whenever any module's strings change, or
+    whichever modules an earlier test in the same process happened to import: a test whose result depends
+    on unrelated code. Its pool of local constants is emptied; its own built-in constants stay.
+    """
+    from hypothesis.internal.conjecture import providers
+
+    empty = providers.Constants()
+    providers._get_local_constants = lambda: empty
+    providers.CONSTANTS_CACHE.cache.clear()
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
