@@ -94,6 +94,25 @@ def seed_policies(count: int, *, start: int = 0, categories: list | None = None)
         )
 
 
+def seed_customers(count: int, rng: random.Random) -> None:
+    """``count`` customers ``C-0`` ... with random tiers, lifetime values and two interests, bulk-inserted."""
+    from compensation.models import Customer
+
+    Customer.objects.bulk_create(
+        [
+            Customer(
+                external_id=f"C-{i}",
+                name=f"Customer {i}",
+                tier=rng.choice(["standard", "standard", "silver", "gold", "platinum"]),
+                lifetime_value=Decimal(rng.randint(0, 8000)),
+                interests=rng.sample(INTERESTS, 2),
+            )
+            for i in range(count)
+        ],
+        batch_size=5000,
+    )
+
+
 def seed(*, out, policies: int = POLICIES, customers: int = CUSTOMERS, incidents: int = INCIDENTS) -> None:
     from django.utils import timezone
 
@@ -107,19 +126,7 @@ def seed(*, out, policies: int = POLICIES, customers: int = CUSTOMERS, incidents
     )
     seed_policies(policies, categories=categories)
     rng = random.Random(7)
-    Customer.objects.bulk_create(
-        [
-            Customer(
-                external_id=f"C-{i}",
-                name=f"Customer {i}",
-                tier=rng.choice(["standard", "standard", "silver", "gold", "platinum"]),
-                lifetime_value=Decimal(rng.randint(0, 8000)),
-                interests=rng.sample(INTERESTS, 2),
-            )
-            for i in range(customers)
-        ],
-        batch_size=5000,
-    )
+    seed_customers(customers, rng)
     customer_ids = list(Customer.objects.filter(external_id__startswith="C-").values_list("pk", flat=True))
     now = timezone.now()
     batch = []

@@ -29,7 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 from bench import reports_bench
-from bench.offer_sets_bench import CATEGORIES, INTERESTS, seed_policies
+from bench.offer_sets_bench import CATEGORIES, seed_customers, seed_policies
 
 POLICIES = 1_000
 CUSTOMERS = 100_000
@@ -87,19 +87,7 @@ def seed(*, out) -> datetime:
     )
     seed_policies(POLICIES, categories=categories)
     rng = random.Random(7)
-    Customer.objects.bulk_create(
-        [
-            Customer(
-                external_id=f"C-{i}",
-                name=f"Customer {i}",
-                tier=rng.choice(["standard", "standard", "silver", "gold", "platinum"]),
-                lifetime_value=Decimal(rng.randint(0, 8000)),
-                interests=rng.sample(INTERESTS, 2),
-            )
-            for i in range(CUSTOMERS)
-        ],
-        batch_size=5000,
-    )
+    seed_customers(CUSTOMERS, rng)
     customer_ids = list(Customer.objects.values_list("pk", flat=True))
     batch = []
     for _ in range(INCIDENTS):

@@ -261,9 +261,17 @@ WORKER_MAIN = CLOCK_PRELUDE + (
 )
 
 
+DEFAULT_QUEUE = celery_app.conf.task_default_queue
+
+
 @contextlib.contextmanager
-def worker_process(log: Path, *, concurrency: int = 2) -> Iterator[subprocess.Popen]:
-    """``celery worker --pool prefork`` in its own process group, on the test database; stopped in any case."""
+def worker_process(
+    log: Path, *, concurrency: int = 2, queues: str | None = DEFAULT_QUEUE, name: str = "outcome-test"
+) -> Iterator[subprocess.Popen]:
+    """``celery worker --pool prefork`` in its own process group, on the test database; stopped in any case.
+
+    ``queues``: its ``-Q`` (None: none given, so it consumes every queue the project declares, as production
+    starts it)."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -273,7 +281,8 @@ def worker_process(log: Path, *, concurrency: int = 2) -> Iterator[subprocess.Po
     command = [
         *(sys.executable, "-c", WORKER_MAIN, "worker"),
         *("--pool", "prefork", "-c", str(concurrency), "-l", "warning"),
-        *("-Q", celery_app.conf.task_default_queue, "-n", f"outcome-test-{uuid.uuid4().hex[:8]}@%h"),
+        *(("-Q", queues) if queues else ()),
+        *("-n", f"{name}-{uuid.uuid4().hex[:8]}@%h"),
         *("--without-mingle", "--without-gossip", "--without-heartbeat"),
     ]
     with log.open("ab") as out:

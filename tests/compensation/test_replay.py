@@ -20,15 +20,11 @@ from compensation.learning import LearningStats, OfferCounts, PositionCounts
 from compensation.replay import replay_incident, replay_plan
 from policies.index import CompiledPerk
 from tests.compensation.test_engine import make_customer, make_incident, make_index, make_offer, make_policy
+from tests.compensation.test_learning import KIND_OFFERS
 
 D = Decimal
-KINDS = {
-    "fixed_credit": {},
-    "gift": {"cost": D("6.00")},
-    "free_shipping": {},
-    "expedited_replacement": {"cost": D("15.00")},
-    "percent_discount": {"max_amount": D("40.00")},
-    "refund": {},
+KINDS = {  # test_learning's kinds, some with a cost of their own (worth up to 2), and the valueless two
+    **KIND_OFFERS,
     "personalized_perk": {"value": None},
     "escalation": {"value": None, "cost": D("25.00")},
 }
@@ -79,7 +75,7 @@ def test_the_fast_replay_gives_the_full_paths_options(
     built = []
     for n, (offers, priority, severity_min, categories, lead, remedy, per_severity) in enumerate(policies):
         compiled = []
-        for order, (kind, value) in enumerate(offers):
+        for order, (kind, value) in enumerate(offers or [("fixed_credit", 10)]):
             offer_id += 1
             fields = {"value": D(value), **KINDS[kind]}
             compiled.append(make_offer(kind, id=offer_id, order=order, **fields))
@@ -96,18 +92,6 @@ def test_the_fast_replay_gives_the_full_paths_options(
                 generosity_per_severity=D(per_severity),
             )
         )
-        if not offers:  # make_policy gives a default offer: give it an id of this world
-            offer_id += 1
-            built[-1] = make_policy(
-                make_offer(id=offer_id),
-                id=n + 1,
-                priority=priority,
-                severity_min=severity_min,
-                category_ids=categories,
-                lead=lead,
-                remedies=remedies,
-                generosity_per_severity=D(per_severity),
-            )
     index = make_index(*built, perks=PERKS)
     outcomes, a, b, c = positions
     stats = LearningStats(

@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import os
 import subprocess
-import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -26,14 +22,12 @@ from compensation.models import Simulation
 from compensation.services.simulations import simulate_policies
 from recovery_project.celery import app as celery_app
 from tests.compensation.test_outcome_worker import (
-    WORKER_MAIN,
     broker,  # noqa: F401 (a fixture)
     broker_unreachable,
-    database_url_of_this_test,
     log_tail,
     wait_for,
     worker_db,  # noqa: F401 (a fixture)
-    worker_stop,
+    worker_process,
 )
 from tests.compensation.test_simulations import draft
 from tests.compensation.test_simulations_api import SIMULATIONS, assert_hand_figures, world_build
@@ -91,34 +85,10 @@ def both_queues(broker: None) -> Iterator[None]:  # noqa: F811 (the fixture impo
         queues_reset()
 
 
-@contextlib.contextmanager
-def worker_as_production_starts_it(log: Path) -> Iterator[subprocess.Popen]:
+def worker_as_production_starts_it(log: Path) -> contextlib.AbstractContextManager[subprocess.Popen]:
     """``celery -A recovery_project worker`` with no ``-Q``, prefork (so the time limits apply), on the test's
     database and Redis; stopped in any case."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": database_url_of_this_test(),
-        "REDIS_URL": settings.REDIS_URL,
-    }
-    command = [
-        *(sys.executable, "-c", WORKER_MAIN, "worker"),
-        *("--pool", "prefork", "-c", "1", "-l", "warning", "-n", f"simulation-test-{uuid.uuid4().hex[:8]}@%h"),
-        *("--without-mingle", "--without-gossip", "--without-heartbeat"),
-    ]
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            command,
-            cwd=settings.BASE_DIR,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        yield process
-    finally:
-        worker_stop(process)
+    return worker_process(log, concurrency=1, queues=None, name="simulation-test")
 
 
 def manager_client(make_user: Any, username: str = "manager-1") -> APIClient:

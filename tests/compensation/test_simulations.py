@@ -96,18 +96,20 @@ def world(db) -> list[Incident]:
     return seed_world()
 
 
-def seed_world() -> list[Incident]:
+def seed_world(now: datetime = NOW) -> list[Incident]:
+    """The live pack, two customers, the twelve incidents dated back from ``now``, and late-credit's spend: 40.00
+    this month, 45.00 the month before (which does not count)."""
+    from policies.models import Category, Policy
+
     pack_import(document=LIVE)
     customers = {
         "c1": Customer.objects.create(external_id="c1", name="Ann Smith", tier="standard"),
         "c2": Customer.objects.create(external_id="c2", name="Bo Gold", tier="gold"),
     }
-    from policies.models import Category, Policy
-
     categories = {c.slug: c for c in Category.objects.all()}
     stored = []
     for external_id, category, severity, order_value, days_ago in INCIDENTS:
-        at = NOW - timedelta(days=days_ago)
+        at = now - timedelta(days=days_ago)
         incident = Incident.objects.create(
             customer=customers[external_id],
             category=categories[category],
@@ -118,11 +120,11 @@ def seed_world() -> list[Incident]:
         )
         Incident.objects.filter(pk=incident.pk).update(created_at=at)
         stored.append(incident)
+    month = now.date().replace(day=1)
+    credit = Policy.objects.get(slug="late-credit")
+    PolicyMonthSpend.objects.create(policy=credit, month=month, spent=Decimal("40.00"))
     PolicyMonthSpend.objects.create(
-        policy=Policy.objects.get(slug="late-credit"), month=NOW.date().replace(day=1), spent=Decimal("40.00")
-    )
-    PolicyMonthSpend.objects.create(  # last month's spend does not count
-        policy=Policy.objects.get(slug="late-credit"), month=datetime(2026, 2, 1).date(), spent=Decimal("45.00")
+        policy=credit, month=(month - timedelta(days=1)).replace(day=1), spent=Decimal("45.00")
     )
     return stored
 

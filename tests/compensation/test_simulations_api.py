@@ -12,7 +12,6 @@ import io
 import logging
 import uuid
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -23,14 +22,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from kombu.exceptions import OperationalError as BrokerError
 
-from compensation.models import Customer, Incident, PolicyMonthSpend, Simulation
+from compensation.models import Incident, Simulation
 from compensation.services import simulation_runs, simulations
 from compensation.services.simulation_runs import SimulationProgress, simulation_run
 from compensation.services.simulations import simulate_policies
 from compensation.tasks import simulation_run_task
 from policies.models import Category, Policy
-from policies.packs import pack_import
-from tests.compensation.test_simulations import INCIDENTS, LIVE, NOW, draft
+from tests.compensation.test_simulations import NOW, draft, seed_world
 
 pytestmark = pytest.mark.django_db
 
@@ -40,29 +38,7 @@ HARD_LIMIT = timedelta(minutes=31)  # settings.SIMULATION_TIME_LIMIT, stated her
 
 def world_build(now: datetime) -> list[Incident]:
     """test_simulations.py's world (its ``world`` fixture) with the incidents dated back from ``now``."""
-    pack_import(document=LIVE)
-    customers = {
-        "c1": Customer.objects.create(external_id="c1", name="Ann Smith", tier="standard"),
-        "c2": Customer.objects.create(external_id="c2", name="Bo Gold", tier="gold"),
-    }
-    categories = {category.slug: category for category in Category.objects.all()}
-    stored = []
-    for external_id, category, severity, order_value, days_ago in INCIDENTS:
-        at = now - timedelta(days=days_ago)
-        incident = Incident.objects.create(
-            customer=customers[external_id],
-            category=categories[category],
-            severity=severity,
-            order_value=Decimal(order_value),
-            currency="USD",
-            occurred_at=at,
-        )
-        Incident.objects.filter(pk=incident.pk).update(created_at=at)
-        stored.append(incident)
-    PolicyMonthSpend.objects.create(
-        policy=Policy.objects.get(slug="late-credit"), month=now.date().replace(day=1), spent=Decimal("40.00")
-    )
-    return stored
+    return seed_world(now)
 
 
 @pytest.fixture
