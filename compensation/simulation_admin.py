@@ -102,7 +102,8 @@ class AdminSimulation:
         ]
 
     def _names_focus(self, warning: str) -> bool:
-        return any(warning.startswith(f"policy {slug!r}") for slug in self.focus)
+        """A warning about a policy of the draft, or about no policy in particular (no incidents at all)."""
+        return not warning.startswith("policy ") or any(warning.startswith(f"policy {slug!r}") for slug in self.focus)
 
     @property
     def focus_warnings(self) -> list[str]:

@@ -534,6 +534,8 @@ def simulation_result(replay: Replay, tally: Tally, *, now: datetime, sampled_of
         )
         if policy_id not in after.policies:
             continue
+        if not tally.incidents:
+            continue  # one warning says there was nothing to replay
         if tally.unmatched is None or policy_id in tally.unmatched:
             warnings_unmatched.append(
                 f"policy {policy.slug!r} matches none of the {tally.incidents:,} incidents of the last "
@@ -560,7 +562,11 @@ def simulation_result(replay: Replay, tally: Tally, *, now: datetime, sampled_of
         "expected_cost_before": money(_cents(tally.cost_before)),
         "expected_cost_after": money(_cents(tally.cost_after)),
         "policies": rows,
-        "warnings": warnings_unmatched + warnings_unshown + warnings_caps,
+        "warnings": (
+            [f"no incident was created in the last {replay.days} days: there was nothing to replay"]
+            if not tally.incidents
+            else warnings_unmatched + warnings_unshown + warnings_caps
+        ),
         "examples": tally.examples[:EXAMPLES],
     }
     if replay.sample_every > 1:

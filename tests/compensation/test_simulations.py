@@ -344,3 +344,16 @@ def test_forked_workers_add_up_to_one_process(monkeypatch):
     assert two == one
     # The window's 12 ids in ranges of 2 (four ranges a process asked for, rounded up): six reports.
     assert progress == [1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1.0]
+
+
+def test_no_incidents_in_the_window_is_one_warning(world):
+    """A day between the incidents 11 and 40 days old: nothing to replay, said once, not "matches none" per policy."""
+    result = simulate_policies(draft(), days=1, now=NOW - timedelta(days=20))
+    assert result["incidents"] == 0
+    assert result["warnings"] == ["no incident was created in the last 1 days: there was nothing to replay"]
+    assert [row["slug"] for row in result["policies"]] == [
+        "damaged-refund",
+        "gold-discount",
+        "late-credit",
+        "platinum-only",
+    ]
