@@ -159,7 +159,7 @@ def explore(
             own = best.get(kind, -1.0)
             if own > cap:
                 continue  # another of its kind beats it whatever it draws
-            if threshold > cap and (own < threshold or _kth_other(best, kind, limit) > cap):
+            if threshold > cap and (own < threshold or kth_other(best, kind, limit) > cap):
                 continue  # limit other kinds beat it whatever it draws
         alpha, beta = shape(item.counts, shares, correction=correction)
         item.propensity = p = draw(seed, item.candidate.offer.id, alpha, beta)
@@ -177,7 +177,7 @@ def _first(pair: tuple[float, Scored]) -> float:
     return pair[0]
 
 
-def _kth_other(best: dict[str, float], kind: str, k: int) -> float:
+def kth_other(best: dict[str, float], kind: str, k: int) -> float:
     """The ``k``-th highest best score among kinds other than ``kind`` (-1 without that many)."""
     others = sorted((score for other, score in best.items() if other != kind), reverse=True)
     return others[k - 1] if len(others) >= k else -1.0

@@ -92,11 +92,6 @@ def replay_plan(index: PolicyIndex, category_id: int, stats: LearningStats, *, c
     )
 
 
-def _kth_other(best: dict[str, float], kind: str, k: int) -> float:
-    others = sorted((score for other, score in best.items() if other != kind), reverse=True)
-    return others[k - 1] if len(others) >= k else -1.0
-
-
 def replay_incident(
     plan: ReplayPlan,
     customer: CustomerFacts,
@@ -154,7 +149,7 @@ def replay_incident(
             if cap < threshold:
                 break  # it, and every offer after it, is below the limit-th kind's best
             own = best.get(kind, -1.0)
-            if own > cap or (threshold > cap and (own < threshold or _kth_other(best, kind, limit) > cap)):
+            if own > cap or (threshold > cap and (own < threshold or ranking.kth_other(best, kind, limit) > cap)):
                 continue
         policy = entry.policy
         multiplier = holds.get(policy.id)

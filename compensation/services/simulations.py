@@ -122,8 +122,6 @@ class Replay:
 
     before: PolicyIndex
     draft: Draft
-    stats: dict[int, LearningStats]
-    correction: bool
     days: int
     since: datetime
     until: datetime
@@ -168,8 +166,6 @@ def replay_prepare(
     return Replay(
         before=before,
         draft=draft,
-        stats=stats,
-        correction=correction,
         days=days,
         since=now - timedelta(days=days),
         until=now,
@@ -183,8 +179,12 @@ def replay_prepare(
     )
 
 
+def _window(replay: Replay):
+    return Incident.objects.filter(created_at__gte=replay.since, created_at__lte=replay.until)
+
+
 def _incidents(replay: Replay, low: int | None = None, high: int | None = None):
-    rows = Incident.objects.filter(created_at__gte=replay.since, created_at__lte=replay.until)
+    rows = _window(replay)
     if low is not None:
         rows = rows.filter(pk__gte=low, pk__lte=high)
     if replay.sample_every > 1:
@@ -194,7 +194,7 @@ def _incidents(replay: Replay, low: int | None = None, high: int | None = None):
 
 def incident_range(replay: Replay) -> tuple[int | None, int | None, int]:
     """The lowest and highest id among the incidents replayed, and how many there are (before sampling)."""
-    window = Incident.objects.filter(created_at__gte=replay.since, created_at__lte=replay.until)
+    window = _window(replay)
     bounds = window.aggregate(low=Min("pk"), high=Max("pk"))
     return bounds["low"], bounds["high"], window.count()
 
@@ -262,11 +262,9 @@ def _replayed(
     """The options one side gives; None when it has no such (active) category, as a request for it would be
     refused."""
     index = replay.after if after else replay.before
-    category = index.categories_by_id.get(incident.category_id)
-    if category is None:
+    if incident.category_id not in index.categories_by_id:
         return None
-    if category.name != incident.category_name:
-        incident = replace(incident, category_name=category.name)
+    incident = _named(index, incident)
     plan = (replay.plans_after if after else replay.plans_before)[incident.category_id]
     return replay_incident(
         plan, customer, incident, unmatched=unmatched, watched=index.policies_for(incident.category_id)
