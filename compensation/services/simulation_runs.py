@@ -37,6 +37,7 @@ RUNNING, DONE, FAILED = Simulation.Status.RUNNING, Simulation.Status.DONE, Simul
 QUEUE_UNREACHABLE = "could not reach the task queue; try again"
 PROGRESS_EVERY_FRACTION = 0.01  # progress is written at most once per percent ...
 PROGRESS_EVERY_SECONDS = 2.0  # ... and once per two seconds
+START_ATTEMPTS = 3  # inserts tried when the running row that refused one has finished by the time we look
 
 
 class SimulationStopped(Exception):
@@ -71,18 +72,22 @@ def simulation_start(*, user: Any, pack: Any, days: int, now: datetime | None = 
     """
     now = now or timezone.now()
     simulations_fail_stale(now=now, user=user)
-    try:
-        with transaction.atomic():
-            simulation = Simulation.objects.create(created_by=user, pack=pack, days=days, created_at=now)
-    except IntegrityError:
-        # The partial unique constraint: another request of this user got there first.
-        if not Simulation.objects.filter(created_by=user, status=RUNNING).exists():
-            raise
-        raise Conflict(
-            "You already have a simulation running: wait for it to finish (GET /api/v1/simulations/{id}/) "
-            "before starting another.",
-            ErrorCode.SIMULATION_RUNNING,
-        ) from None
+    for attempt in range(START_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                simulation = Simulation.objects.create(created_by=user, pack=pack, days=days, created_at=now)
+            break
+        except IntegrityError:
+            # The partial unique constraint: another request of this user got there first. If that run has
+            # already finished (a small pack, a fast worker), nothing runs any more and this start may go on.
+            if Simulation.objects.filter(created_by=user, status=RUNNING).exists():
+                raise Conflict(
+                    "You already have a simulation running: wait for it to finish (GET /api/v1/simulations/{id}/) "
+                    "before starting another.",
+                    ErrorCode.SIMULATION_RUNNING,
+                ) from None
+            if attempt == START_ATTEMPTS - 1:
+                raise
     transaction.on_commit(lambda: simulation_enqueue(simulation_id=simulation.pk))
     return simulation
 

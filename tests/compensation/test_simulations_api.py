@@ -13,12 +13,13 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
+from unittest import mock
 
 import pytest
 import time_machine
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core.management import call_command
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -273,6 +274,29 @@ def test_the_one_running_rule_is_the_databases_not_only_a_check(
     ]
     assert len(inserts) == 1  # it tried, and the database said no
     assert Simulation.objects.count() == 1
+
+
+def test_a_start_refused_by_a_run_that_has_since_finished_goes_on(
+    world: list[Incident], frozen: Any, manager: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The race the constraint decides, lost to a run that finished before the loser looked (a small pack, a
+    fast worker): nothing runs any more, so the start is tried again and goes on, rather than failing."""
+    running_row(user_of("manager-1"), created_at=NOW - timedelta(minutes=1), status="done")  # the winner, done
+    create = Simulation.objects.create
+    calls = []
+
+    def create_after_a_lost_race(**fields: Any) -> Simulation:
+        calls.append(fields["days"])
+        if len(calls) == 1:  # refused while the winner ran; it has finished by the time the loser looks
+            raise IntegrityError('duplicate key value violates unique constraint "simulation_one_running_per_user"')
+        return create(**fields)
+
+    with mock.patch.object(Simulation.objects, "create", create_after_a_lost_race):
+        response = start(manager, {"pack": draft(), "days": 7}, django_capture_on_commit_callbacks)
+
+    assert response.status_code == 202, response.content
+    assert calls == [7, 7]
+    assert sorted(Simulation.objects.values_list("status", flat=True)) == ["done", "done"]
 
 
 def test_a_running_simulation_past_the_hard_time_limit_is_failed_and_no_longer_blocks(
