@@ -43,9 +43,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    "django_htmx",
     "policies",
     "compensation",
     "reporting",
+    "console",
 ]
 
 # Django's session, CSRF, auth, messages and clickjacking middleware, each skipped for API calls
@@ -61,6 +63,7 @@ MIDDLEWARE = [
     "recovery_project.middleware.MessageMiddleware",
     "recovery_project.middleware.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # turns a locked-out login into the lockout page
+    "django_htmx.middleware.HtmxMiddleware",  # request.htmx: the console's fragments
 ]
 
 ROOT_URLCONF = "recovery_project.urls"

@@ -1,0 +1,49 @@
+"""Who may use the console: agents and managers (and superusers, as managers); the escalations queue is
+managers' only. Anonymous users are sent to the console's login page; other roles get 403."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+
+from compensation.roles import Role, user_has_role
+
+AGENTS_AND_MANAGERS = (Role.AGENT.value, Role.MANAGER.value)
+MANAGERS = (Role.MANAGER.value,)
+LOGIN_URL = "console:login"
+
+
+def forbidden(request: HttpRequest, message: str) -> HttpResponse:
+    return TemplateResponse(request, "console/forbidden.html", {"message": message}, status=403)
+
+
+def console_roles(*roles: str, message: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """The view is for users in one of ``roles``: anonymous users log in first, others get 403 with ``message``."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated:
+                if getattr(request, "htmx", False):  # a fragment cannot log in: send the whole page there
+                    response = HttpResponse(status=204)
+                    response["HX-Redirect"] = redirect_to_login(request.get_full_path(), LOGIN_URL).url
+                    return response
+                return redirect_to_login(request.get_full_path(), LOGIN_URL)
+            if not user_has_role(request.user, *roles):
+                return forbidden(request, message)
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+agents_and_managers = console_roles(
+    *AGENTS_AND_MANAGERS, message="The console is for agents and managers; your role may not use it."
+)
+managers_only = console_roles(*MANAGERS, message="The escalations queue is for managers; your role may not use it.")
