@@ -199,6 +199,28 @@ def escalation_list() -> QuerySet[Escalation]:
     return Escalation.objects.select_related("customer", "assigned_to").order_by("due_at", "pk")
 
 
+def escalations_open_queue() -> QuerySet[Escalation]:
+    """The managers' queue: open and acknowledged escalations, soonest due first, with what a manager reads to
+    decide, in a fixed number of queries whatever their number: the incident and its category, the customer,
+    the agent's offer set with its options (``offer_set.offers``) and its live choice (``offer_set.live_choices``,
+    not rejected), and the remedies waiting for this approval (``remedies_waiting``)."""
+    live = OutcomeSubmission.objects.exclude(status=OutcomeSubmission.Status.REJECTED).order_by("-submitted_at")
+    return (
+        escalation_list()
+        .filter(status__in=(Escalation.Status.OPEN, Escalation.Status.ACKNOWLEDGED))
+        .select_related("incident__category", "offer_set__created_by")
+        .prefetch_related(
+            Prefetch("offer_set__offers", queryset=Offer.objects.order_by("rank", "label")),
+            Prefetch("offer_set__submissions", queryset=live, to_attr="live_choices"),
+            Prefetch(
+                "remedies",
+                queryset=Remedy.objects.filter(status=Remedy.Status.AWAITING_APPROVAL).order_by("pk"),
+                to_attr="remedies_waiting",
+            ),
+        )
+    )
+
+
 def customers_with_changes() -> QuerySet[Customer]:
     """Customers with their change rows, newest first (``CustomerChange.Meta.ordering``)."""
     return Customer.objects.prefetch_related("changes")
