@@ -175,7 +175,6 @@ def _page(request: HttpRequest, *, now: datetime, status: int = 200, **focus: An
         "cards": cards,
         "page": page,
         "counts": _counts(now),
-        "now": now,
         "status_message": status_message,
     }
     return TemplateResponse(request, "console/escalations.html", context, status=status)
@@ -192,7 +191,6 @@ def escalation_queue(request: HttpRequest) -> HttpResponse:
 
 @dataclass(frozen=True)
 class Action:
-    name: str  # its button
     done: str  # "approved"
     serializer: Any | None  # the API's input serializer, for the field it takes
     run: Callable[..., Escalation]
@@ -216,10 +214,10 @@ def _reject(escalation_id: int, user: Any, now: datetime, data: dict[str, Any]) 
 
 
 ACTIONS = {
-    "acknowledge": Action("Acknowledge", "acknowledged", None, _acknowledge),
-    "resolve": Action("Resolve", "resolved", ResolveInputSerializer, _resolve),
-    "approve": Action("Approve", "approved", None, _approve, after="what waited for it goes ahead"),
-    "reject": Action("Reject", "rejected", RejectInputSerializer, _reject, after="what waited for it is not given"),
+    "acknowledge": Action("acknowledged", None, _acknowledge),
+    "resolve": Action("resolved", ResolveInputSerializer, _resolve),
+    "approve": Action("approved", None, _approve, after="what waited for it goes ahead"),
+    "reject": Action("rejected", RejectInputSerializer, _reject, after="what waited for it is not given"),
 }
 
 

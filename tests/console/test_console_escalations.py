@@ -258,6 +258,19 @@ def test_open_escalations_soonest_due_first_with_the_overdue_marked_in_words(con
     assert count_text(response) == "3 open escalations, soonest due first; 1 overdue."
 
 
+def test_a_long_queue_comes_in_pages_of_25(console: Client) -> None:
+    made = [escalation_new(due_in=timedelta(hours=n + 1), external_id=f"C-{n}") for n in range(30)]
+
+    first = console.get(PAGE)
+    second = console.get(PAGE, {"page": 2})
+
+    assert [c["id"] for c in cards(first)] == [f"escalation-{e.pk}" for e in made[:25]]
+    assert [c["id"] for c in cards(second)] == [f"escalation-{e.pk}" for e in made[25:]]
+    assert count_text(first) == "30 open escalations, soonest due first; none overdue."
+    assert '<a href="?page=2">Next page</a>' in first.content.decode()
+    assert '<a href="?page=1">Previous page</a>' in second.content.decode()
+
+
 def test_an_empty_queue_says_so(console: Client) -> None:
     escalation_new(due_in=timedelta(hours=1), status="resolved")
 
