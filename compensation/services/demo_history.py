@@ -306,6 +306,24 @@ def _incident(rng: random.Random, *, ago: timedelta, customer: int, category: st
     )
 
 
+def offer_set_request(plan: IncidentPlan, customer: CustomerPlan, *, when: datetime) -> dict[str, Any]:
+    """The offer set the agent asks for, as the API's validated input (``POST /api/v1/offer-sets/``) would
+    be, except that the category is its slug (the replay puts the compiled category in its place)."""
+    return {
+        "customer": {"external_id": customer.external_id, **customer.fields()},
+        "incident": {
+            "category": plan.category,
+            "severity": plan.severity,
+            "fault": plan.fault,
+            "correctable": plan.correctable,
+            "order_value": plan.order_value,
+            "currency": settings.DEFAULT_CURRENCY,
+            "description": plan.description,
+            "occurred_at": when - plan.occurred_before,
+        },
+    }
+
+
 def _label(plan: IncidentPlan, offers: dict[str, str]) -> str:
     """The customer's answer, from their draw, among the labels this set offers (label -> kind)."""
     if plan.declines or not offers:
@@ -374,20 +392,12 @@ class _Replay:
         category = self.index.categories.get(plan.category)
         if category is None:  # a pack without this category: the call never happened
             return
+        body = offer_set_request(plan, customer, when=when)
         created = offer_set_create(
             user=self.agent,
             index=self.index,
-            customer={"external_id": customer.external_id, **customer.fields()},
-            incident={
-                "category": category,
-                "severity": plan.severity,
-                "fault": plan.fault,
-                "correctable": plan.correctable,
-                "order_value": plan.order_value,
-                "currency": settings.DEFAULT_CURRENCY,
-                "description": plan.description,
-                "occurred_at": when - plan.occurred_before,
-            },
+            customer=body["customer"],
+            incident={**body["incident"], "category": category},
             now=when,
             set_id=plan.set_id,
         )

@@ -9,6 +9,7 @@ day and with the suite's clock moved.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,15 +18,19 @@ import pytest
 import time_machine
 from django.core import mail
 from django.core.management import call_command
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import Avg
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from compensation.models import Customer, Escalation, FollowUp, Incident, OfferSet, Outcome, OutcomeSubmission
+from compensation.serializers import offer_set_input_validate
 from compensation.services.budgets import budget_alerts_send
+from compensation.services.demo_history import history_plan, offer_set_request
 from compensation.services.escalations import escalations_flag_overdue
 from compensation.services.follow_ups import follow_ups_send
+from policies.index import policy_index_get
 
 pytestmark = pytest.mark.django_db
 
@@ -171,6 +176,27 @@ def test_no_history_and_no_users_load_none(frozen: None) -> None:
 
     load_demo()  # a later run without the flag loads it
     assert OfferSet.objects.count() == OFFER_SETS
+
+
+def test_the_history_asks_for_offer_sets_as_the_api_would_accept_them(demo_pack: None) -> None:
+    """Every request the replay makes is valid API input, and what validation makes of it is what the
+    replay passes (the serializer's own defaults and clean-ups change nothing)."""
+    index = policy_index_get()
+    plan = history_plan()
+    assert len(plan.customers) == CUSTOMERS
+    assert len(plan.incidents) == OFFER_SETS
+    with time_machine.travel(NOW, tick=False):
+        for incident in plan.incidents:
+            request = offer_set_request(incident, plan.customers[incident.customer], when=NOW - incident.ago)
+            body = json.loads(json.dumps(request, cls=DjangoJSONEncoder))  # as a client would post it
+            validated = offer_set_input_validate(body, index=index)
+            assert validated["incident"].pop("category").slug == request["incident"].pop("category")
+            assert validated == request
+
+
+def test_the_plan_is_the_same_on_every_call() -> None:
+    assert history_plan() == history_plan()
+    assert history_plan(seed=16) != history_plan()
 
 
 def test_the_history_is_the_same_on_every_fresh_database() -> None:
