@@ -24,6 +24,7 @@ logger = logging.getLogger("compensation")
 
 FEEDBACK_SALT = "recovery.feedback"
 BATCH = 200
+NO_EMAIL = "The customer had no e-mail address when the offer set was made."
 
 
 class FeedbackLinkInvalid(NotFound):
@@ -84,7 +85,7 @@ def follow_up_send(*, follow_up_id: int, now: datetime | None = None) -> bool:
         email = follow_up.outcome.offer_set.email
         if not email:
             follow_up.status = FollowUp.Status.SKIPPED
-            follow_up.last_error = "The customer had no e-mail address when the offer set was made."
+            follow_up.last_error = NO_EMAIL
             follow_up.save(update_fields=["status", "last_error"])
             return False
         follow_up.attempts += 1

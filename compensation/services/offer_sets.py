@@ -401,11 +401,13 @@ def offer_set_create(
     incident: dict[str, Any],
     explain: bool = False,
     now: datetime | None = None,
+    set_id: uuid.UUID | None = None,
 ) -> OfferSetCreated:
     """Upsert the customer, create or reuse the incident, compute and store the ranked options.
 
     ``customer`` and ``incident`` are validated input (see the serializers);
-    ``incident["category"]`` is the compiled category.
+    ``incident["category"]`` is the compiled category. ``set_id``: the new set's id (default a random
+    UUID); it seeds the ranking's draws, so a caller replaying a fixed history (the demo's) passes its own.
     """
     now = now or timezone.now()
     category: CompiledCategory = incident["category"]
@@ -452,7 +454,7 @@ def offer_set_create(
                 new_incident = stored_incident
                 stored_incident = incident_insert(stored_incident)
                 reused = stored_incident is not new_incident  # the same ticket, posted concurrently, won
-        set_id = uuid.uuid4()  # before ranking: it seeds the draws
+        set_id = set_id or uuid.uuid4()  # before ranking: it seeds the draws
         result = engine_run(
             index=index,
             customer=customer_facts(stored_customer),
