@@ -235,7 +235,7 @@ SIMULATION_KEEP_DAYS = 7  # GET /api/v1/simulations/{id}/ answers 404 after this
 # Visibility timeout must exceed the longest task (time limit x retries' ETA is
 # not counted: retried tasks are new messages), or Redis redelivers running work.
 CELERY_VISIBILITY_TIMEOUT = 3600
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"  # with a host: kombu warns of none once per process
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
     # A request that enqueues must not hang on a dead broker: the outbox covers it. One connection
