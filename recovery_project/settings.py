@@ -195,8 +195,9 @@ INCIDENT_MAX_AGE_DAYS = env.integer("INCIDENT_MAX_AGE_DAYS", 365, minimum=1)
 FOLLOW_UP_EXPLANATION_DELAY_MINUTES = env.integer("FOLLOW_UP_EXPLANATION_DELAY_MINUTES", 60, minimum=0, maximum=1440)
 FOLLOW_UP_SATISFACTION_DELAY_HOURS = env.integer("FOLLOW_UP_SATISFACTION_DELAY_HOURS", 24, minimum=0)
 FEEDBACK_LINK_MAX_AGE_DAYS = env.integer("FEEDBACK_LINK_MAX_AGE_DAYS", 14, minimum=1)
-# Where the e-mails' feedback links point: the public base URL of this API.
-PUBLIC_BASE_URL = env.string("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Where the e-mails' feedback links point: the public base URL of this API; without it, the address this
+# server answers on (http://127.0.0.1:$PORT, 8000 without PORT, as gunicorn.conf.py and `make run` bind).
+PUBLIC_BASE_URL = env.public_base_url("PUBLIC_BASE_URL", port_name="PORT")
 # Submissions the worker has not recorded after this many seconds are sent again.
 OUTCOME_REQUEUE_AFTER_SECONDS = env.integer("OUTCOME_REQUEUE_AFTER_SECONDS", 60, minimum=1)
 # A recording task takes up to this many pending outcomes in one transaction (1: one at a time).
