@@ -210,6 +210,15 @@ OUTCOME_MAX_ATTEMPTS = env.integer("OUTCOME_MAX_ATTEMPTS", 8, minimum=1, maximum
 SIMULATION_ADMIN_SAMPLE = env.integer("SIMULATION_ADMIN_SAMPLE", 30_000, minimum=1)
 SIMULATION_PACK_MAX_BYTES = env.integer("SIMULATION_PACK_MAX_BYTES", 2 * 1024 * 1024, minimum=1024)
 
+# --- The demo (manage.py load_demo, `make run`) -------------------------------
+# The password of the demo admin and the demo users: DEMO_ADMIN_PASSWORD when set, else the one kept in
+# DEMO_PASSWORD_FILE (created with a random one, mode 0600, on the first run; git-ignored).
+DEMO_ADMIN_PASSWORD = env.string("DEMO_ADMIN_PASSWORD")
+DEMO_PASSWORD_FILE = Path(env.string("DEMO_PASSWORD_FILE", str(BASE_DIR / ".demo-admin-password"))).expanduser()
+# Off: the start-up warnings (no REDIS_URL, the development SECRET_KEY) are not logged by each process;
+# `make run` turns them off for the processes it starts and shows them once, in its box.
+START_WARNINGS = env.boolean("START_WARNINGS", True)
+
 # --- Redis: broker and cache --------------------------------------------------
 REDIS_URL = env.redis_url("REDIS_URL")
 
