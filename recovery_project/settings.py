@@ -218,6 +218,8 @@ DEMO_PASSWORD_FILE = Path(env.string("DEMO_PASSWORD_FILE", str(BASE_DIR / ".demo
 # Off: the start-up warnings (no REDIS_URL, the development SECRET_KEY) are not logged by each process;
 # `make run` turns them off for the processes it starts and shows them once, in its box.
 START_WARNINGS = env.boolean("START_WARNINGS", True)
+# A folder where a Celery worker writes the file "worker", and beat "beat", once started (`make run` waits for them).
+PROCESS_READY_DIR = env.string("PROCESS_READY_DIR")
 
 # --- Redis: broker and cache --------------------------------------------------
 REDIS_URL = env.redis_url("REDIS_URL")

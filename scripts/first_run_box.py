@@ -4,7 +4,8 @@
 
 ``--demo`` is what ``manage.py load_demo --json`` wrote: the demo users' tokens, the admin's password and
 the start-up warnings (which the processes `make run` starts do not log: START_WARNINGS=0). Waits for
-``/healthz`` on the port (up to ``--timeout`` seconds) and gives up, exit status 1, if the server process
+``/healthz`` on the port (and for the ``--started`` files, which a Celery worker and beat write once started),
+up to ``--timeout`` seconds, and gives up, exit status 1, if the server process
 ends first. Standard library only: it runs before and beside the project, never inside it.
 """
 
@@ -18,26 +19,38 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 WIDTH = 78  # the box's inside, at most, for wrapped text; a longer token or password widens it
 
 
-def server_answers(base: str, server_pid: int | None, timeout: float) -> bool:
-    """Whether ``base``/healthz answered 200 within ``timeout`` seconds, while the server process lived."""
+def started_problem(base: str, server_pid: int | None, timeout: float, started: Sequence[Path] = ()) -> str | None:
+    """None once ``base``/healthz answers 200 and every file of ``started`` exists (the processes beside the
+    server write them once started), else what did not happen within ``timeout`` seconds or before the server
+    process ended."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as answer:  # noqa: S310 (http://127.0.0.1)
-                if answer.status == 200:
-                    return True
-        except (urllib.error.URLError, OSError):
-            pass
-        if server_pid is not None and not _alive(server_pid):
-            return False
+    while True:
+        healthy = _healthy(base)
+        missing = [path.name for path in started if not path.exists()]
+        if healthy and not missing:
+            return None
+        if not healthy and server_pid is not None and not _alive(server_pid):
+            return f"The server ended before it answered on {base}/healthz; see the log above."
+        if time.monotonic() >= deadline:
+            if not healthy:
+                return f"The server did not answer on {base}/healthz within {timeout:g} s; see the log above."
+            return f"Not started within {timeout:g} s: {', '.join(missing)}; see the log above."
         time.sleep(0.25)
-    return False
+
+
+def _healthy(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base}/healthz", timeout=2) as answer:  # noqa: S310 (http://127.0.0.1)
+            return answer.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def _alive(pid: int) -> bool:
@@ -98,13 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo", type=Path, required=True, help="what `load_demo --json` wrote")
     parser.add_argument("--server-pid", type=int, help="give up when this process ends")
     parser.add_argument("--tasks", help="how tasks run, a line of its own")
+    parser.add_argument(
+        "--started", type=Path, action="append", default=[], help="a file to wait for too (PROCESS_READY_DIR)"
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for /healthz")
     args = parser.parse_args(argv)
 
     base = f"http://127.0.0.1:{args.port}"
     demo = json.loads(args.demo.read_text(encoding="utf-8"))
-    if not server_answers(base, args.server_pid, args.timeout):
-        print(f"The server did not answer on {base}/healthz; see the log above.", file=sys.stderr)
+    problem = started_problem(base, args.server_pid, args.timeout, args.started)
+    if problem is not None:
+        print(problem, file=sys.stderr)
         return 1
     print("\n" + framed(box_lines(base, demo, args.tasks)), flush=True)
     return 0

@@ -31,7 +31,11 @@ $BIN/python manage.py migrate --noinput
 $BIN/python manage.py collectstatic --noinput --verbosity 0
 $BIN/python manage.py load_demo --json "$work_dir/demo.json"
 
+started=()
 if [ -n "${REDIS_URL:-}" ]; then
+  # Each writes a file in PROCESS_READY_DIR once started; the box waits for them, so their logs come first.
+  export PROCESS_READY_DIR="$work_dir"
+  started=(--started "$work_dir/worker" --started "$work_dir/beat")
   $BIN/celery -A recovery_project --quiet worker --loglevel INFO --concurrency 2 &
   pids+=($!)
   $BIN/celery -A recovery_project --quiet beat --loglevel INFO --schedule "$work_dir/beat-schedule" &
@@ -47,5 +51,5 @@ $BIN/python manage.py runserver "127.0.0.1:$PORT" --noreload &
 server=$!
 pids+=("$server")
 $BIN/python scripts/first_run_box.py --port "$PORT" --demo "$work_dir/demo.json" --server-pid "$server" \
-  --tasks "$tasks"
+  --tasks "$tasks" "${started[@]}"
 wait -n "${pids[@]}"

@@ -4,6 +4,7 @@ served port, and `make run`'s box (scripts/run.sh)."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import json
 import os
@@ -312,6 +313,58 @@ def test_load_demo_json_writes_the_credentials_and_the_warnings(password_file: P
 # --- make run's box -------------------------------------------------------------------------------
 
 
+def box_script() -> Any:
+    spec = importlib.util.spec_from_file_location("first_run_box", ROOT / "scripts" / "first_run_box.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_box_frames_every_line_and_wraps_a_long_warning() -> None:
+    demo = {
+        "users": [{"username": "demo-agent", "role": "agent", "token": "a" * 40}],
+        "admin": {"username": "admin", "password": "pw-1"},
+        "password_source": "/somewhere/.demo-admin-password",
+        "warnings": ["spam " * 60],
+    }
+    script = box_script()
+
+    box = script.framed(script.box_lines("http://127.0.0.1:18111", demo, "eager")).splitlines()
+
+    assert len({len(line) for line in box}) == 1  # a rectangle
+    assert max(len(line) for line in box) <= 82  # at most 78 inside, and the frame
+    assert box[0] == box[-1] == "+" + "-" * (len(box[0]) - 2) + "+"
+    warning = [line for line in box if "spam" in line]
+    assert len(warning) == 4
+    assert sum(line.count("spam") for line in warning) == 60
+
+
+def test_a_celery_worker_and_beat_say_they_started_in_process_ready_dir(tmp_path: Path, settings: Any) -> None:
+    from celery import signals
+
+    settings.PROCESS_READY_DIR = str(tmp_path)
+
+    signals.worker_ready.send(sender=None)
+    signals.beat_init.send(sender=None)
+
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["beat", "worker"]
+
+
+def group_left(group: int, seconds: float) -> str:
+    """The processes of the group still alive (not zombies) after up to ``seconds``, as ps lists them."""
+    deadline = time.monotonic() + seconds
+    while True:
+        listing = subprocess.run(["ps", "-eo", "pid=,pgid=,stat=,args="], capture_output=True, text=True).stdout
+        alive = [
+            line.strip()
+            for line in listing.splitlines()
+            if line.split()[1] == str(group) and not line.split()[2].startswith("Z")
+        ]
+        if not alive or time.monotonic() >= deadline:
+            return "\n".join(alive)
+        time.sleep(0.1)
+
+
 def port_between_18100_and_18199() -> int:
     for port in range(18150, 18200):
         with socket.socket() as probe, contextlib.suppress(OSError):
@@ -337,6 +390,7 @@ def test_make_run_ends_with_one_box_on_its_port_with_the_tokens_the_password_and
     bash = shutil.which("bash")
     need(bash is not None, "bash is not installed: scripts/run.sh cannot run")
     need((ROOT / ".venv" / "bin" / "python").exists(), ".venv/bin/python is missing (make install creates it)")
+    need(shutil.which("ps") is not None, "ps is not installed: cannot see which processes outlived Ctrl-C")
     port = port_between_18100_and_18199()
     password_file = tmp_path / "demo-password"
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
@@ -360,26 +414,20 @@ def test_make_run_ends_with_one_box_on_its_port_with_the_tokens_the_password_and
         )
     try:
         text = read_until_box(process, log, time.monotonic() + 180)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as answer:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as answer:
             start_page = answer.status
     finally:
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C
         try:
-            process.wait(timeout=30)
+            status = process.wait(timeout=60)
         finally:
+            leftover = group_left(process.pid, seconds=10)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-    leftover = True
-    for _ in range(50):  # Ctrl-C stops everything: nothing of the group is left
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            leftover = False
-            break
-        time.sleep(0.1)
 
     assert start_page == 200
-    assert not leftover, "a process of make run outlived Ctrl-C"
+    assert status == 130, log.read_text()  # stopped by its Ctrl-C trap
+    assert not leftover, f"processes of make run outlived Ctrl-C: {leftover}\n{log.read_text()}"
     box = text[text.index("+-") :]
     assert box.rstrip().endswith("+")  # the box is the start-up's last word
     urls = re.findall(r"https?://[^\s|]+", box)
