@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from celery import Celery, signals
 
@@ -29,6 +30,25 @@ def _close_old_connections(task=None, **kwargs) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@signals.worker_ready.connect
+def _worker_started(**kwargs) -> None:
+    _started("worker")
+
+
+@signals.beat_init.connect
+def _beat_started(**kwargs) -> None:
+    _started("beat")
+
+
+def _started(name: str) -> None:
+    """Write ``name`` in PROCESS_READY_DIR when set: `make run` waits for it, so the worker's and beat's start-up
+    logs come before its box, not after."""
+    from django.conf import settings
+
+    if settings.PROCESS_READY_DIR:
+        (Path(settings.PROCESS_READY_DIR) / name).touch()
 
 
 @app.task(name="recovery_project.noop", ignore_result=True)

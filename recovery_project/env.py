@@ -138,6 +138,19 @@ def redis_url(name: str) -> str | None:
     return value
 
 
+def public_base_url(name: str, *, port_name: str) -> str:
+    """``name`` (an http:// or https:// URL, without its trailing slash); unset, the address this server answers
+    on: ``http://127.0.0.1:<port_name>``, 8000 when that is unset too (the port gunicorn.conf.py and
+    ``make run`` bind)."""
+    value = raw(name)
+    if value is None:
+        port = integer(port_name, 8000, minimum=1, maximum=65535)
+        return f"http://127.0.0.1:{port}"
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ConfigError(name, f"{value!r} is not an http:// or https:// URL such as https://recovery.example.com")
+    return value.rstrip("/")
+
+
 def choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     """One of ``choices`` (case-insensitive), else a start-up error listing them."""
     value = (raw(name) or default).lower()

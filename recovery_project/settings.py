@@ -195,8 +195,9 @@ INCIDENT_MAX_AGE_DAYS = env.integer("INCIDENT_MAX_AGE_DAYS", 365, minimum=1)
 FOLLOW_UP_EXPLANATION_DELAY_MINUTES = env.integer("FOLLOW_UP_EXPLANATION_DELAY_MINUTES", 60, minimum=0, maximum=1440)
 FOLLOW_UP_SATISFACTION_DELAY_HOURS = env.integer("FOLLOW_UP_SATISFACTION_DELAY_HOURS", 24, minimum=0)
 FEEDBACK_LINK_MAX_AGE_DAYS = env.integer("FEEDBACK_LINK_MAX_AGE_DAYS", 14, minimum=1)
-# Where the e-mails' feedback links point: the public base URL of this API.
-PUBLIC_BASE_URL = env.string("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Where the e-mails' feedback links point: the public base URL of this API; without it, the address this
+# server answers on (http://127.0.0.1:$PORT, 8000 without PORT, as gunicorn.conf.py and `make run` bind).
+PUBLIC_BASE_URL = env.public_base_url("PUBLIC_BASE_URL", port_name="PORT")
 # Submissions the worker has not recorded after this many seconds are sent again.
 OUTCOME_REQUEUE_AFTER_SECONDS = env.integer("OUTCOME_REQUEUE_AFTER_SECONDS", 60, minimum=1)
 # A recording task takes up to this many pending outcomes in one transaction (1: one at a time).
@@ -208,6 +209,17 @@ OUTCOME_MAX_ATTEMPTS = env.integer("OUTCOME_MAX_ATTEMPTS", 8, minimum=1, maximum
 # this large (the upload page alone takes a body over DATA_UPLOAD_MAX_MEMORY_SIZE, up to this and its form).
 SIMULATION_ADMIN_SAMPLE = env.integer("SIMULATION_ADMIN_SAMPLE", 30_000, minimum=1)
 SIMULATION_PACK_MAX_BYTES = env.integer("SIMULATION_PACK_MAX_BYTES", 2 * 1024 * 1024, minimum=1024)
+
+# --- The demo (manage.py load_demo, `make run`) -------------------------------
+# The password of the demo admin and the demo users: DEMO_ADMIN_PASSWORD when set, else the one kept in
+# DEMO_PASSWORD_FILE (created with a random one, mode 0600, on the first run; git-ignored).
+DEMO_ADMIN_PASSWORD = env.string("DEMO_ADMIN_PASSWORD")
+DEMO_PASSWORD_FILE = Path(env.string("DEMO_PASSWORD_FILE", str(BASE_DIR / ".demo-admin-password"))).expanduser()
+# Off: the start-up warnings (no REDIS_URL, the development SECRET_KEY) are not logged by each process;
+# `make run` turns them off for the processes it starts and shows them once, in its box.
+START_WARNINGS = env.boolean("START_WARNINGS", True)
+# A folder where a Celery worker writes the file "worker", and beat "beat", once started (`make run` waits for them).
+PROCESS_READY_DIR = env.string("PROCESS_READY_DIR")
 
 # --- Redis: broker and cache --------------------------------------------------
 REDIS_URL = env.redis_url("REDIS_URL")

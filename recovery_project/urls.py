@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from recovery_project import health, views
@@ -10,6 +11,8 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    path("api/", RedirectView.as_view(pattern_name="api-root"), name="api"),
+    path("api/v1/", views.ApiRootApi.as_view(), name="api-root"),
     path("api/v1/", include("compensation.urls")),
     path("api/v1/", include("reporting.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

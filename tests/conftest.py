@@ -100,6 +100,15 @@ def cache_clear() -> None:
         client.delete(*keys)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _demo_password_file_of_the_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """``load_demo`` keeps its password in DEMO_PASSWORD_FILE: a test run's own, never the checkout's."""
+    from django.test import override_settings
+
+    with override_settings(DEMO_PASSWORD_FILE=tmp_path_factory.mktemp("demo") / "demo-admin-password"):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache() -> None:
     from policies.index import policy_index_clear

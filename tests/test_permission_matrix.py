@@ -82,12 +82,14 @@ MATRIX = [
     Row("GET",  "/readyz", None,                                      (200, 200, 200,  200,  200, 200,    200)),
     Row("GET",  "/api/schema/", None,                                 (200, 200, 200,  200,  200, 200,    200)),
     Row("GET",  "/api/docs/", None,                                   (200, 200, 200,  200,  200, 200,    200)),
+    Row("GET",  "/api/v1/", None,                                     (200, 200, 200,  200,  200, 200,    200)),
+    Row("GET",  "/api/", None,                                        (302, 302, 302,  302,  302, 302,    302)),
 ]
 # fmt: on
 
 
 def case_id(row: Row, role: str) -> str:
-    name = row.path.removeprefix("/api/v1/").removeprefix("/")
+    name = row.path.removeprefix("/api/v1/").removeprefix("/") or "api/v1"  # the API's root: "api/v1"
     for placeholder in ("{offer_set}", "{escalation}", "{approval}", "{token}", "{customer}", "{simulation}"):
         name = name.replace(placeholder, "{id}")
     return f"{row.method} {name.rstrip('/')} as {role}"
