@@ -260,9 +260,14 @@ def options_get(request: HttpRequest) -> HttpResponse:
         created.offer_set.pk, None, open_=results["open"], expires_at=created.offer_set.expires_at
     )
     results["focus"] = True
+    form = _form_context(values, {}, [])
     if not request.htmx:
-        return TemplateResponse(request, "console/home.html", {**_form_context(values, {}, []), "results": results})
-    return TemplateResponse(request, "console/_results.html", {"results": results})
+        return TemplateResponse(request, "console/home.html", {**form, "results": results})
+    # The options, and out of band the form without its old messages and the customer's recent sets with this one.
+    customer = _customer_context(request.user, created.offer_set.customer.external_id, fill=False)
+    return TemplateResponse(
+        request, "console/_options.html", {**form, "results": results, "customer_panel": customer, "oob": True}
+    )
 
 
 @agents_and_managers
@@ -271,13 +276,19 @@ def customer_lookup(request: HttpRequest) -> HttpResponse:
     """The stored customer whose ID is exactly the one typed (to fill the form) and their recent offer sets
     this user may see; nothing for any other string."""
     external_id = request.GET.get("customer_id", "").strip()
+    return TemplateResponse(request, "console/_customer.html", _customer_context(request.user, external_id))
+
+
+def _customer_context(user: Any, external_id: str, *, fill: bool = True) -> dict[str, Any]:
     customer = customer_by_external_id(external_id)
     context: dict[str, Any] = {
         "external_id": external_id,
         "customer": customer,
-        "recent_mine_only": not user_has_role(request.user, Role.MANAGER),
+        "recent_mine_only": not user_has_role(user, Role.MANAGER),
     }
-    if customer is not None:
+    if customer is None:
+        return context
+    if fill:
         context["fill"] = {
             "name": customer.name,
             "email": customer.email,
@@ -285,15 +296,15 @@ def customer_lookup(request: HttpRequest) -> HttpResponse:
             "lifetime_value": str(customer.lifetime_value),
             "interests": ", ".join(customer.interests or []),
         }
-        context["recent"] = [
-            {
-                "offer_set": offer_set,
-                "category": offer_set.incident.category.name,
-                "outcome": _recent_outcome_words(offer_set),
-            }
-            for offer_set in offer_sets_of_customer(request.user, customer)
-        ]
-    return TemplateResponse(request, "console/_customer.html", context)
+    context["recent"] = [
+        {
+            "offer_set": offer_set,
+            "category": offer_set.incident.category.name,
+            "outcome": _recent_outcome_words(offer_set),
+        }
+        for offer_set in offer_sets_of_customer(user, customer)
+    ]
+    return context
 
 
 def _recent_outcome_words(offer_set: OfferSet) -> str:
@@ -309,7 +320,9 @@ def _recent_outcome_words(offer_set: OfferSet) -> str:
 def offer_set_page(request: HttpRequest, offer_set_id: UUID) -> HttpResponse:
     """One offer set the user may see (an agent: their own; any other is a 404), recordable while open."""
     offer_set = _visible_set(request.user, offer_set_id)
-    return TemplateResponse(request, "console/offer_set.html", {"results": _stored_context(request.user, offer_set)})
+    results = _stored_context(request.user, offer_set)
+    results["on_its_page"] = True
+    return TemplateResponse(request, "console/offer_set.html", {"results": results})
 
 
 @agents_and_managers
@@ -359,6 +372,7 @@ def outcome_record(request: HttpRequest, offer_set_id: UUID) -> HttpResponse:
     if not request.htmx:
         page = _stored_context(request.user, _visible_set(request.user, offer_set_id))
         page["record"] = context
+        page["on_its_page"] = True
         return TemplateResponse(request, "console/offer_set.html", {"results": page}, status=status)
     return TemplateResponse(request, "console/_record.html", {"record": context}, status=status)
 

@@ -16,9 +16,13 @@
     return document.querySelector("button[data-choice][aria-pressed='true']");
   }
 
-  // What the record form says is selected, from the pressed button (also after the form is drawn again).
+  // What the record form says is selected, from the pressed button (also after the form is drawn again); with
+  // no form to record (accepted, recorded, expired), the buttons are disabled, the pressed one still pressed.
   function showSelection() {
     var form = document.getElementById("record-form");
+    document.querySelectorAll("button[data-choice]").forEach(function (button) {
+      button.disabled = !form;
+    });
     if (!form) return;
     var button = pressed();
     var input = form.querySelector("input[name='choice']");
