@@ -110,8 +110,7 @@ def _results_context(offer_set: OfferSet, payload: dict[str, Any], *, now: Any) 
     """The set as the API shows it (``offer_set_payload``), with money in words for reading aloud."""
     currency = offer_set.incident.currency
     options = [
-        {**option, "cost": _money(option["estimated_cost"], option["currency"]), "reasons": option["reasons"]}
-        for option in payload["options"]
+        {**option, "cost": _money(option["estimated_cost"], option["currency"])} for option in payload["options"]
     ]
     remedy = [{**item, "cost": _money(item["estimated_cost"], item["currency"])} for item in payload["remedy"]]
     outcome = payload["outcome"]

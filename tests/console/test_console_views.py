@@ -485,3 +485,30 @@ def test_five_wrong_passwords_lock_the_console_login_out(make_user: Any) -> None
     assert response.status_code == 429
     assert "Too many failed logins" in response.content.decode()
     assert not logged_in
+
+
+def test_a_budget_spent_since_the_options_were_shown_is_refused_in_the_apis_words(
+    agent: Client, demo_pack: None
+) -> None:
+    from policies.models import Policy
+
+    offer_set = new_set(agent)
+    chosen = Offer.objects.get(offer_set=offer_set, label="b")
+    Policy.objects.filter(pk=chosen.policy_id).update(monthly_cap=chosen.estimated_cost - 1)
+
+    response = record(agent, offer_set, "b")
+
+    assert response.status_code == 409
+    assert "budget" in text(response).lower()
+    assert 'id="record-form"' in response.content.decode()  # the agent may choose another option
+    assert not OutcomeSubmission.objects.exists()
+
+
+def test_a_manager_gets_options_and_records_too(browser_for: Any, demo_pack: None) -> None:
+    manager = browser_for("manager", "manager-1")
+    offer_set = new_set(manager)
+
+    record(manager, offer_set, "a")
+
+    assert "Recorded" in text(status(manager, offer_set))
+    assert Outcome.objects.get().agent == manager.user
