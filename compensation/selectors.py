@@ -195,6 +195,31 @@ def offer_set_visible_to(user) -> QuerySet[OfferSet]:
     return queryset.filter(created_by=user)
 
 
+def customer_by_external_id(external_id: str) -> Customer | None:
+    """The stored customer whose external_id is exactly this one; None for any other string (a part of one, an
+    e-mail address, an id no customer can have): no lookup lists customers."""
+    max_length = Customer._meta.get_field("external_id").max_length
+    if not external_id or len(external_id) > max_length or "\x00" in external_id:
+        return None
+    return Customer.objects.filter(external_id=external_id).first()
+
+
+def offer_sets_of_customer(user, customer: Customer, *, limit: int = 5) -> list[OfferSet]:
+    """The customer's most recent offer sets that ``user`` may see (an agent: their own), newest first."""
+    return list(offer_set_visible_to(user).filter(customer=customer).order_by("-created_at")[:limit])
+
+
+def outcome_submission_visible_to(user, offer_set_id: Any) -> OutcomeSubmission | None:
+    """The submission an offer set's outcome shows (the live one, else the last one rejected) when ``user``
+    may see the set; one query, for a status that is asked for again and again."""
+    submissions = OutcomeSubmission.objects.filter(offer_set_id=offer_set_id)
+    if not user_has_role(user, Role.MANAGER):
+        submissions = submissions.filter(offer_set__created_by=user)
+    rows = list(submissions.select_related("offer", "approval", "outcome__coupon").order_by("-submitted_at"))
+    live = next((s for s in rows if s.status != OutcomeSubmission.Status.REJECTED), None)
+    return live or (rows[0] if rows else None)
+
+
 def escalation_list() -> QuerySet[Escalation]:
     return Escalation.objects.select_related("customer", "assigned_to").order_by("due_at", "pk")
 

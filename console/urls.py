@@ -18,4 +18,10 @@ urlpatterns = [
         )
         for action in escalations.ACTIONS
     ),
+    # The agents' page: options for an incident, the stored customer, an offer set and its outcome.
+    path("options/", views.options_get, name="options"),
+    path("customer/", views.customer_lookup, name="customer"),
+    path("offer-sets/<uuid:offer_set_id>/", views.offer_set_page, name="offer_set"),
+    path("offer-sets/<uuid:offer_set_id>/outcome/", views.outcome_record, name="outcome"),
+    path("offer-sets/<uuid:offer_set_id>/status/", views.outcome_status, name="outcome_status"),
 ]

@@ -1,12 +1,57 @@
-"""The console's pages: login and logout here; the agents' page and the managers' queue beside."""
+"""The console's pages: login and logout, and the agents' page (the managers' queue is beside, in escalations).
+
+The agents' page calls what the REST API calls, with the same rules: ``offer_set_input_validate`` and
+``offer_set_create`` for options (``POST /api/v1/offer-sets/``), ``OutcomeInputSerializer`` and ``outcome_submit``
+for the outcome (``POST /api/v1/offer-sets/{id}/outcome/``), ``offer_set_visible_to`` for what a user may see.
+"""
 
 from __future__ import annotations
 
-from django.contrib.auth import views as auth_views
-from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
 
+from django.conf import settings
+from django.contrib.auth import views as auth_views
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import reswap, retarget
+from rest_framework import serializers
+
+from compensation.authority import user_authority
+from compensation.errors import ApplicationError, InvalidInput, NotFound
+from compensation.models import OfferSet, OutcomeSubmission
+from compensation.roles import Role, user_has_role
+from compensation.selectors import (
+    customer_by_external_id,
+    offer_set_submission,
+    offer_set_visible_to,
+    offer_sets_of_customer,
+    outcome_submission_visible_to,
+)
+from compensation.serializers import OutcomeInputSerializer, offer_set_input_validate, offer_set_payload
+from compensation.services.offer_sets import offer_set_create
+from compensation.services.outcomes import DECLINED, outcome_submit
 from console.access import agents_and_managers
+from console.incident import (
+    FAULTS,
+    FIELDS,
+    HINTS,
+    SEVERITIES,
+    TIERS,
+    errors_by_field,
+    form_values,
+    offer_set_input,
+)
+from policies.index import policy_index_get
+from policies.money import money_display
+
+# How often the outcome's status is asked for again: at once while it is being recorded, now and then while a
+# manager decides; never once it is final.
+POLL_RECORDING = "every 1s"
+POLL_APPROVAL = "every 5s"
 
 
 class ConsoleLoginView(auth_views.LoginView):
@@ -21,6 +66,325 @@ class ConsoleLogoutView(auth_views.LogoutView):
     next_page = "console:login"
 
 
+# --- What the templates show --------------------------------------------------------------------
+
+
+def _money(amount: str | Decimal | None, currency: str) -> str:
+    return "" if amount is None else money_display(Decimal(amount), currency, settings.MONEY_LOCALE)
+
+
+def _form_context(values: dict[str, Any], errors: dict[str, list[str]], other: list[str]) -> dict[str, Any]:
+    """The incident form: per field its id, label, value, hint and messages, tied together for assistive
+    technology (``aria-describedby``, ``aria-invalid``); the first field with a message takes the focus."""
+    categories = sorted(policy_index_get().categories.values(), key=lambda category: category.name.lower())
+    first_error = next((field.name for field in FIELDS if field.name in errors), None)
+    fields = {}
+    for field in FIELDS:
+        field_id = f"id_{field.name}"
+        hint = HINTS.get(field.name, "").format(currency=settings.DEFAULT_CURRENCY)
+        described = [f"{field_id}-hint"] if hint else []
+        if field.name in errors:
+            described.append(f"{field_id}-error")
+        fields[field.name] = {
+            "id": field_id,
+            "name": field.name,
+            "label": field.label,
+            "value": values[field.name],
+            "hint": hint,
+            "errors": errors.get(field.name, []),
+            "describedby": " ".join(described),
+            "first": field.name == first_error,
+        }
+    return {
+        "fields": fields,
+        "values": values,
+        "other_errors": other,
+        "categories": [(category.slug, category.name) for category in categories],
+        "tiers": TIERS,
+        "faults": FAULTS,
+        "severities": SEVERITIES,
+    }
+
+
+def _results_context(offer_set: OfferSet, payload: dict[str, Any], *, now: Any) -> dict[str, Any]:
+    """The set as the API shows it (``offer_set_payload``), with money in words for reading aloud."""
+    currency = offer_set.incident.currency
+    options = [
+        {**option, "cost": _money(option["estimated_cost"], option["currency"])} for option in payload["options"]
+    ]
+    remedy = [{**item, "cost": _money(item["estimated_cost"], item["currency"])} for item in payload["remedy"]]
+    outcome = payload["outcome"]
+    chosen = outcome["choice"] if outcome and outcome["status"] != OutcomeSubmission.Status.REJECTED else None
+    return {
+        "offer_set": offer_set,
+        "payload": payload,
+        "options": options,
+        "remedy": remedy,
+        "order_value": _money(payload["incident"]["order_value"], currency),
+        "category_name": offer_set.incident.category.name,
+        "escalation": payload["escalation"],
+        "chosen": chosen,
+        "open": offer_set.expires_at > now,
+    }
+
+
+STATUS_WORDS = {
+    OutcomeSubmission.Status.PENDING: "Accepted, being recorded",
+    OutcomeSubmission.Status.AWAITING_APPROVAL: "Waiting for approval",
+    OutcomeSubmission.Status.RECORDED: "Recorded",
+    OutcomeSubmission.Status.REJECTED: "Rejected by a manager",
+    OutcomeSubmission.Status.FAILED: "Not recorded: recording failed",
+}
+
+
+def _record_context(
+    offer_set_id: Any,
+    submission: OutcomeSubmission | None,
+    *,
+    open_: bool,
+    expires_at: Any = None,
+    error: str = "",
+    field_errors: dict[str, list[str]] | None = None,
+    values: dict[str, str] | None = None,
+    focus: bool = False,
+) -> dict[str, Any]:
+    """The record area: the form while a choice may be posted, else the outcome's status in words."""
+    status = submission.status if submission is not None else None
+    live = status is not None and status != OutcomeSubmission.Status.REJECTED
+    coupon = None
+    if status == OutcomeSubmission.Status.RECORDED:
+        outcome = getattr(submission, "outcome", None)
+        coupon = getattr(outcome, "coupon", None) if outcome is not None else None
+    poll = {OutcomeSubmission.Status.PENDING: POLL_RECORDING, OutcomeSubmission.Status.AWAITING_APPROVAL: POLL_APPROVAL}
+    return {
+        "offer_set_id": offer_set_id,
+        "submission": submission,
+        "status": status,
+        "status_words": STATUS_WORDS.get(status, ""),
+        "live": live,
+        "declined": submission is not None and submission.choice == DECLINED,
+        "coupon": coupon,
+        "rejection": submission.approval.resolution
+        if status == OutcomeSubmission.Status.REJECTED and submission.approval_id
+        else "",
+        "poll": poll.get(status, ""),
+        # After a refused approval the agent may choose again, even once the set has expired (as the API allows).
+        "can_record": not live and (open_ or status == OutcomeSubmission.Status.REJECTED),
+        "expires_at": expires_at,
+        "error": error,
+        "field_errors": field_errors or {},
+        "values": values or {"choice": "", "satisfaction": "", "notes": ""},
+        "satisfactions": [
+            ("1", "1: very unhappy"),
+            ("2", "2: unhappy"),
+            ("3", "3: neutral"),
+            ("4", "4: happy"),
+            ("5", "5: very happy"),
+        ],
+        "focus": focus,
+    }
+
+
+def _visible_set(user: Any, offer_set_id: UUID) -> OfferSet:
+    offer_set = offer_set_visible_to(user).filter(pk=offer_set_id).first()
+    if offer_set is None:
+        raise Http404("No offer set of yours has this id.")
+    return offer_set
+
+
+def _expiry_of_visible_set(user: Any, offer_set_id: UUID) -> Any:
+    """When the set expires, if the user may see it; else 404 (one query, none of the set's prefetches)."""
+    visible = offer_set_visible_to(user).prefetch_related(None).filter(pk=offer_set_id)
+    expires_at = visible.values_list("expires_at", flat=True).first()
+    if expires_at is None:
+        raise Http404("No offer set of yours has this id.")
+    return expires_at
+
+
+def _stored_context(user: Any, offer_set: OfferSet) -> dict[str, Any]:
+    """A stored set, as ``GET /api/v1/offer-sets/{id}/`` shows it, and its record area."""
+    now = timezone.now()
+    submission = offer_set_submission(offer_set)
+    offers = list(offer_set.offers.all())
+    payload = offer_set_payload(
+        offer_set,
+        offers,
+        offer_set.escalation,
+        submission=submission,
+        remedies=list(offer_set.incident.remedies.all()),
+        approval_limit=user_authority(user).per_option,
+    )
+    context = _results_context(offer_set, payload, now=now)
+    context["record"] = _record_context(
+        offer_set.pk, submission, open_=context["open"], expires_at=offer_set.expires_at
+    )
+    return context
+
+
+# --- The agents' page -------------------------------------------------------------------------------
+
+
 @agents_and_managers
+@require_GET
 def console_home(request: HttpRequest) -> HttpResponse:
-    return TemplateResponse(request, "console/home.html", {})
+    return TemplateResponse(request, "console/home.html", _form_context(form_values(), {}, []))
+
+
+@agents_and_managers
+@require_POST
+def options_get(request: HttpRequest) -> HttpResponse:
+    """The form's incident, posted as ``POST /api/v1/offer-sets/`` would post it: the options (the results
+    fragment), or the form again with each message at its field (400)."""
+    values = form_values(request.POST)
+    index = policy_index_get()
+    try:
+        data = offer_set_input_validate(offer_set_input(values), index=index)
+    except serializers.ValidationError as exc:
+        by_field, other = errors_by_field(exc.detail)
+        context = _form_context(values, by_field, other)
+        if not request.htmx:
+            return TemplateResponse(request, "console/home.html", context, status=400)
+        response = TemplateResponse(request, "console/_form_invalid.html", context, status=400)
+        return reswap(retarget(response, "#incident-form"), "outerHTML")
+    created = offer_set_create(user=request.user, index=index, customer=data["customer"], incident=data["incident"])
+    payload = offer_set_payload(
+        created.offer_set,
+        created.offers,
+        created.escalation,
+        remedies=created.remedies,
+        approval_limit=user_authority(request.user).per_option,
+    )
+    results = _results_context(created.offer_set, payload, now=timezone.now())
+    results["record"] = _record_context(
+        created.offer_set.pk, None, open_=results["open"], expires_at=created.offer_set.expires_at
+    )
+    results["focus"] = True
+    form = _form_context(values, {}, [])
+    if not request.htmx:
+        return TemplateResponse(request, "console/home.html", {**form, "results": results})
+    # The options, and out of band the form without its old messages and the customer's recent sets with this one.
+    customer = _customer_context(request.user, created.offer_set.customer.external_id, fill=False)
+    return TemplateResponse(
+        request, "console/_options.html", {**form, "results": results, "customer_panel": customer, "oob": True}
+    )
+
+
+@agents_and_managers
+@require_GET
+def customer_lookup(request: HttpRequest) -> HttpResponse:
+    """The stored customer whose ID is exactly the one typed (to fill the form) and their recent offer sets
+    this user may see; nothing for any other string."""
+    external_id = request.GET.get("customer_id", "").strip()
+    return TemplateResponse(request, "console/_customer.html", _customer_context(request.user, external_id))
+
+
+def _customer_context(user: Any, external_id: str, *, fill: bool = True) -> dict[str, Any]:
+    customer = customer_by_external_id(external_id)
+    context: dict[str, Any] = {
+        "external_id": external_id,
+        "customer": customer,
+        "recent_mine_only": not user_has_role(user, Role.MANAGER),
+    }
+    if customer is None:
+        return context
+    if fill:
+        context["fill"] = {
+            "name": customer.name,
+            "email": customer.email,
+            "tier": customer.tier,
+            "lifetime_value": str(customer.lifetime_value),
+            "interests": ", ".join(customer.interests or []),
+        }
+    context["recent"] = [
+        {
+            "offer_set": offer_set,
+            "category": offer_set.incident.category.name,
+            "outcome": _recent_outcome_words(offer_set),
+        }
+        for offer_set in offer_sets_of_customer(user, customer)
+    ]
+    return context
+
+
+def _recent_outcome_words(offer_set: OfferSet) -> str:
+    submission = offer_set_submission(offer_set)
+    if submission is None:
+        return "no outcome yet" if offer_set.expires_at > timezone.now() else "expired without an outcome"
+    choice = "declined" if submission.choice == DECLINED else f"option {submission.choice}"
+    return f"{choice}: {STATUS_WORDS[submission.status].lower()}"
+
+
+@agents_and_managers
+@require_GET
+def offer_set_page(request: HttpRequest, offer_set_id: UUID) -> HttpResponse:
+    """One offer set the user may see (an agent: their own; any other is a 404), recordable while open."""
+    offer_set = _visible_set(request.user, offer_set_id)
+    results = _stored_context(request.user, offer_set)
+    results["on_its_page"] = True
+    return TemplateResponse(request, "console/offer_set.html", {"results": results})
+
+
+@agents_and_managers
+@require_POST
+def outcome_record(request: HttpRequest, offer_set_id: UUID) -> HttpResponse:
+    """The customer's choice, posted as ``POST /api/v1/offer-sets/{id}/outcome/`` would post it: the record area
+    with its status in words; the same choice again is answered as before and recorded once."""
+    values = {name: request.POST.get(name, "") for name in ("choice", "satisfaction", "notes")}
+    body: dict[str, Any] = {"choice": values["choice"]}
+    if values["satisfaction"].strip():
+        body["satisfaction"] = values["satisfaction"]
+    if values["notes"]:
+        body["notes"] = values["notes"]
+    serializer = OutcomeInputSerializer(data=body)
+    error = ""
+    field_errors: dict[str, list[str]] = {}
+    status = 200
+    if not body["choice"].strip():
+        field_errors["choice"] = ["Choose an option (a, b, c) or Customer declined first."]
+    elif not serializer.is_valid():
+        field_errors = {name: [str(m) for m in messages] for name, messages in serializer.errors.items()}
+    else:
+        try:
+            outcome_submit(user=request.user, offer_set_id=offer_set_id, **serializer.validated_data)
+        except NotFound as exc:
+            raise Http404(exc.message) from exc
+        except InvalidInput as exc:
+            field_errors = {name: [str(m) for m in messages] for name, messages in exc.errors.items()}
+        except ApplicationError as exc:  # expired, budget_exhausted, outcome_exists: the API's words
+            error = exc.message
+            status = 409
+    if field_errors:
+        status = 400
+    expires_at = _expiry_of_visible_set(request.user, offer_set_id)  # another agent's set: 404, whatever was posted
+    # Read again: recording may already have happened (a worker is fast; eager tasks run at the commit).
+    submission = outcome_submission_visible_to(request.user, offer_set_id)
+    context = _record_context(
+        offer_set_id,
+        submission,
+        open_=expires_at > timezone.now(),
+        expires_at=expires_at,
+        error=error,
+        field_errors=field_errors,
+        values=values,
+        focus=True,
+    )
+    if not request.htmx:
+        page = _stored_context(request.user, _visible_set(request.user, offer_set_id))
+        page["record"] = context
+        page["on_its_page"] = True
+        return TemplateResponse(request, "console/offer_set.html", {"results": page}, status=status)
+    return TemplateResponse(request, "console/_record.html", {"record": context}, status=status)
+
+
+@agents_and_managers
+@require_GET
+def outcome_status(request: HttpRequest, offer_set_id: UUID) -> HttpResponse:
+    """The record area again, for polling: the outcome's status in words (one query while it changes)."""
+    submission = outcome_submission_visible_to(request.user, offer_set_id)
+    if submission is None:
+        expires_at = _expiry_of_visible_set(request.user, offer_set_id)  # 404 unless the user may see it
+        context = _record_context(offer_set_id, None, open_=expires_at > timezone.now(), expires_at=expires_at)
+    else:
+        # A refused approval lets the agent choose again: the set's expiry only matters then.
+        context = _record_context(offer_set_id, submission, open_=False)
+    return TemplateResponse(request, "console/_record.html", {"record": context})
