@@ -23,6 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from compensation import schema_examples as examples
 from compensation.authority import user_authority
 from compensation.errors import NotFound
 from compensation.filters import EscalationFilter, OfferSetFilter
@@ -115,6 +116,7 @@ class OfferSetListCreateApi(GenericAPIView):
 
     @extend_schema(
         request=OfferSetInputSerializer,
+        examples=examples.OFFER_SET_EXAMPLES,
         parameters=[
             OpenApiParameter(
                 "explain",
@@ -200,6 +202,7 @@ class OutcomeSubmitApi(APIView):
 
     @extend_schema(
         request=OutcomeInputSerializer,
+        examples=examples.OUTCOME_EXAMPLES,
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
@@ -285,7 +288,9 @@ class EscalationAcknowledgeApi(_EscalationActionApi):
         escalation_acknowledge(escalation_id=escalation_id, user=user)
 
 
-@extend_schema_view(post=extend_schema(request=ResolveInputSerializer, responses=ACTION_RESPONSES))
+@extend_schema_view(
+    post=extend_schema(request=ResolveInputSerializer, examples=examples.RESOLVE_EXAMPLES, responses=ACTION_RESPONSES)
+)
 class EscalationResolveApi(_EscalationActionApi):
     input_serializer = ResolveInputSerializer
 
@@ -299,7 +304,9 @@ class EscalationApproveApi(_EscalationActionApi):
         escalation_approve(escalation_id=escalation_id, user=user)
 
 
-@extend_schema_view(post=extend_schema(request=RejectInputSerializer, responses=ACTION_RESPONSES))
+@extend_schema_view(
+    post=extend_schema(request=RejectInputSerializer, examples=examples.REJECT_EXAMPLES, responses=ACTION_RESPONSES)
+)
 class EscalationRejectApi(_EscalationActionApi):
     input_serializer = RejectInputSerializer
 
@@ -319,6 +326,7 @@ class FeedbackSubmitApi(APIView):
 
     @extend_schema(
         request=FeedbackInputSerializer,
+        examples=examples.FEEDBACK_EXAMPLES,
         responses={
             200: inline_serializer("FeedbackThanks", {"status": serializers.CharField()}),
             400: VALIDATION_ERROR,
@@ -347,6 +355,11 @@ def _customer_response(external_id: str, status_code: int = status.HTTP_200_OK) 
     return Response(customer_payload(customer, list(customer.changes.all())), status=status_code)
 
 
+EXTERNAL_ID_PARAMETER = OpenApiParameter(
+    "external_id", OpenApiTypes.STR, OpenApiParameter.PATH, examples=examples.CUSTOMER_EXTERNAL_ID_EXAMPLES
+)
+
+
 class CustomerDetailApi(APIView):
     """A stored customer with every change to it (GET: managers and the integration); PUT (the integration)
     creates it or sets the fields given, the others keeping their values."""
@@ -360,6 +373,8 @@ class CustomerDetailApi(APIView):
 
     @extend_schema(
         request=CustomerFieldsSerializer,
+        examples=examples.CUSTOMER_PUT_EXAMPLES,
+        parameters=[EXTERNAL_ID_PARAMETER],
         responses={
             200: CustomerDetailSerializer,
             201: CustomerDetailSerializer,
@@ -382,6 +397,7 @@ class CustomersBulkApi(APIView):
 
     @extend_schema(
         request=CustomersBulkInputSerializer,
+        examples=examples.CUSTOMERS_BULK_EXAMPLES,
         responses={
             200: CustomersBulkResultSerializer,
             400: OpenApiResponse(
@@ -408,6 +424,7 @@ class SimulationStartApi(APIView):
 
     @extend_schema(
         request=SimulationInputSerializer,
+        examples=examples.SIMULATION_EXAMPLES,
         responses={
             202: SimulationStartedSerializer,
             400: OpenApiResponse(
