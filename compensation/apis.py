@@ -32,7 +32,7 @@ from compensation.idempotency import IDEMPOTENCY_KEY_SCHEMA, idempotent
 from compensation.models import Customer, OfferSet
 from compensation.permissions import IsAgentOrManager, IsIntegration, IsIntegrationOrManager, IsManager
 from compensation.roles import user_role
-from compensation.schema import ERROR, VALIDATION_ERROR
+from compensation.schema import ERROR, EXAMPLE_RENDERERS, VALIDATION_ERROR
 from compensation.selectors import (
     customers_with_changes,
     escalation_list,
@@ -104,6 +104,9 @@ def _explain_flag(request: Request) -> bool:
 class OfferSetListCreateApi(GenericAPIView):
     """Ranked a/b/c options for an incident (POST); the offer sets you may see (GET)."""
 
+    renderer_classes = EXAMPLE_RENDERERS
+    request_example = examples.OFFER_SET_LATE_DELIVERY_GOLD
+
     permission_classes = [IsAgentOrManager]
     filter_backends = [DjangoFilterBackend]
     filterset_class = OfferSetFilter
@@ -113,6 +116,12 @@ class OfferSetListCreateApi(GenericAPIView):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
             return OfferSet.objects.none()
         return offer_set_visible_to(self.request.user)
+
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        # What a POST takes, for the browsable API's form and OPTIONS; the responses are the output's.
+        if self.request is not None and self.request.method == "POST":
+            return OfferSetInputSerializer
+        return OfferSetOutputSerializer
 
     @extend_schema(
         request=OfferSetInputSerializer,
@@ -197,6 +206,9 @@ class OfferSetDetailApi(APIView):
 
 class OutcomeSubmitApi(APIView):
     """The customer's choice: 202 once accepted; a Celery worker records it."""
+
+    renderer_classes = EXAMPLE_RENDERERS
+    request_example = examples.OUTCOME_CHOICE
 
     permission_classes = [IsAgentOrManager]
 
@@ -292,6 +304,8 @@ class EscalationAcknowledgeApi(_EscalationActionApi):
     post=extend_schema(request=ResolveInputSerializer, examples=examples.RESOLVE_EXAMPLES, responses=ACTION_RESPONSES)
 )
 class EscalationResolveApi(_EscalationActionApi):
+    renderer_classes = EXAMPLE_RENDERERS
+    request_example = examples.RESOLUTION
     input_serializer = ResolveInputSerializer
 
     def act(self, escalation_id: int, user, data: dict) -> None:
@@ -308,6 +322,8 @@ class EscalationApproveApi(_EscalationActionApi):
     post=extend_schema(request=RejectInputSerializer, examples=examples.REJECT_EXAMPLES, responses=ACTION_RESPONSES)
 )
 class EscalationRejectApi(_EscalationActionApi):
+    renderer_classes = EXAMPLE_RENDERERS
+    request_example = examples.REJECTION
     input_serializer = RejectInputSerializer
 
     def act(self, escalation_id: int, user, data: dict) -> None:
@@ -319,6 +335,9 @@ class EscalationRejectApi(_EscalationActionApi):
 
 class FeedbackSubmitApi(APIView):
     """The customer's answer to the satisfaction check: no login, the signed link is the key."""
+
+    renderer_classes = EXAMPLE_RENDERERS
+    request_example = examples.FEEDBACK
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
@@ -364,6 +383,9 @@ class CustomerDetailApi(APIView):
     """A stored customer with every change to it (GET: managers and the integration); PUT (the integration)
     creates it or sets the fields given, the others keeping their values."""
 
+    renderer_classes = EXAMPLE_RENDERERS
+    request_example = examples.CUSTOMER_FIELDS
+
     def get_permissions(self) -> list:
         return [IsIntegration()] if self.request.method == "PUT" else [IsIntegrationOrManager()]
 
@@ -393,6 +415,9 @@ class CustomerDetailApi(APIView):
 class CustomersBulkApi(APIView):
     """Up to 1,000 customers in one call, all or nothing: each created or given the fields it names."""
 
+    renderer_classes = EXAMPLE_RENDERERS
+    request_example = examples.CUSTOMERS_BULK
+
     permission_classes = [IsIntegration]
 
     @extend_schema(
@@ -419,6 +444,9 @@ class CustomersBulkApi(APIView):
 class SimulationStartApi(APIView):
     """Replay the last ``days`` days of incidents against the live policies and against them with ``pack``
     applied as an import would (``--replace`` not implied), in a Celery worker; poll the simulation's URL."""
+
+    renderer_classes = EXAMPLE_RENDERERS
+    request_example = examples.SIMULATION_MORE_GENEROUS
 
     permission_classes = [IsManager]
 
