@@ -334,9 +334,6 @@ class PolicyAdmin(InvalidFormIsBadRequest, admin.ModelAdmin):
     actions = ["activate", "deactivate", "duplicate"]
     save_on_top = True
 
-    class Media:
-        css = {"all": ["policies/policy_admin.css"]}  # the list's columns wrap; wide title fields
-
     fieldsets = [
         (
             None,
@@ -387,6 +384,9 @@ class PolicyAdmin(InvalidFormIsBadRequest, admin.ModelAdmin):
             },
         ),
     ]
+
+    class Media:
+        css = {"all": ["policies/policy_admin.css"]}  # the list's columns wrap; wide title fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Policy]:
         return super().get_queryset(request).prefetch_related("categories")
