@@ -23,6 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from compensation import schema_examples as examples
 from compensation.authority import user_authority
 from compensation.errors import NotFound
 from compensation.filters import EscalationFilter, OfferSetFilter
@@ -31,7 +32,7 @@ from compensation.idempotency import IDEMPOTENCY_KEY_SCHEMA, idempotent
 from compensation.models import Customer, OfferSet
 from compensation.permissions import IsAgentOrManager, IsIntegration, IsIntegrationOrManager, IsManager
 from compensation.roles import user_role
-from compensation.schema import ERROR, VALIDATION_ERROR
+from compensation.schema import ERROR, EXAMPLE_RENDERERS, VALIDATION_ERROR
 from compensation.selectors import (
     customers_with_changes,
     escalation_list,
@@ -103,6 +104,9 @@ def _explain_flag(request: Request) -> bool:
 class OfferSetListCreateApi(GenericAPIView):
     """Ranked a/b/c options for an incident (POST); the offer sets you may see (GET)."""
 
+    renderer_classes = EXAMPLE_RENDERERS
+    request_example = examples.OFFER_SET_LATE_DELIVERY_GOLD
+
     permission_classes = [IsAgentOrManager]
     filter_backends = [DjangoFilterBackend]
     filterset_class = OfferSetFilter
@@ -113,8 +117,15 @@ class OfferSetListCreateApi(GenericAPIView):
             return OfferSet.objects.none()
         return offer_set_visible_to(self.request.user)
 
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        # What a POST takes, for the browsable API's form and OPTIONS; the responses are the output's.
+        if self.request is not None and self.request.method == "POST":
+            return OfferSetInputSerializer
+        return OfferSetOutputSerializer
+
     @extend_schema(
         request=OfferSetInputSerializer,
+        examples=examples.OFFER_SET_EXAMPLES,
         parameters=[
             OpenApiParameter(
                 "explain",
@@ -196,10 +207,14 @@ class OfferSetDetailApi(APIView):
 class OutcomeSubmitApi(APIView):
     """The customer's choice: 202 once accepted; a Celery worker records it."""
 
+    renderer_classes = EXAMPLE_RENDERERS
+    request_example = examples.OUTCOME_CHOICE
+
     permission_classes = [IsAgentOrManager]
 
     @extend_schema(
         request=OutcomeInputSerializer,
+        examples=examples.OUTCOME_EXAMPLES,
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
@@ -285,8 +300,12 @@ class EscalationAcknowledgeApi(_EscalationActionApi):
         escalation_acknowledge(escalation_id=escalation_id, user=user)
 
 
-@extend_schema_view(post=extend_schema(request=ResolveInputSerializer, responses=ACTION_RESPONSES))
+@extend_schema_view(
+    post=extend_schema(request=ResolveInputSerializer, examples=examples.RESOLVE_EXAMPLES, responses=ACTION_RESPONSES)
+)
 class EscalationResolveApi(_EscalationActionApi):
+    renderer_classes = EXAMPLE_RENDERERS
+    request_example = examples.RESOLUTION
     input_serializer = ResolveInputSerializer
 
     def act(self, escalation_id: int, user, data: dict) -> None:
@@ -299,8 +318,12 @@ class EscalationApproveApi(_EscalationActionApi):
         escalation_approve(escalation_id=escalation_id, user=user)
 
 
-@extend_schema_view(post=extend_schema(request=RejectInputSerializer, responses=ACTION_RESPONSES))
+@extend_schema_view(
+    post=extend_schema(request=RejectInputSerializer, examples=examples.REJECT_EXAMPLES, responses=ACTION_RESPONSES)
+)
 class EscalationRejectApi(_EscalationActionApi):
+    renderer_classes = EXAMPLE_RENDERERS
+    request_example = examples.REJECTION
     input_serializer = RejectInputSerializer
 
     def act(self, escalation_id: int, user, data: dict) -> None:
@@ -313,12 +336,16 @@ class EscalationRejectApi(_EscalationActionApi):
 class FeedbackSubmitApi(APIView):
     """The customer's answer to the satisfaction check: no login, the signed link is the key."""
 
+    renderer_classes = EXAMPLE_RENDERERS
+    request_example = examples.FEEDBACK
+
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes = [ResilientAnonRateThrottle]
 
     @extend_schema(
         request=FeedbackInputSerializer,
+        examples=examples.FEEDBACK_EXAMPLES,
         responses={
             200: inline_serializer("FeedbackThanks", {"status": serializers.CharField()}),
             400: VALIDATION_ERROR,
@@ -347,9 +374,17 @@ def _customer_response(external_id: str, status_code: int = status.HTTP_200_OK) 
     return Response(customer_payload(customer, list(customer.changes.all())), status=status_code)
 
 
+EXTERNAL_ID_PARAMETER = OpenApiParameter(
+    "external_id", OpenApiTypes.STR, OpenApiParameter.PATH, examples=examples.CUSTOMER_EXTERNAL_ID_EXAMPLES
+)
+
+
 class CustomerDetailApi(APIView):
     """A stored customer with every change to it (GET: managers and the integration); PUT (the integration)
     creates it or sets the fields given, the others keeping their values."""
+
+    renderer_classes = EXAMPLE_RENDERERS
+    request_example = examples.CUSTOMER_FIELDS
 
     def get_permissions(self) -> list:
         return [IsIntegration()] if self.request.method == "PUT" else [IsIntegrationOrManager()]
@@ -360,6 +395,8 @@ class CustomerDetailApi(APIView):
 
     @extend_schema(
         request=CustomerFieldsSerializer,
+        examples=examples.CUSTOMER_PUT_EXAMPLES,
+        parameters=[EXTERNAL_ID_PARAMETER],
         responses={
             200: CustomerDetailSerializer,
             201: CustomerDetailSerializer,
@@ -378,10 +415,14 @@ class CustomerDetailApi(APIView):
 class CustomersBulkApi(APIView):
     """Up to 1,000 customers in one call, all or nothing: each created or given the fields it names."""
 
+    renderer_classes = EXAMPLE_RENDERERS
+    request_example = examples.CUSTOMERS_BULK
+
     permission_classes = [IsIntegration]
 
     @extend_schema(
         request=CustomersBulkInputSerializer,
+        examples=examples.CUSTOMERS_BULK_EXAMPLES,
         responses={
             200: CustomersBulkResultSerializer,
             400: OpenApiResponse(
@@ -404,10 +445,14 @@ class SimulationStartApi(APIView):
     """Replay the last ``days`` days of incidents against the live policies and against them with ``pack``
     applied as an import would (``--replace`` not implied), in a Celery worker; poll the simulation's URL."""
 
+    renderer_classes = EXAMPLE_RENDERERS
+    request_example = examples.SIMULATION_MORE_GENEROUS
+
     permission_classes = [IsManager]
 
     @extend_schema(
         request=SimulationInputSerializer,
+        examples=examples.SIMULATION_EXAMPLES,
         responses={
             202: SimulationStartedSerializer,
             400: OpenApiResponse(

@@ -1,13 +1,16 @@
-"""OpenAPI: every operation declares the errors it can answer, as JSON (``{"detail", "code"}`` or field errors)."""
+"""OpenAPI: every operation declares the errors it can answer, as JSON (``{"detail", "code"}`` or field errors);
+the browsable API's raw-data form starts from the same request example as Swagger's "Try it out"."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 
 from compensation.permissions import RolePermission
 
@@ -65,3 +68,19 @@ class RecoveryAutoSchema(AutoSchema):
             response["description"] = ERROR_DESCRIPTIONS[code]
             responses[code] = response
         return responses
+
+
+class ExampleBrowsableAPIRenderer(BrowsableAPIRenderer):
+    """The browsable API, its raw-data form for a write starting from the view's ``request_example`` (the
+    operation's first example in the schema, compensation/schema_examples.py): a body that works as given, in
+    the shape the write takes, rather than an empty serializer's fields (or nothing, for a view without one)."""
+
+    def get_raw_data_form(self, data: Any, view: Any, method: str, request: Any) -> Any:
+        form = super().get_raw_data_form(data, view, method, request)
+        example = getattr(view, "request_example", None)
+        if form is not None and example is not None and method in BODY_METHODS:
+            form.fields["_content"].initial = json.dumps(example, indent=4)
+        return form
+
+
+EXAMPLE_RENDERERS = [JSONRenderer, ExampleBrowsableAPIRenderer]

@@ -296,6 +296,11 @@ class PolicyVersionInline(admin.TabularInline):
         )
 
 
+def _wrappable(slug: str) -> str:
+    """The slug, escaped, its line allowed to break after each underscore."""
+    return format_html_join(mark_safe("_<wbr>"), "{}", ((part,) for part in slug.split("_")))
+
+
 @admin.register(Policy)
 class PolicyAdmin(InvalidFormIsBadRequest, admin.ModelAdmin):
     form = PolicyAdminForm
@@ -306,11 +311,10 @@ class PolicyAdmin(InvalidFormIsBadRequest, admin.ModelAdmin):
         "priority",
         "placement_code",
         "category_list",
-        "escalate",
+        "escalates",
         "version",
         "monthly_cap",
         "per_customer_cap_30d",
-        "updated_at",
     ]
     list_display_links = ["name", "slug"]
     list_filter = [
@@ -329,6 +333,7 @@ class PolicyAdmin(InvalidFormIsBadRequest, admin.ModelAdmin):
     radio_fields = {"placement": admin.VERTICAL}
     actions = ["activate", "deactivate", "duplicate"]
     save_on_top = True
+
     fieldsets = [
         (
             None,
@@ -379,6 +384,9 @@ class PolicyAdmin(InvalidFormIsBadRequest, admin.ModelAdmin):
             },
         ),
     ]
+
+    class Media:
+        css = {"all": ["policies/policy_admin.css"]}  # the list's columns wrap; wide title fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Policy]:
         return super().get_queryset(request).prefetch_related("categories")
@@ -481,10 +489,17 @@ class PolicyAdmin(InvalidFormIsBadRequest, admin.ModelAdmin):
     def placement_code(self, obj: Policy) -> str:
         return obj.placement  # "ranked" or "lead": the choices' labels are sentences, too long for a column
 
+    @admin.display(description="escalates", boolean=True, ordering="escalate")
+    def escalates(self, obj: Policy) -> bool:
+        return obj.escalate
+
     @admin.display(description="categories")
     def category_list(self, obj: Policy) -> str:
+        # A long slug may wrap after an underscore (<wbr>), so the column stays narrow.
         slugs = [c.slug for c in obj.categories.all()]
-        return ", ".join(slugs) if slugs else "any"
+        if not slugs:
+            return "any"
+        return format_html_join(", ", "{}", ((_wrappable(slug),) for slug in slugs))
 
     def get_inlines(self, request: HttpRequest, obj: Policy | None) -> list:
         # A policy being added has no history yet.

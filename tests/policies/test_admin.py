@@ -617,7 +617,7 @@ def test_changelist_shows_the_policy_columns(admin_client: Any, listed_policies:
         "Per-customer cap (30 days)",
     ]:
         assert header in headers
-    assertContains(response, '<td class="field-category_list">damaged_item, late_delivery</td>', html=True)
+    assertContains(response, '<td class="field-category_list">damaged_<wbr>item, late_<wbr>delivery</td>', html=True)
     assertContains(response, '<td class="field-category_list">any</td>', html=True)
     assertContains(response, '<td class="field-version">1</td>', html=True, count=2)
     assertContains(response, "0.00 / 500.00 (0%)")
