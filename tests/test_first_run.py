@@ -202,7 +202,7 @@ def test_start_warnings_off_keeps_a_process_quiet_about_them() -> None:
 
 def load_demo(*arguments: str) -> str:
     out = io.StringIO()
-    call_command("load_demo", *arguments, stdout=out, stderr=io.StringIO())
+    call_command("load_demo", "--no-history", *arguments, stdout=out, stderr=io.StringIO())  # passwords only
     return out.getvalue()
 
 

@@ -111,7 +111,7 @@ class World:
     """The demo loaded, one user per role, and the objects a path names, made through the API."""
 
     def __init__(self, make_user: Callable[[str, str], tuple[Any, str]]) -> None:
-        call_command("load_demo", stdout=io.StringIO(), stderr=io.StringIO())
+        call_command("load_demo", "--no-history", stdout=io.StringIO(), stderr=io.StringIO())
         self.clients: dict[str | None, APIClient] = {None: APIClient()}
         for role in ("agent", "manager", "integration"):
             _, key = make_user(f"examples-{role}", role)
