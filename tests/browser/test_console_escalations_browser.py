@@ -21,7 +21,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.utils import timezone
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 from compensation.models import Customer, Escalation, Incident, OutcomeSubmission
 from compensation.serializers import offer_set_input_validate
@@ -32,21 +32,10 @@ from compensation.services.users import user_token_issue
 from policies.choices import OfferKind
 from policies.index import policy_index_get
 from tests.browser.test_admin_browser import CHROMIUM_ARGS, STEP_TIMEOUT_MS
+from tests.browser.test_console_browser import axe_check
 from tests.factories import CategoryFactory, OfferTemplateFactory, PolicyFactory
 
 SCREENSHOT = Path("/tmp/console_escalations_browser_failure.png")  # noqa: S108 - a debugging aid, overwritten each run
-AXE = Path(__file__).parent / "vendor" / "axe.min.js"
-
-
-def axe_serious(page: Page) -> list[dict[str, Any]]:
-    """axe-core's serious and critical violations on the page as it is now."""
-    page.add_script_tag(path=str(AXE))
-    violations = page.evaluate("async () => (await axe.run(document)).violations")
-    return [
-        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]]}
-        for v in violations
-        if v["impact"] in {"serious", "critical"}
-    ]
 
 
 def approval_above_authority() -> Escalation:
@@ -141,7 +130,7 @@ def test_a_manager_approves_and_resolves_in_the_queue_without_a_reload(
             page.get_by_role("navigation", name="Console").get_by_role("link", name="Escalations").click()
             expect(page).to_have_url(f"{live_server.url}/console/escalations/")
             expect(page.get_by_role("heading", name="Open escalations", level=1)).to_be_visible()
-            assert axe_serious(page) == []
+            axe_check(page, "the queue")
 
             # Soonest due first: the overdue one leads, and says so in words.
             cards = page.get_by_role("article")
@@ -171,7 +160,7 @@ def test_a_manager_approves_and_resolves_in_the_queue_without_a_reload(
             expect(resolution).to_have_accessible_description("This field may not be blank.")
             expect(resolution).to_be_focused()
             expect(status).to_contain_text(f"Escalation #{senior.pk} not resolved")
-            assert axe_serious(page) == []
+            axe_check(page, "the queue after the actions")
 
             resolution.fill("Called Ada; the engineer comes tomorrow at 9.")
             first.get_by_role("button", name="Resolve").click()
