@@ -44,6 +44,10 @@ def console_roles(*roles: str, message: str) -> Callable[[Callable[..., HttpResp
 
 
 agents_and_managers = console_roles(
-    *AGENTS_AND_MANAGERS, message="The console is for agents and managers; your role may not use it."
+    *AGENTS_AND_MANAGERS,
+    message=(
+        "The console is for agents and managers; your role may not use it. Analysts read the reports "
+        "through the API (/api/v1/reports/summary/ and the others listed at /api/v1/), with a token."
+    ),
 )
 managers_only = console_roles(*MANAGERS, message="The escalations queue is for managers; your role may not use it.")

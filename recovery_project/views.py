@@ -55,13 +55,17 @@ def _urls(request: Request, names: dict[str, Any]) -> dict[str, Any]:
 
 
 class ApiRootApi(APIView):
-    """``GET /api/v1/``: the API's endpoints, its documentation and how to authenticate.
+    """The API's endpoints, its documentation and how to authenticate. Anyone may read it, with or without a
+    token: it names URLs, never data."""
 
-    Anyone may read it, with or without a token (a stale one too): it names URLs, never data. It is not
-    an operation of the schema, which it links to."""
+    # ``GET /api/v1/``; not an operation of the schema, which it links to. The browsable API titles the page
+    # with the view's name and shows its docstring, so both are written for a reader.
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
+
+    def get_view_name(self) -> str:
+        return "Recovery API"
 
     @extend_schema(exclude=True)
     def get(self, request: Request) -> Response:

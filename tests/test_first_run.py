@@ -122,6 +122,26 @@ def test_api_redirects_to_the_api_root() -> None:
     assert response["Location"] == "/api/v1/"
 
 
+def test_the_api_roots_page_in_a_browser_is_titled_for_a_reader() -> None:
+    page = Client().get("/api/v1/", HTTP_ACCEPT="text/html").content.decode()
+
+    assert "<title>Recovery API" in page
+    assert "Api Root" not in page
+    assert "``" not in page  # the docstring shown on the page is prose, not reStructuredText
+
+
+@pytest.mark.django_db
+def test_an_analyst_at_the_console_is_told_where_the_reports_are(make_user: Any) -> None:
+    user, _ = make_user("analyst-1", "analyst")
+    client = Client()
+    client.force_login(user)
+
+    response = client.get("/console/")
+
+    assert response.status_code == 403
+    assert "/api/v1/reports/summary/" in response.content.decode()
+
+
 def test_the_api_root_is_not_an_operation_of_the_schema() -> None:
     """The schema documents operations; the root only points at them (and the fuzzing covers the schema's)."""
     from drf_spectacular.generators import SchemaGenerator
