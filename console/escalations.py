@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
@@ -36,7 +37,7 @@ from compensation.services.escalations import (
     escalation_resolve,
 )
 from console.access import managers_only
-from policies.money import money
+from policies.money import money_display
 
 PER_PAGE = 25
 KIND = Escalation.Kind
@@ -91,6 +92,7 @@ class Card:
     errors: dict[str, list[str]] = field(default_factory=dict)
     values: dict[str, str] = field(default_factory=dict)
     message: str = ""
+    order_value: str = ""
 
 
 def actions_for(escalation: Escalation) -> tuple[str, ...]:
@@ -125,7 +127,7 @@ def card_of(escalation: Escalation, now: datetime, **extra: Any) -> Card:
     options = [
         OptionRow(
             offer=offer,
-            cost=f"{money(offer.estimated_cost)} {offer.currency}",
+            cost=money_display(offer.estimated_cost, offer.currency, settings.MONEY_LOCALE),
             chosen=choice is not None and choice.choice == offer.label,
             waiting=choice is not None
             and choice.choice == offer.label
@@ -142,8 +144,9 @@ def card_of(escalation: Escalation, now: datetime, **extra: Any) -> Card:
         choice=choice,
         choice_words=_choice_words(escalation, choice),
         actions=actions_for(escalation),
+        order_value=money_display(escalation.incident.order_value, escalation.incident.currency, settings.MONEY_LOCALE),
         remedies=[
-            {"remedy": r, "cost": f"{money(r.estimated_cost)} {r.currency}"}
+            {"remedy": r, "cost": money_display(r.estimated_cost, r.currency, settings.MONEY_LOCALE)}
             for r in getattr(escalation, "remedies_waiting", [])
         ],
         **extra,

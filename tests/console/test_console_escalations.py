@@ -316,14 +316,14 @@ def test_a_card_shows_the_incident_and_the_options_the_customer_was_shown(
     assert "Severity 3 of 5" in text
     assert "Ticket T-C-7" in text
     assert "The parcel came nine days late." in text
-    assert "Order value 80.00 USD" in text
+    assert "Order value $80.00" in text
     assert "Given by agent-1" in text
     for option in offer_set["options"]:
         assert option["title"] in text
     credit = next(o for o in offer_set["options"] if o["kind"] == OfferKind.FIXED_CREDIT)
-    assert f"{credit['label']} {credit['title']} 150.00 USD Yes Chosen, waiting for this approval" in text
-    assert "Free shipping 40.00 USD No Not chosen" in text
-    assert "A gift 20.00 USD No Not chosen" in text
+    assert f"{credit['label']} {credit['title']} $150.00 Yes Chosen, waiting for this approval" in text
+    assert "Free shipping $40.00 No Not chosen" in text
+    assert "A gift $20.00 No Not chosen" in text
 
 
 def test_each_card_offers_only_the_actions_that_apply(console: Client) -> None:
