@@ -32,7 +32,7 @@ HBAR_LABEL_WIDTH = 190
 HBAR_VALUE_WIDTH = 100
 LABEL_MAX_CHARS = 26
 RANGE_LABEL_WIDTH = 230
-RANGE_LABEL_MAX_CHARS = 32
+RANGE_LABEL_MAX_CHARS = 29  # at 12px, what fits in RANGE_LABEL_WIDTH with the gap before the axis
 RANGE_VALUE_WIDTH = 130  # "88.9% (69%–99%)" at 12px, after a range that ends at 100%
 
 Format = Callable[[float], str]

@@ -25,6 +25,7 @@ from django.utils.safestring import SafeString
 from compensation.models import Escalation, OfferSet, Outcome, OutcomeOption, Remedy
 from compensation.periods import day_start, local_date, month_start
 from compensation.selectors import BUDGET_ALERT_SHARE, MonthBudget, policy_month_spent
+from policies.choices import OFFER_KIND_WORDS
 from policies.models import Policy
 from reporting import charts
 from reporting.learning import LearningRow, learning_rows
@@ -498,13 +499,14 @@ def learning_charts(learned: list[CategoryLearning]) -> list[LearningChart]:
         best = category.top[0]
         rows = [
             charts.RangeRow(
-                label=f"{row.policy_name} · {row.offer_title}",
+                # The kind in words: the title is a template ("{value}% off …"), unreadable cut short.
+                label=f"{row.policy_name} · {OFFER_KIND_WORDS.get(row.offer_kind, row.offer_kind)}",
                 low=row.interval[0],
                 high=row.interval[1],
                 mark=row.propensity_mean,
                 text=f"{_percent(row.propensity_mean)} ({row.interval[0]:.0%}–{row.interval[1]:.0%})",
                 tooltip=(
-                    f"90% interval {_percent(row.interval[0])} to {_percent(row.interval[1])}, mean "
+                    f"{row.offer_title}: 90% interval {_percent(row.interval[0])} to {_percent(row.interval[1])}, mean "
                     f"{_percent(row.propensity_mean)}; chosen {row.counts.chosen} of {row.counts.shown} times "
                     f"shown, where about {row.expected:.1f} choices were expected at its positions"
                 ),

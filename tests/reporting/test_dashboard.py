@@ -562,7 +562,10 @@ def test_the_learning_charts_draw_each_top_offers_interval_and_mean(learned: dic
     cxs = re.findall(r'<circle class="mark" cx="([\d.]+)"', late)
     for (x, width), cx in zip(xs, cxs, strict=True):
         assert float(x) < float(cx) < float(x) + float(width)
-    assert "Alpha credit · Credit 6" in late  # labelled policy · offer title
+    assert "Alpha credit · Credit 6" in late  # the summary names policy · offer title
+    # Each row is labelled policy · kind in words (a title is a template, unreadable cut short); its tooltip
+    # starts with the title.
+    assert re.findall(r'<text class="row-label"[^>]*>([^<]+)<title>', late) == ["Alpha credit · fixed credit"] * 5
     assert "38.1% (" in late
     assert 'role="img"' in late
     assert "<title id=" in late
