@@ -43,6 +43,9 @@ Each run uses a database of its own (``<name>_bench``, see bench/setup.py).
   position correction and both on: cumulative regret against an oracle that
   knows the truth, how often ``a`` is the truly best offer in the last 1,000
   sets, and the error of the learned ``propensity_mean`` (bench/learning_bench.py).
+- ``console`` (in-process, SQLite by default; not part of ``all``): the console's "Get options", "Record"
+  and status poll beside the REST calls they stand for, ``--requests`` each (default 200), medians, 95th
+  percentiles and the ratio (bench/console_bench.py).
 - ``simulate`` (PostgreSQL; not part of ``all``): 1,000 policies, 100,000 customers and 300,000
   incidents over 30 days, seeded once into ``<name>_simulate_bench`` and kept (``--reseed``); a pack
   changing 10% of the policies, one changing all of them and a one-policy change (in full and sampled
@@ -77,6 +80,7 @@ def main() -> None:
             "customers",
             "learning",
             "simulate",
+            "console",
         ],
         default="all",
     )
@@ -130,7 +134,8 @@ def main() -> None:
     parser.add_argument(
         "--requests",
         type=int,
-        help="reports: timed requests per endpoint (default 20); broker-outage: per server (default 200)",
+        help="reports: timed requests per endpoint (default 20); broker-outage: per server (default 200); "
+        "console: per call (default 200)",
     )
     parser.add_argument(
         "--csv-requests",
@@ -163,6 +168,13 @@ def main() -> None:
 
         print(f"database: {url.split('@')[-1]}")
         learning_bench.run(incidents=args.incidents, seed=args.seed)
+        return
+
+    if args.suite == "console":  # in-process; a fresh database (django_setup) for the demo
+        django_setup()
+        from bench import console_bench
+
+        console_bench.run(requests=args.requests or 200)
         return
 
     if args.suite == "simulate":  # a database of its own, kept between runs
