@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
@@ -32,7 +32,8 @@ from compensation.selectors import (
     outcome_submission_visible_to,
 )
 from compensation.serializers import OutcomeInputSerializer, offer_set_input_validate, offer_set_payload
-from compensation.services.offer_sets import offer_set_create
+from compensation.services.idempotency import run_once
+from compensation.services.offer_sets import OfferSetCreated, offer_set_create
 from compensation.services.outcomes import DECLINED, outcome_submit
 from console.access import agents_and_managers
 from console.incident import (
@@ -52,6 +53,9 @@ from policies.money import money_display
 # manager decides; never once it is final.
 POLL_RECORDING = "every 1s"
 POLL_APPROVAL = "every 5s"
+
+# The incident form's key (a random UUID in a hidden field), kept as the REST API keeps an Idempotency-Key.
+FORM_KEY_SCOPE = "console:offer-sets:create"
 
 
 class ConsoleLoginView(auth_views.LoginView):
@@ -73,9 +77,21 @@ def _money(amount: str | Decimal | None, currency: str) -> str:
     return "" if amount is None else money_display(Decimal(amount), currency, settings.MONEY_LOCALE)
 
 
-def _form_context(values: dict[str, Any], errors: dict[str, list[str]], other: list[str]) -> dict[str, Any]:
+def _form_key(posted: Any) -> str:
+    """The posted form key if it is a UUID (as the form renders it), else a new one."""
+    try:
+        return str(UUID(str(posted)))
+    except ValueError:
+        return str(uuid4())
+
+
+def _form_context(
+    values: dict[str, Any], errors: dict[str, list[str]], other: list[str], *, form_key: str = ""
+) -> dict[str, Any]:
     """The incident form: per field its id, label, value, hint and messages, tied together for assistive
-    technology (``aria-describedby``, ``aria-invalid``); the first field with a message takes the focus."""
+    technology (``aria-describedby``, ``aria-invalid``); the first field with a message takes the focus.
+    ``form_key``: the hidden key that makes the same request, posted again, show the same set (a new one by
+    default)."""
     categories = sorted(policy_index_get().categories.values(), key=lambda category: category.name.lower())
     first_error = next((field.name for field in FIELDS if field.name in errors), None)
     fields = {}
@@ -96,6 +112,7 @@ def _form_context(values: dict[str, Any], errors: dict[str, list[str]], other: l
             "first": field.name == first_error,
         }
     return {
+        "form_key": form_key or str(uuid4()),
         "fields": fields,
         "values": values,
         "other_errors": other,
@@ -221,6 +238,22 @@ def _stored_context(user: Any, offer_set: OfferSet) -> dict[str, Any]:
     return context
 
 
+def _created_context(user: Any, created: OfferSetCreated) -> dict[str, Any]:
+    """A set just made, as ``POST /api/v1/offer-sets/`` answers it, and its record area."""
+    payload = offer_set_payload(
+        created.offer_set,
+        created.offers,
+        created.escalation,
+        remedies=created.remedies,
+        approval_limit=user_authority(user).per_option,
+    )
+    results = _results_context(created.offer_set, payload, now=timezone.now())
+    results["record"] = _record_context(
+        created.offer_set.pk, None, open_=results["open"], expires_at=created.offer_set.expires_at
+    )
+    return results
+
+
 # --- The agents' page -------------------------------------------------------------------------------
 
 
@@ -234,36 +267,47 @@ def console_home(request: HttpRequest) -> HttpResponse:
 @require_POST
 def options_get(request: HttpRequest) -> HttpResponse:
     """The form's incident, posted as ``POST /api/v1/offer-sets/`` would post it: the options (the results
-    fragment), or the form again with each message at its field (400)."""
+    fragment), or the form again with each message at its field (400).
+
+    The form's key works as the API's ``Idempotency-Key``: the same key with the same values (a double click,
+    asking again) shows the set made the first time, and makes no new incident or set; changed values make a
+    new set, and the form gets a new key."""
     values = form_values(request.POST)
+    form_key = _form_key(request.POST.get("form_key"))
+    body = offer_set_input(values)
     index = policy_index_get()
     try:
-        data = offer_set_input_validate(offer_set_input(values), index=index)
+        data = offer_set_input_validate(body, index=index)
     except serializers.ValidationError as exc:
         by_field, other = errors_by_field(exc.detail)
-        context = _form_context(values, by_field, other)
+        context = _form_context(values, by_field, other, form_key=form_key)
         if not request.htmx:
             return TemplateResponse(request, "console/home.html", context, status=400)
         response = TemplateResponse(request, "console/_form_invalid.html", context, status=400)
         return reswap(retarget(response, "#incident-form"), "outerHTML")
-    created = offer_set_create(user=request.user, index=index, customer=data["customer"], incident=data["incident"])
-    payload = offer_set_payload(
-        created.offer_set,
-        created.offers,
-        created.escalation,
-        remedies=created.remedies,
-        approval_limit=user_authority(request.user).per_option,
+    once = run_once(
+        user=request.user,
+        scope=FORM_KEY_SCOPE,
+        key=form_key,
+        data=body,
+        handle=lambda: offer_set_create(
+            user=request.user, index=index, customer=data["customer"], incident=data["incident"]
+        ),
+        body_of=lambda created: {"offer_set": str(created.offer_set.pk)},
     )
-    results = _results_context(created.offer_set, payload, now=timezone.now())
-    results["record"] = _record_context(
-        created.offer_set.pk, None, open_=results["open"], expires_at=created.offer_set.expires_at
-    )
+    if once.value is None:  # the same request as before: its set, as it is now
+        offer_set = _visible_set(request.user, UUID(once.body["offer_set"]))
+        results = _stored_context(request.user, offer_set)
+        results["same_request"] = True
+    else:
+        offer_set = once.value.offer_set
+        results = _created_context(request.user, once.value)
     results["focus"] = True
-    form = _form_context(values, {}, [])
+    form = _form_context(values, {}, [], form_key=once.key)
     if not request.htmx:
         return TemplateResponse(request, "console/home.html", {**form, "results": results})
     # The options, and out of band the form without its old messages and the customer's recent sets with this one.
-    customer = _customer_context(request.user, created.offer_set.customer.external_id, fill=False)
+    customer = _customer_context(request.user, offer_set.customer.external_id, fill=False)
     return TemplateResponse(
         request, "console/_options.html", {**form, "results": results, "customer_panel": customer, "oob": True}
     )

@@ -17,7 +17,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from compensation.models import Customer, Offer, OfferSet, Outcome, OutcomeSubmission
+from compensation.models import Customer, Incident, Offer, OfferSet, Outcome, OutcomeSubmission
 from compensation.services.escalations import escalation_approve, escalation_reject
 
 pytestmark = pytest.mark.django_db
@@ -213,6 +213,52 @@ def test_an_unknown_category_says_which_are_valid_at_the_category(agent: Client,
     assert "damaged_item" in category_errors
     severity_errors = re.search(r'id="id_severity-error">(.*?)</ul>', page, re.S).group(1)
     assert "Ensure this value is less than or equal to 5." in severity_errors
+
+
+def form_key(response: Any) -> str:
+    return re.search(r'<input type="hidden" name="form_key" value="([^"]+)">', response.content.decode()).group(1)
+
+
+def test_the_same_form_key_and_values_again_show_the_same_set_and_make_nothing_new(
+    agent: Client, demo_pack: None
+) -> None:
+    key = form_key(agent.get("/console/"))
+
+    first = options(agent, form_key=key, ticket="")  # no ticket: a new incident each time it is made
+    again = options(agent, form_key=key, ticket="")
+
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert Incident.objects.count() == 1
+    offer_set = OfferSet.objects.get()
+    assert "Same request as before: these are the options already given." in text(again)
+    assert "Same request as before" not in text(first)
+    assert str(offer_set.pk) in again.content.decode()  # its own page's link: the same set
+    assert "Problem number" not in text(again)  # not a repeat case
+    assert form_key(first) == form_key(again) == key  # the form keeps its key
+
+
+def test_changed_values_with_the_same_form_key_make_a_new_set_and_a_new_key(agent: Client, demo_pack: None) -> None:
+    key = form_key(agent.get("/console/"))
+    options(agent, form_key=key)
+
+    changed = options(agent, form_key=key, ticket="TCK-43", order_value="90.00")
+
+    assert changed.status_code == 200
+    assert OfferSet.objects.count() == 2
+    assert Incident.objects.count() == 2
+    assert "Same request as before" not in text(changed)
+    new_key = form_key(changed)
+    assert new_key != key
+    options(agent, form_key=new_key, ticket="TCK-43", order_value="90.00")  # asked again: the second set
+    assert OfferSet.objects.count() == 2
+
+
+def test_a_form_key_that_is_not_a_uuid_is_replaced_and_the_set_is_made(agent: Client, demo_pack: None) -> None:
+    response = options(agent, form_key="not a key\x00")
+
+    assert response.status_code == 200
+    assert OfferSet.objects.count() == 1
+    assert form_key(response) != "not a key"
 
 
 def test_without_htmx_the_whole_page_comes_back(agent: Client, demo_pack: None) -> None:
