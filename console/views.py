@@ -238,6 +238,29 @@ def _stored_context(user: Any, offer_set: OfferSet) -> dict[str, Any]:
     return context
 
 
+def _ticket_note(offer_set: OfferSet, posted: dict[str, Any]) -> str:
+    """When the ticket's incident was already recorded (the API reuses it, API.md on ``external_ref``) and the
+    posted incident differs from it: that the set is for the recorded incident, and the changes were not used."""
+    incident = offer_set.incident
+    if not incident.external_ref:
+        return ""
+    changed = (
+        posted["category"].id != incident.category_id
+        or posted["severity"] != incident.severity
+        or posted["fault"] != incident.fault
+        or posted["correctable"] != incident.correctable
+        or posted["order_value"] != incident.order_value
+        or posted.get("description", "") != incident.description
+    )
+    if not changed:
+        return ""
+    return (
+        f"Ticket {incident.external_ref} is an incident already recorded ({incident.category.name.lower()}, "
+        f"severity {incident.severity}, order value {_money(incident.order_value, incident.currency)}): "
+        "these options are for it; your changes to it were not used."
+    )
+
+
 def _created_context(user: Any, created: OfferSetCreated) -> dict[str, Any]:
     """A set just made, as ``POST /api/v1/offer-sets/`` answers it, and its record area."""
     payload = offer_set_payload(
@@ -302,6 +325,7 @@ def options_get(request: HttpRequest) -> HttpResponse:
     else:
         offer_set = once.value.offer_set
         results = _created_context(request.user, once.value)
+    results["ticket_note"] = _ticket_note(offer_set, data["incident"])
     results["focus"] = True
     form = _form_context(values, {}, [], form_key=once.key)
     if not request.htmx:

@@ -261,6 +261,23 @@ def test_a_form_key_that_is_not_a_uuid_is_replaced_and_the_set_is_made(agent: Cl
     assert form_key(response) != "not a key"
 
 
+def test_the_same_ticket_with_changed_values_says_its_recorded_incident_is_used(agent: Client, demo_pack: None) -> None:
+    first = options(agent)
+    same = options(agent)  # no form key: a second set for the same ticket, nothing changed
+
+    changed = options(agent, severity="5", order_value="120.00", description="Two vases, both broken")
+
+    assert changed.status_code == 200
+    assert Incident.objects.count() == 1
+    assert OfferSet.objects.count() == 3
+    assert (
+        "Ticket TCK-42 is an incident already recorded (damaged item, severity 3, order value $80.00): "
+        "these options are for it; your changes to it were not used."
+    ) in text(changed)
+    assert "already recorded" not in text(first)
+    assert "already recorded" not in text(same)
+
+
 def test_without_htmx_the_whole_page_comes_back(agent: Client, demo_pack: None) -> None:
     response = agent.post("/console/options/", INCIDENT)
 
