@@ -22,7 +22,7 @@ from rest_framework import serializers
 
 from compensation.authority import user_authority
 from compensation.errors import ApplicationError, InvalidInput, NotFound
-from compensation.models import OfferSet, OutcomeSubmission
+from compensation.models import OfferSet, OutcomeSubmission, Remedy
 from compensation.roles import Role, user_has_role
 from compensation.selectors import (
     customer_by_external_id,
@@ -30,6 +30,7 @@ from compensation.selectors import (
     offer_set_visible_to,
     offer_sets_of_customer,
     outcome_submission_visible_to,
+    remedies_of_offer_set,
 )
 from compensation.serializers import OutcomeInputSerializer, offer_set_input_validate, offer_set_payload
 from compensation.services.idempotency import run_once
@@ -154,6 +155,28 @@ STATUS_WORDS = {
 }
 
 
+REMEDY_WORDS = {
+    Remedy.Status.PENDING: "The fix is given once the choice is recorded",
+    Remedy.Status.AWAITING_APPROVAL: "The fix waits for a manager's approval",
+    Remedy.Status.GIVEN: "The fix was given",
+    Remedy.Status.REJECTED: "The fix was refused by a manager",
+}
+
+
+def _fix_state(statuses: list[tuple[str, str]]) -> dict[str, str]:
+    """Where the fix stands after a choice was posted, in words, from its items' (title, status); one sentence
+    when every item stands alike, else one per item."""
+    if not statuses:
+        return {}
+    kinds = {status for _, status in statuses}
+    if len(kinds) == 1:
+        (status,) = kinds
+        return {"status": status, "words": f"{REMEDY_WORDS[status]}."}
+    words = " ".join(f"{title}: {REMEDY_WORDS[status].removeprefix('The fix ')}." for title, status in statuses)
+    awaiting = Remedy.Status.AWAITING_APPROVAL in kinds
+    return {"status": Remedy.Status.AWAITING_APPROVAL if awaiting else "mixed", "words": words}
+
+
 def _record_context(
     offer_set_id: Any,
     submission: OutcomeSubmission | None,
@@ -164,9 +187,14 @@ def _record_context(
     field_errors: dict[str, list[str]] | None = None,
     values: dict[str, str] | None = None,
     focus: bool = False,
+    remedies: list[Remedy] | None = None,
+    oob: bool = False,
 ) -> dict[str, Any]:
-    """The record area: the form while a choice may be posted, else the outcome's status in words."""
+    """The record area: the form while a choice may be posted, else the outcome's status in words, and where
+    the fix stands (``remedies``, the incident's items, read when a choice was posted). ``oob``: the fix card's
+    state is sent along, out of band (the record area alone is being drawn again)."""
     status = submission.status if submission is not None else None
+    fix = _fix_state([(remedy.title, remedy.status) for remedy in remedies or []]) if submission is not None else {}
     live = status is not None and status != OutcomeSubmission.Status.REJECTED
     coupon = None
     if status == OutcomeSubmission.Status.RECORDED:
@@ -184,7 +212,11 @@ def _record_context(
         "rejection": submission.approval.resolution
         if status == OutcomeSubmission.Status.REJECTED and submission.approval_id
         else "",
-        "poll": poll.get(status, ""),
+        # A fix waiting for a manager keeps the status asked for, until it is given or refused.
+        "poll": poll.get(status, "")
+        or (POLL_APPROVAL if fix.get("status") == Remedy.Status.AWAITING_APPROVAL and live else ""),
+        "fix": fix,
+        "oob": oob and bool(fix),
         # After a refused approval the agent may choose again, even once the set has expired (as the API allows).
         "can_record": not live and (open_ or status == OutcomeSubmission.Status.REJECTED),
         "expires_at": expires_at,
@@ -233,7 +265,11 @@ def _stored_context(user: Any, offer_set: OfferSet) -> dict[str, Any]:
     )
     context = _results_context(offer_set, payload, now=now)
     context["record"] = _record_context(
-        offer_set.pk, submission, open_=context["open"], expires_at=offer_set.expires_at
+        offer_set.pk,
+        submission,
+        open_=context["open"],
+        expires_at=offer_set.expires_at,
+        remedies=list(offer_set.incident.remedies.all()),
     )
     return context
 
@@ -435,6 +471,8 @@ def outcome_record(request: HttpRequest, offer_set_id: UUID) -> HttpResponse:
         field_errors=field_errors,
         values=values,
         focus=True,
+        remedies=remedies_of_offer_set(offer_set_id) if submission is not None else None,
+        oob=bool(request.htmx),
     )
     if not request.htmx:
         page = _stored_context(request.user, _visible_set(request.user, offer_set_id))
@@ -454,5 +492,7 @@ def outcome_status(request: HttpRequest, offer_set_id: UUID) -> HttpResponse:
         context = _record_context(offer_set_id, None, open_=expires_at > timezone.now(), expires_at=expires_at)
     else:
         # A refused approval lets the agent choose again: the set's expiry only matters then.
-        context = _record_context(offer_set_id, submission, open_=False)
+        context = _record_context(
+            offer_set_id, submission, open_=False, remedies=remedies_of_offer_set(offer_set_id), oob=True
+        )
     return TemplateResponse(request, "console/_record.html", {"record": context})

@@ -17,7 +17,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from compensation.models import Customer, Incident, Offer, OfferSet, Outcome, OutcomeSubmission
+from compensation.models import Customer, Incident, Offer, OfferSet, Outcome, OutcomeSubmission, Remedy
 from compensation.services.escalations import escalation_approve, escalation_reject
 
 pytestmark = pytest.mark.django_db
@@ -450,10 +450,13 @@ def test_an_option_over_the_agents_limit_waits_for_approval_then_is_recorded(bro
     assert submission.status == OutcomeSubmission.Status.AWAITING_APPROVAL
     with _capture(execute=True):
         escalation_approve(escalation_id=submission.approval_id, user=manager.user)
+    fix = Remedy.objects.get(incident=offer_set.incident)  # the fix, over the limit too, waits apart
+    escalation_approve(escalation_id=fix.approval_id, user=manager.user)
 
     polled = status(agent, offer_set)
 
     assert "Recorded" in text(polled)
+    assert "The fix was given." in text(polled)
     assert "hx-trigger" not in polled.content.decode()
 
 
@@ -472,6 +475,56 @@ def test_a_refused_approval_says_why_and_lets_the_agent_choose_again(browser_for
     assert 'id="record-form"' in polled.content.decode()
     record(agent, offer_set, "declined")
     assert "Recorded" in text(status(agent, offer_set))
+
+
+def test_a_fix_over_the_agents_limit_says_it_waits_for_a_manager_until_it_is_given(
+    browser_for: Any, demo_pack: None
+) -> None:
+    agent = limited_agent(browser_for, "10.00")
+    manager = browser_for("manager", "manager-1")
+    offer_set = new_set(agent)
+
+    recorded = record(agent, offer_set, "declined")  # declining needs no approval; the fix still does
+    polled = status(agent, offer_set)
+
+    assert "The fix is given once the choice is recorded." in text(recorded)  # it is recorded after the answer
+    assert "Recorded" in text(polled)
+    assert "The fix waits for a manager's approval." in text(polled)
+    assert 'hx-trigger="every 5s"' in polled.content.decode()  # asked for again until the fix is decided
+    assert 'id="fix-state" class="fix-state fix-awaiting_approval" hx-swap-oob="true"' in polled.content.decode()
+    page = agent.get(f"/console/offer-sets/{offer_set.pk}/")
+    assert "The fix waits for a manager's approval." in text(page)
+    remedy = Remedy.objects.get(incident=offer_set.incident)
+    assert remedy.status == Remedy.Status.AWAITING_APPROVAL
+    with _capture(execute=True):
+        escalation_approve(escalation_id=remedy.approval_id, user=manager.user)
+
+    given = status(agent, offer_set)
+
+    assert "The fix was given." in text(given)
+    assert "hx-trigger" not in given.content.decode()  # final: no more polling
+
+
+def test_a_refused_fix_says_so(browser_for: Any, demo_pack: None) -> None:
+    agent = limited_agent(browser_for, "10.00")
+    manager = browser_for("manager", "manager-1")
+    offer_set = new_set(agent)
+    record(agent, offer_set, "declined")
+    remedy = Remedy.objects.get(incident=offer_set.incident)
+    escalation_reject(escalation_id=remedy.approval_id, user=manager.user, reason="Not our fault")
+
+    polled = status(agent, offer_set)
+
+    assert "The fix was refused by a manager." in text(polled)
+    assert "hx-trigger" not in polled.content.decode()
+
+
+def test_a_fix_within_the_agents_limit_says_it_was_given(agent: Client, demo_pack: None) -> None:
+    offer_set = new_set(agent)
+
+    record(agent, offer_set, "a")
+
+    assert "The fix was given." in text(status(agent, offer_set))
 
 
 # --- CSRF and the lockout -----------------------------------------------------------------------------
