@@ -227,6 +227,30 @@ def test_the_keys_enter_submits_and_b_chooses_but_not_while_typing(console: Any)
     assert (outcome.choice, outcome.notes) == ("b", "ad")
 
 
+def test_enter_in_the_customer_id_fills_the_form_first_and_a_second_enter_gets_options(console: Any) -> None:
+    Customer.objects.create(external_id="C-2002", name="Sam Lee", email="sam@example.com", tier="silver")
+    with console("agent-1") as page:
+        posted: list[str] = []
+        page.on("request", lambda request: posted.append(request.url) if request.method == "POST" else None)
+        fill_incident(page, customer_id="")
+        customer_id = page.get_by_label("Customer ID")
+        customer_id.fill("C-2002")
+
+        customer_id.press("Enter")  # the lookup, not the form
+
+        expect(page.get_by_label("Name")).to_have_value("Sam Lee")
+        expect(page.get_by_label("Tier")).to_have_value("silver")
+        expect(page.get_by_role("region", name="Stored customer C-2002")).to_be_visible()
+        expect(customer_id).to_be_focused()
+        assert not [url for url in posted if "/options/" in url]
+
+        customer_id.press("Enter")  # now it submits
+
+        expect(page.get_by_role("heading", name="Options for Sam Lee")).to_be_visible()
+
+    assert OfferSet.objects.get().customer.external_id == "C-2002"
+
+
 def test_an_option_above_the_agents_limit_ends_waiting_for_approval(console: Any) -> None:
     call_command("set_authority_limit", "trainees", "--per-option", "10.00", stdout=io.StringIO())
     with console("trainee-1", groups=(Group.objects.get(name="trainees"),)) as page:
