@@ -357,8 +357,10 @@ def test_a_choice_is_recorded_with_its_satisfaction_and_notes(agent: Client, dem
     assert "Accepted, being recorded" in text(response)
     assert 'hx-trigger="every 1s"' in response.content.decode()  # the status is asked for again at once
     assert 'id="record-form"' not in response.content.decode()  # accepted: nothing more to post
+    assert "Satisfaction 4 of 5. Notes: Liked the discount" in text(response)
     polled = status(agent, offer_set)
     assert "Recorded" in text(polled)
+    assert "Satisfaction 4 of 5. Notes: Liked the discount" in text(polled)  # what was posted, shown back
     assert "hx-trigger" not in polled.content.decode()  # final: no more polling
     outcome = Outcome.objects.get()
     assert (outcome.offer_set_id, outcome.choice, outcome.satisfaction, outcome.notes) == (
