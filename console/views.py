@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
@@ -410,6 +412,16 @@ def _customer_context(user: Any, external_id: str, *, fill: bool = True) -> dict
     return context
 
 
+def _customer_panel_on_home(request: HttpRequest, offer_set_id: UUID) -> dict[str, Any] | None:
+    """On the agents' page (where the stored customer's panel is), the panel again with this set's outcome as
+    it now stands, to be swapped in out of band with the status; elsewhere nothing."""
+    if not request.htmx or urlsplit(request.htmx.current_url or "").path != reverse("console:home"):
+        return None
+    sets = offer_set_visible_to(request.user).prefetch_related(None).filter(pk=offer_set_id)
+    external_id = sets.values_list("customer__external_id", flat=True).first()
+    return None if external_id is None else _customer_context(request.user, external_id, fill=False)
+
+
 def _recent_outcome_words(offer_set: OfferSet) -> str:
     submission = offer_set_submission(offer_set)
     if submission is None:
@@ -474,6 +486,8 @@ def outcome_record(request: HttpRequest, offer_set_id: UUID) -> HttpResponse:
         remedies=remedies_of_offer_set(offer_set_id) if submission is not None else None,
         oob=bool(request.htmx),
     )
+    if submission is not None:
+        context["customer_panel"] = _customer_panel_on_home(request, offer_set_id)
     if not request.htmx:
         page = _stored_context(request.user, _visible_set(request.user, offer_set_id))
         page["record"] = context
@@ -495,4 +509,5 @@ def outcome_status(request: HttpRequest, offer_set_id: UUID) -> HttpResponse:
         context = _record_context(
             offer_set_id, submission, open_=False, remedies=remedies_of_offer_set(offer_set_id), oob=True
         )
+        context["customer_panel"] = _customer_panel_on_home(request, offer_set_id)
     return TemplateResponse(request, "console/_record.html", {"record": context})

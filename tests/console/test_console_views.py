@@ -371,6 +371,25 @@ def test_a_choice_is_recorded_with_its_satisfaction_and_notes(agent: Client, dem
     )
 
 
+def test_on_the_agents_page_the_recent_offer_sets_follow_the_status(agent: Client, demo_pack: None) -> None:
+    offer_set = new_set(agent)
+    on_home = {**HTMX, "HTTP_HX_CURRENT_URL": "http://testserver/console/"}
+    on_its_page = {**HTMX, "HTTP_HX_CURRENT_URL": f"http://testserver/console/offer-sets/{offer_set.pk}/"}
+
+    with _capture(execute=True):
+        recorded = agent.post(f"/console/offer-sets/{offer_set.pk}/outcome/", {"choice": "b"}, **on_home)
+    polled = agent.get(f"/console/offer-sets/{offer_set.pk}/status/", **on_home)
+    elsewhere = agent.get(f"/console/offer-sets/{offer_set.pk}/status/", **on_its_page)
+
+    panel = '<div id="customer-panel" hx-swap-oob="innerHTML">'
+    assert panel in recorded.content.decode()
+    assert "(option b: accepted, being recorded)" in text(recorded)
+    assert panel in polled.content.decode()
+    assert "(option b: recorded)" in text(polled)
+    assert "no outcome yet" not in text(polled)
+    assert panel not in elsewhere.content.decode()  # no panel there to refresh
+
+
 def test_a_double_click_records_once_and_another_choice_after_it_is_refused(agent: Client, demo_pack: None) -> None:
     offer_set = new_set(agent)
 
