@@ -165,6 +165,9 @@ def test_the_customer_declines(console: Any) -> None:
 
         page.get_by_role("button", name="Customer declined").click()
         expect(page.get_by_role("button", name="Customer declined")).to_have_attribute("aria-pressed", "true")
+        expect(page.locator("#selected-choice")).to_have_text(
+            "Selected: The customer declined every option. Record to note that the customer declined."
+        )
         page.get_by_role("button", name="Record").click()
 
         expect(page.get_by_role("status")).to_contain_text("Recorded")

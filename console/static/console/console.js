@@ -29,9 +29,11 @@
     var words = document.getElementById("selected-choice");
     if (button && input) input.value = button.getAttribute("data-choice");
     if (words) {
-      words.textContent = button
-        ? "Selected: " + button.getAttribute("data-says") + ". Record when the customer agrees."
-        : "Nothing selected yet: choose an option, or Customer declined.";
+      var declined = button && button.getAttribute("data-choice") === "declined";
+      words.textContent = !button
+        ? "Nothing selected yet: choose an option, or Customer declined."
+        : "Selected: " + button.getAttribute("data-says") + "." +
+          (declined ? " Record to note that the customer declined." : " Record when the customer agrees.");
     }
   }
 
