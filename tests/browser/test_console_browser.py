@@ -234,7 +234,12 @@ def test_enter_in_the_customer_id_fills_the_form_first_and_a_second_enter_gets_o
     Customer.objects.create(external_id="C-2002", name="Sam Lee", email="sam@example.com", tier="silver")
     with console("agent-1") as page:
         posted: list[str] = []
+        asked: list[str] = []
+        errors: list[str] = []
         page.on("request", lambda request: posted.append(request.url) if request.method == "POST" else None)
+        page.on("request", lambda request: asked.append(request.url))
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.reload()
         fill_incident(page, customer_id="")
         customer_id = page.get_by_label("Customer ID")
         customer_id.fill("C-2002")
@@ -250,6 +255,9 @@ def test_enter_in_the_customer_id_fills_the_form_first_and_a_second_enter_gets_o
         customer_id.press("Enter")  # now it submits
 
         expect(page.get_by_role("heading", name="Options for Sam Lee")).to_be_visible()
+
+    assert not errors  # htmx logged nothing (the lookup has no button to disable)
+    assert not [url for url in asked if url.endswith("/favicon.ico")]  # the page names its icon
 
     assert OfferSet.objects.get().customer.external_id == "C-2002"
 

@@ -137,6 +137,24 @@ def test_the_form_names_its_fields_as_the_api_doc_does_and_lists_active_categori
     assert '<button type="submit">Get options</button>' in page
 
 
+def test_the_page_has_an_icon_a_short_tier_choice_and_a_lookup_that_disables_nothing(
+    agent: Client, demo_pack: None
+) -> None:
+    from django.contrib.staticfiles import finders
+
+    page = agent.get("/console/").content.decode()
+    landing = Client().get("/").content.decode()
+
+    icon = '<link rel="icon" href="/static/console/favicon.svg" type="image/svg+xml">'
+    assert icon in page
+    assert icon in landing
+    assert finders.find("console/favicon.svg")
+    assert '<option value="">As stored</option>' in page
+    assert "As stored: standard for a new customer." in page
+    lookup = re.search(r'<input[^>]*id="id_customer_id"[^>]*>', page).group(0)
+    assert 'hx-disabled-elt="unset"' in lookup  # the form's "find button" does not apply to the input
+
+
 # --- Options ------------------------------------------------------------------------------------
 
 
