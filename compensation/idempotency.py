@@ -1,16 +1,14 @@
 """``Idempotency-Key``: the same key and body replay the stored response; another body is 409.
 
-Keys are kept 24 hours and scoped to the user and the operation. The response
+Keys are kept 24 hours (the rules and the table are shared with the console's form keys,
+``compensation/services/idempotency.py``) and scoped to the user and the operation. The response
 is stored in the same transaction as the work it describes, so a retry after a
 crash either finds both or neither.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
-from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -20,10 +18,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from compensation.models import IdempotencyRecord
+from compensation.services.idempotency import KEEP, MAX_LENGTH, request_fingerprint
 
 HEADER = "Idempotency-Key"
-KEEP = timedelta(hours=24)
-MAX_LENGTH = 255
 # The header as the OpenAPI schema declares it (surrounding spaces are stripped before the length is checked).
 IDEMPOTENCY_KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_LENGTH}
 
@@ -32,11 +29,6 @@ class IdempotencyKeyReused(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "This Idempotency-Key was already used with a different request body."
     default_code = "idempotency_key_reused"
-
-
-def _fingerprint(data: object) -> str:
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _replay(record: IdempotencyRecord, fingerprint: str) -> Response:
@@ -57,7 +49,7 @@ def idempotent(request: Request, scope: str, handle: Callable[[], Response], *, 
     key = key.strip()
     if not key or len(key) > MAX_LENGTH:
         raise ValidationError({HEADER: [f"must be 1 to {MAX_LENGTH} characters"]}, code="invalid")
-    fingerprint = _fingerprint({"body": request.data, **({"extra": extra} if extra else {})})
+    fingerprint = request_fingerprint({"body": request.data, **({"extra": extra} if extra else {})})
     now = timezone.now()
     record = IdempotencyRecord.objects.filter(user=request.user, scope=scope, key=key).first()
     if record is not None:

@@ -220,6 +220,12 @@ def outcome_submission_visible_to(user, offer_set_id: Any) -> OutcomeSubmission 
     return live or (rows[0] if rows else None)
 
 
+def remedies_of_offer_set(offer_set_id: Any) -> list[Remedy]:
+    """The remedy items of an offer set's incident, where each stands, in the order they were written (one
+    query; the caller has checked the user may see the set)."""
+    return list(Remedy.objects.filter(incident__offer_sets__pk=offer_set_id).order_by("pk"))
+
+
 def escalation_list() -> QuerySet[Escalation]:
     return Escalation.objects.select_related("customer", "assigned_to").order_by("due_at", "pk")
 

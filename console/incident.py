@@ -52,6 +52,7 @@ SEVERITIES = (
 )
 HINTS = {
     "customer_id": "The exact ID fills the form from the stored customer and lists their recent offer sets.",
+    "tier": "As stored: standard for a new customer.",
     "lifetime_value": "In {currency}, for example 5400.00.",
     "interests": "Separated by commas, for example: sports, cooking.",
     "correctable": "We can still put it right (replace, redeliver, rebook).",

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
+from urllib.parse import urlsplit
+from uuid import UUID, uuid4
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
@@ -22,7 +24,7 @@ from rest_framework import serializers
 
 from compensation.authority import user_authority
 from compensation.errors import ApplicationError, InvalidInput, NotFound
-from compensation.models import OfferSet, OutcomeSubmission
+from compensation.models import OfferSet, OutcomeSubmission, Remedy
 from compensation.roles import Role, user_has_role
 from compensation.selectors import (
     customer_by_external_id,
@@ -30,9 +32,11 @@ from compensation.selectors import (
     offer_set_visible_to,
     offer_sets_of_customer,
     outcome_submission_visible_to,
+    remedies_of_offer_set,
 )
 from compensation.serializers import OutcomeInputSerializer, offer_set_input_validate, offer_set_payload
-from compensation.services.offer_sets import offer_set_create
+from compensation.services.idempotency import run_once
+from compensation.services.offer_sets import OfferSetCreated, offer_set_create
 from compensation.services.outcomes import DECLINED, outcome_submit
 from console.access import agents_and_managers
 from console.incident import (
@@ -52,6 +56,9 @@ from policies.money import money_display
 # manager decides; never once it is final.
 POLL_RECORDING = "every 1s"
 POLL_APPROVAL = "every 5s"
+
+# The incident form's key (a random UUID in a hidden field), kept as the REST API keeps an Idempotency-Key.
+FORM_KEY_SCOPE = "console:offer-sets:create"
 
 
 class ConsoleLoginView(auth_views.LoginView):
@@ -73,9 +80,21 @@ def _money(amount: str | Decimal | None, currency: str) -> str:
     return "" if amount is None else money_display(Decimal(amount), currency, settings.MONEY_LOCALE)
 
 
-def _form_context(values: dict[str, Any], errors: dict[str, list[str]], other: list[str]) -> dict[str, Any]:
+def _form_key(posted: Any) -> str:
+    """The posted form key if it is a UUID (as the form renders it), else a new one."""
+    try:
+        return str(UUID(str(posted)))
+    except ValueError:
+        return str(uuid4())
+
+
+def _form_context(
+    values: dict[str, Any], errors: dict[str, list[str]], other: list[str], *, form_key: str = ""
+) -> dict[str, Any]:
     """The incident form: per field its id, label, value, hint and messages, tied together for assistive
-    technology (``aria-describedby``, ``aria-invalid``); the first field with a message takes the focus."""
+    technology (``aria-describedby``, ``aria-invalid``); the first field with a message takes the focus.
+    ``form_key``: the hidden key that makes the same request, posted again, show the same set (a new one by
+    default)."""
     categories = sorted(policy_index_get().categories.values(), key=lambda category: category.name.lower())
     first_error = next((field.name for field in FIELDS if field.name in errors), None)
     fields = {}
@@ -96,6 +115,7 @@ def _form_context(values: dict[str, Any], errors: dict[str, list[str]], other: l
             "first": field.name == first_error,
         }
     return {
+        "form_key": form_key or str(uuid4()),
         "fields": fields,
         "values": values,
         "other_errors": other,
@@ -137,6 +157,28 @@ STATUS_WORDS = {
 }
 
 
+REMEDY_WORDS = {
+    Remedy.Status.PENDING: "The fix is given once the choice is recorded",
+    Remedy.Status.AWAITING_APPROVAL: "The fix waits for a manager's approval",
+    Remedy.Status.GIVEN: "The fix was given",
+    Remedy.Status.REJECTED: "The fix was refused by a manager",
+}
+
+
+def _fix_state(statuses: list[tuple[str, str]]) -> dict[str, str]:
+    """Where the fix stands after a choice was posted, in words, from its items' (title, status); one sentence
+    when every item stands alike, else one per item."""
+    if not statuses:
+        return {}
+    kinds = {status for _, status in statuses}
+    if len(kinds) == 1:
+        (status,) = kinds
+        return {"status": status, "words": f"{REMEDY_WORDS[status]}."}
+    words = " ".join(f"{title}: {REMEDY_WORDS[status].removeprefix('The fix ')}." for title, status in statuses)
+    awaiting = Remedy.Status.AWAITING_APPROVAL in kinds
+    return {"status": Remedy.Status.AWAITING_APPROVAL if awaiting else "mixed", "words": words}
+
+
 def _record_context(
     offer_set_id: Any,
     submission: OutcomeSubmission | None,
@@ -147,9 +189,14 @@ def _record_context(
     field_errors: dict[str, list[str]] | None = None,
     values: dict[str, str] | None = None,
     focus: bool = False,
+    remedies: list[Remedy] | None = None,
+    oob: bool = False,
 ) -> dict[str, Any]:
-    """The record area: the form while a choice may be posted, else the outcome's status in words."""
+    """The record area: the form while a choice may be posted, else the outcome's status in words, and where
+    the fix stands (``remedies``, the incident's items, read when a choice was posted). ``oob``: the fix card's
+    state is sent along, out of band (the record area alone is being drawn again)."""
     status = submission.status if submission is not None else None
+    fix = _fix_state([(remedy.title, remedy.status) for remedy in remedies or []]) if submission is not None else {}
     live = status is not None and status != OutcomeSubmission.Status.REJECTED
     coupon = None
     if status == OutcomeSubmission.Status.RECORDED:
@@ -167,7 +214,11 @@ def _record_context(
         "rejection": submission.approval.resolution
         if status == OutcomeSubmission.Status.REJECTED and submission.approval_id
         else "",
-        "poll": poll.get(status, ""),
+        # A fix waiting for a manager keeps the status asked for, until it is given or refused.
+        "poll": poll.get(status, "")
+        or (POLL_APPROVAL if fix.get("status") == Remedy.Status.AWAITING_APPROVAL and live else ""),
+        "fix": fix,
+        "oob": oob and bool(fix),
         # After a refused approval the agent may choose again, even once the set has expired (as the API allows).
         "can_record": not live and (open_ or status == OutcomeSubmission.Status.REJECTED),
         "expires_at": expires_at,
@@ -216,9 +267,52 @@ def _stored_context(user: Any, offer_set: OfferSet) -> dict[str, Any]:
     )
     context = _results_context(offer_set, payload, now=now)
     context["record"] = _record_context(
-        offer_set.pk, submission, open_=context["open"], expires_at=offer_set.expires_at
+        offer_set.pk,
+        submission,
+        open_=context["open"],
+        expires_at=offer_set.expires_at,
+        remedies=list(offer_set.incident.remedies.all()),
     )
     return context
+
+
+def _ticket_note(offer_set: OfferSet, posted: dict[str, Any]) -> str:
+    """When the ticket's incident was already recorded (the API reuses it, API.md on ``external_ref``) and the
+    posted incident differs from it: that the set is for the recorded incident, and the changes were not used."""
+    incident = offer_set.incident
+    if not incident.external_ref:
+        return ""
+    changed = (
+        posted["category"].id != incident.category_id
+        or posted["severity"] != incident.severity
+        or posted["fault"] != incident.fault
+        or posted["correctable"] != incident.correctable
+        or posted["order_value"] != incident.order_value
+        or posted.get("description", "") != incident.description
+    )
+    if not changed:
+        return ""
+    return (
+        f"Ticket {incident.external_ref} is an incident already recorded ({incident.category.name.lower()}, "
+        f"severity {incident.severity}, order value {_money(incident.order_value, incident.currency)}): "
+        "these options are for it; your changes to it were not used."
+    )
+
+
+def _created_context(user: Any, created: OfferSetCreated) -> dict[str, Any]:
+    """A set just made, as ``POST /api/v1/offer-sets/`` answers it, and its record area."""
+    payload = offer_set_payload(
+        created.offer_set,
+        created.offers,
+        created.escalation,
+        remedies=created.remedies,
+        approval_limit=user_authority(user).per_option,
+    )
+    results = _results_context(created.offer_set, payload, now=timezone.now())
+    results["record"] = _record_context(
+        created.offer_set.pk, None, open_=results["open"], expires_at=created.offer_set.expires_at
+    )
+    return results
 
 
 # --- The agents' page -------------------------------------------------------------------------------
@@ -234,36 +328,48 @@ def console_home(request: HttpRequest) -> HttpResponse:
 @require_POST
 def options_get(request: HttpRequest) -> HttpResponse:
     """The form's incident, posted as ``POST /api/v1/offer-sets/`` would post it: the options (the results
-    fragment), or the form again with each message at its field (400)."""
+    fragment), or the form again with each message at its field (400).
+
+    The form's key works as the API's ``Idempotency-Key``: the same key with the same values (a double click,
+    asking again) shows the set made the first time, and makes no new incident or set; changed values make a
+    new set, and the form gets a new key."""
     values = form_values(request.POST)
+    form_key = _form_key(request.POST.get("form_key"))
+    body = offer_set_input(values)
     index = policy_index_get()
     try:
-        data = offer_set_input_validate(offer_set_input(values), index=index)
+        data = offer_set_input_validate(body, index=index)
     except serializers.ValidationError as exc:
         by_field, other = errors_by_field(exc.detail)
-        context = _form_context(values, by_field, other)
+        context = _form_context(values, by_field, other, form_key=form_key)
         if not request.htmx:
             return TemplateResponse(request, "console/home.html", context, status=400)
         response = TemplateResponse(request, "console/_form_invalid.html", context, status=400)
         return reswap(retarget(response, "#incident-form"), "outerHTML")
-    created = offer_set_create(user=request.user, index=index, customer=data["customer"], incident=data["incident"])
-    payload = offer_set_payload(
-        created.offer_set,
-        created.offers,
-        created.escalation,
-        remedies=created.remedies,
-        approval_limit=user_authority(request.user).per_option,
+    once = run_once(
+        user=request.user,
+        scope=FORM_KEY_SCOPE,
+        key=form_key,
+        data=body,
+        handle=lambda: offer_set_create(
+            user=request.user, index=index, customer=data["customer"], incident=data["incident"]
+        ),
+        body_of=lambda created: {"offer_set": str(created.offer_set.pk)},
     )
-    results = _results_context(created.offer_set, payload, now=timezone.now())
-    results["record"] = _record_context(
-        created.offer_set.pk, None, open_=results["open"], expires_at=created.offer_set.expires_at
-    )
+    if once.value is None:  # the same request as before: its set, as it is now
+        offer_set = _visible_set(request.user, UUID(once.body["offer_set"]))
+        results = _stored_context(request.user, offer_set)
+        results["same_request"] = True
+    else:
+        offer_set = once.value.offer_set
+        results = _created_context(request.user, once.value)
+    results["ticket_note"] = _ticket_note(offer_set, data["incident"])
     results["focus"] = True
-    form = _form_context(values, {}, [])
+    form = _form_context(values, {}, [], form_key=once.key)
     if not request.htmx:
         return TemplateResponse(request, "console/home.html", {**form, "results": results})
     # The options, and out of band the form without its old messages and the customer's recent sets with this one.
-    customer = _customer_context(request.user, created.offer_set.customer.external_id, fill=False)
+    customer = _customer_context(request.user, offer_set.customer.external_id, fill=False)
     return TemplateResponse(
         request, "console/_options.html", {**form, "results": results, "customer_panel": customer, "oob": True}
     )
@@ -304,6 +410,16 @@ def _customer_context(user: Any, external_id: str, *, fill: bool = True) -> dict
         for offer_set in offer_sets_of_customer(user, customer)
     ]
     return context
+
+
+def _customer_panel_on_home(request: HttpRequest, offer_set_id: UUID) -> dict[str, Any] | None:
+    """On the agents' page (where the stored customer's panel is), the panel again with this set's outcome as
+    it now stands, to be swapped in out of band with the status; elsewhere nothing."""
+    if not request.htmx or urlsplit(request.htmx.current_url or "").path != reverse("console:home"):
+        return None
+    sets = offer_set_visible_to(request.user).prefetch_related(None).filter(pk=offer_set_id)
+    external_id = sets.values_list("customer__external_id", flat=True).first()
+    return None if external_id is None else _customer_context(request.user, external_id, fill=False)
 
 
 def _recent_outcome_words(offer_set: OfferSet) -> str:
@@ -367,7 +483,11 @@ def outcome_record(request: HttpRequest, offer_set_id: UUID) -> HttpResponse:
         field_errors=field_errors,
         values=values,
         focus=True,
+        remedies=remedies_of_offer_set(offer_set_id) if submission is not None else None,
+        oob=bool(request.htmx),
     )
+    if submission is not None:
+        context["customer_panel"] = _customer_panel_on_home(request, offer_set_id)
     if not request.htmx:
         page = _stored_context(request.user, _visible_set(request.user, offer_set_id))
         page["record"] = context
@@ -386,5 +506,8 @@ def outcome_status(request: HttpRequest, offer_set_id: UUID) -> HttpResponse:
         context = _record_context(offer_set_id, None, open_=expires_at > timezone.now(), expires_at=expires_at)
     else:
         # A refused approval lets the agent choose again: the set's expiry only matters then.
-        context = _record_context(offer_set_id, submission, open_=False)
+        context = _record_context(
+            offer_set_id, submission, open_=False, remedies=remedies_of_offer_set(offer_set_id), oob=True
+        )
+        context["customer_panel"] = _customer_panel_on_home(request, offer_set_id)
     return TemplateResponse(request, "console/_record.html", {"record": context})

@@ -165,6 +165,9 @@ def test_the_customer_declines(console: Any) -> None:
 
         page.get_by_role("button", name="Customer declined").click()
         expect(page.get_by_role("button", name="Customer declined")).to_have_attribute("aria-pressed", "true")
+        expect(page.locator("#selected-choice")).to_have_text(
+            "Selected: The customer declined every option. Record to note that the customer declined."
+        )
         page.get_by_role("button", name="Record").click()
 
         expect(page.get_by_role("status")).to_contain_text("Recorded")
@@ -225,6 +228,38 @@ def test_the_keys_enter_submits_and_b_chooses_but_not_while_typing(console: Any)
 
     outcome = Outcome.objects.get()
     assert (outcome.choice, outcome.notes) == ("b", "ad")
+
+
+def test_enter_in_the_customer_id_fills_the_form_first_and_a_second_enter_gets_options(console: Any) -> None:
+    Customer.objects.create(external_id="C-2002", name="Sam Lee", email="sam@example.com", tier="silver")
+    with console("agent-1") as page:
+        posted: list[str] = []
+        asked: list[str] = []
+        errors: list[str] = []
+        page.on("request", lambda request: posted.append(request.url) if request.method == "POST" else None)
+        page.on("request", lambda request: asked.append(request.url))
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.reload()
+        fill_incident(page, customer_id="")
+        customer_id = page.get_by_label("Customer ID")
+        customer_id.fill("C-2002")
+
+        customer_id.press("Enter")  # the lookup, not the form
+
+        expect(page.get_by_label("Name")).to_have_value("Sam Lee")
+        expect(page.get_by_label("Tier")).to_have_value("silver")
+        expect(page.get_by_role("region", name="Stored customer C-2002")).to_be_visible()
+        expect(customer_id).to_be_focused()
+        assert not [url for url in posted if "/options/" in url]
+
+        customer_id.press("Enter")  # now it submits
+
+        expect(page.get_by_role("heading", name="Options for Sam Lee")).to_be_visible()
+
+    assert not errors  # htmx logged nothing (the lookup has no button to disable)
+    assert not [url for url in asked if url.endswith("/favicon.ico")]  # the page names its icon
+
+    assert OfferSet.objects.get().customer.external_id == "C-2002"
 
 
 def test_an_option_above_the_agents_limit_ends_waiting_for_approval(console: Any) -> None:

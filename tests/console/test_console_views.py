@@ -17,7 +17,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from compensation.models import Customer, Offer, OfferSet, Outcome, OutcomeSubmission
+from compensation.models import Customer, Incident, Offer, OfferSet, Outcome, OutcomeSubmission, Remedy
 from compensation.services.escalations import escalation_approve, escalation_reject
 
 pytestmark = pytest.mark.django_db
@@ -137,6 +137,24 @@ def test_the_form_names_its_fields_as_the_api_doc_does_and_lists_active_categori
     assert '<button type="submit">Get options</button>' in page
 
 
+def test_the_page_has_an_icon_a_short_tier_choice_and_a_lookup_that_disables_nothing(
+    agent: Client, demo_pack: None
+) -> None:
+    from django.contrib.staticfiles import finders
+
+    page = agent.get("/console/").content.decode()
+    landing = Client().get("/").content.decode()
+
+    icon = '<link rel="icon" href="/static/console/favicon.svg" type="image/svg+xml">'
+    assert icon in page
+    assert icon in landing
+    assert finders.find("console/favicon.svg")
+    assert '<option value="">As stored</option>' in page
+    assert "As stored: standard for a new customer." in page
+    lookup = re.search(r'<input[^>]*id="id_customer_id"[^>]*>', page).group(0)
+    assert 'hx-disabled-elt="unset"' in lookup  # the form's "find button" does not apply to the input
+
+
 # --- Options ------------------------------------------------------------------------------------
 
 
@@ -213,6 +231,69 @@ def test_an_unknown_category_says_which_are_valid_at_the_category(agent: Client,
     assert "damaged_item" in category_errors
     severity_errors = re.search(r'id="id_severity-error">(.*?)</ul>', page, re.S).group(1)
     assert "Ensure this value is less than or equal to 5." in severity_errors
+
+
+def form_key(response: Any) -> str:
+    return re.search(r'<input type="hidden" name="form_key" value="([^"]+)">', response.content.decode()).group(1)
+
+
+def test_the_same_form_key_and_values_again_show_the_same_set_and_make_nothing_new(
+    agent: Client, demo_pack: None
+) -> None:
+    key = form_key(agent.get("/console/"))
+
+    first = options(agent, form_key=key, ticket="")  # no ticket: a new incident each time it is made
+    again = options(agent, form_key=key, ticket="")
+
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert Incident.objects.count() == 1
+    offer_set = OfferSet.objects.get()
+    assert "Same request as before: these are the options already given." in text(again)
+    assert "Same request as before" not in text(first)
+    assert str(offer_set.pk) in again.content.decode()  # its own page's link: the same set
+    assert "Problem number" not in text(again)  # not a repeat case
+    assert form_key(first) == form_key(again) == key  # the form keeps its key
+
+
+def test_changed_values_with_the_same_form_key_make_a_new_set_and_a_new_key(agent: Client, demo_pack: None) -> None:
+    key = form_key(agent.get("/console/"))
+    options(agent, form_key=key)
+
+    changed = options(agent, form_key=key, ticket="TCK-43", order_value="90.00")
+
+    assert changed.status_code == 200
+    assert OfferSet.objects.count() == 2
+    assert Incident.objects.count() == 2
+    assert "Same request as before" not in text(changed)
+    new_key = form_key(changed)
+    assert new_key != key
+    options(agent, form_key=new_key, ticket="TCK-43", order_value="90.00")  # asked again: the second set
+    assert OfferSet.objects.count() == 2
+
+
+def test_a_form_key_that_is_not_a_uuid_is_replaced_and_the_set_is_made(agent: Client, demo_pack: None) -> None:
+    response = options(agent, form_key="not a key\x00")
+
+    assert response.status_code == 200
+    assert OfferSet.objects.count() == 1
+    assert form_key(response) != "not a key"
+
+
+def test_the_same_ticket_with_changed_values_says_its_recorded_incident_is_used(agent: Client, demo_pack: None) -> None:
+    first = options(agent)
+    same = options(agent)  # no form key: a second set for the same ticket, nothing changed
+
+    changed = options(agent, severity="5", order_value="120.00", description="Two vases, both broken")
+
+    assert changed.status_code == 200
+    assert Incident.objects.count() == 1
+    assert OfferSet.objects.count() == 3
+    assert (
+        "Ticket TCK-42 is an incident already recorded (damaged item, severity 3, order value $80.00): "
+        "these options are for it; your changes to it were not used."
+    ) in text(changed)
+    assert "already recorded" not in text(first)
+    assert "already recorded" not in text(same)
 
 
 def test_without_htmx_the_whole_page_comes_back(agent: Client, demo_pack: None) -> None:
@@ -294,8 +375,10 @@ def test_a_choice_is_recorded_with_its_satisfaction_and_notes(agent: Client, dem
     assert "Accepted, being recorded" in text(response)
     assert 'hx-trigger="every 1s"' in response.content.decode()  # the status is asked for again at once
     assert 'id="record-form"' not in response.content.decode()  # accepted: nothing more to post
+    assert "Satisfaction 4 of 5. Notes: Liked the discount" in text(response)
     polled = status(agent, offer_set)
     assert "Recorded" in text(polled)
+    assert "Satisfaction 4 of 5. Notes: Liked the discount" in text(polled)  # what was posted, shown back
     assert "hx-trigger" not in polled.content.decode()  # final: no more polling
     outcome = Outcome.objects.get()
     assert (outcome.offer_set_id, outcome.choice, outcome.satisfaction, outcome.notes) == (
@@ -304,6 +387,25 @@ def test_a_choice_is_recorded_with_its_satisfaction_and_notes(agent: Client, dem
         4,
         "Liked the discount",
     )
+
+
+def test_on_the_agents_page_the_recent_offer_sets_follow_the_status(agent: Client, demo_pack: None) -> None:
+    offer_set = new_set(agent)
+    on_home = {**HTMX, "HTTP_HX_CURRENT_URL": "http://testserver/console/"}
+    on_its_page = {**HTMX, "HTTP_HX_CURRENT_URL": f"http://testserver/console/offer-sets/{offer_set.pk}/"}
+
+    with _capture(execute=True):
+        recorded = agent.post(f"/console/offer-sets/{offer_set.pk}/outcome/", {"choice": "b"}, **on_home)
+    polled = agent.get(f"/console/offer-sets/{offer_set.pk}/status/", **on_home)
+    elsewhere = agent.get(f"/console/offer-sets/{offer_set.pk}/status/", **on_its_page)
+
+    panel = '<div id="customer-panel" hx-swap-oob="innerHTML">'
+    assert panel in recorded.content.decode()
+    assert "(option b: accepted, being recorded)" in text(recorded)
+    assert panel in polled.content.decode()
+    assert "(option b: recorded)" in text(polled)
+    assert "no outcome yet" not in text(polled)
+    assert panel not in elsewhere.content.decode()  # no panel there to refresh
 
 
 def test_a_double_click_records_once_and_another_choice_after_it_is_refused(agent: Client, demo_pack: None) -> None:
@@ -387,10 +489,13 @@ def test_an_option_over_the_agents_limit_waits_for_approval_then_is_recorded(bro
     assert submission.status == OutcomeSubmission.Status.AWAITING_APPROVAL
     with _capture(execute=True):
         escalation_approve(escalation_id=submission.approval_id, user=manager.user)
+    fix = Remedy.objects.get(incident=offer_set.incident)  # the fix, over the limit too, waits apart
+    escalation_approve(escalation_id=fix.approval_id, user=manager.user)
 
     polled = status(agent, offer_set)
 
     assert "Recorded" in text(polled)
+    assert "The fix was given." in text(polled)
     assert "hx-trigger" not in polled.content.decode()
 
 
@@ -409,6 +514,56 @@ def test_a_refused_approval_says_why_and_lets_the_agent_choose_again(browser_for
     assert 'id="record-form"' in polled.content.decode()
     record(agent, offer_set, "declined")
     assert "Recorded" in text(status(agent, offer_set))
+
+
+def test_a_fix_over_the_agents_limit_says_it_waits_for_a_manager_until_it_is_given(
+    browser_for: Any, demo_pack: None
+) -> None:
+    agent = limited_agent(browser_for, "10.00")
+    manager = browser_for("manager", "manager-1")
+    offer_set = new_set(agent)
+
+    recorded = record(agent, offer_set, "declined")  # declining needs no approval; the fix still does
+    polled = status(agent, offer_set)
+
+    assert "The fix is given once the choice is recorded." in text(recorded)  # it is recorded after the answer
+    assert "Recorded" in text(polled)
+    assert "The fix waits for a manager's approval." in text(polled)
+    assert 'hx-trigger="every 5s"' in polled.content.decode()  # asked for again until the fix is decided
+    assert 'id="fix-state" class="fix-state fix-awaiting_approval" hx-swap-oob="true"' in polled.content.decode()
+    page = agent.get(f"/console/offer-sets/{offer_set.pk}/")
+    assert "The fix waits for a manager's approval." in text(page)
+    remedy = Remedy.objects.get(incident=offer_set.incident)
+    assert remedy.status == Remedy.Status.AWAITING_APPROVAL
+    with _capture(execute=True):
+        escalation_approve(escalation_id=remedy.approval_id, user=manager.user)
+
+    given = status(agent, offer_set)
+
+    assert "The fix was given." in text(given)
+    assert "hx-trigger" not in given.content.decode()  # final: no more polling
+
+
+def test_a_refused_fix_says_so(browser_for: Any, demo_pack: None) -> None:
+    agent = limited_agent(browser_for, "10.00")
+    manager = browser_for("manager", "manager-1")
+    offer_set = new_set(agent)
+    record(agent, offer_set, "declined")
+    remedy = Remedy.objects.get(incident=offer_set.incident)
+    escalation_reject(escalation_id=remedy.approval_id, user=manager.user, reason="Not our fault")
+
+    polled = status(agent, offer_set)
+
+    assert "The fix was refused by a manager." in text(polled)
+    assert "hx-trigger" not in polled.content.decode()
+
+
+def test_a_fix_within_the_agents_limit_says_it_was_given(agent: Client, demo_pack: None) -> None:
+    offer_set = new_set(agent)
+
+    record(agent, offer_set, "a")
+
+    assert "The fix was given." in text(status(agent, offer_set))
 
 
 # --- CSRF and the lockout -----------------------------------------------------------------------------

@@ -29,9 +29,11 @@
     var words = document.getElementById("selected-choice");
     if (button && input) input.value = button.getAttribute("data-choice");
     if (words) {
-      words.textContent = button
-        ? "Selected: " + button.getAttribute("data-says") + ". Record when the customer agrees."
-        : "Nothing selected yet: choose an option, or Customer declined.";
+      var declined = button && button.getAttribute("data-choice") === "declined";
+      words.textContent = !button
+        ? "Nothing selected yet: choose an option, or Customer declined."
+        : "Selected: " + button.getAttribute("data-says") + "." +
+          (declined ? " Record to note that the customer declined." : " Record when the customer agrees.");
     }
   }
 
@@ -55,8 +57,17 @@
   document.addEventListener("keydown", function (event) {
     if (event.defaultPrevented || event.isComposing || event.ctrlKey || event.altKey || event.metaKey) return;
     var target = event.target;
-    // Enter submits the form it is typed in (a select or a checkbox too), never a textarea's new line.
+    // Enter submits the form it is typed in (a select or a checkbox too), never a textarea's new line. In the
+    // customer ID, an ID not looked up yet is looked up first (the form is filled); a second Enter submits.
     if (event.key === "Enter" && !event.shiftKey) {
+      if (target && target.hasAttribute && target.hasAttribute("data-lookup-first")) {
+        var typed = target.value.trim();
+        if (typed && typed !== target.getAttribute("data-looked-up")) {
+          event.preventDefault();
+          if (window.htmx) window.htmx.trigger(target, "change");
+          return;
+        }
+      }
       var form = target && target.closest ? target.closest("form[data-enter-submits]") : null;
       if (form && (target.tagName === "INPUT" || target.tagName === "SELECT") && target.type !== "submit") {
         event.preventDefault();
@@ -108,7 +119,14 @@
     var box = document.getElementById("console-alert");
     if (box) box.textContent = text;
   }
-  document.addEventListener("htmx:beforeRequest", function () { alertText(""); });
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    alertText("");
+    // The customer ID being looked up: Enter in it now submits (see the keys above).
+    var elt = event.detail.elt;
+    if (elt && elt.hasAttribute && elt.hasAttribute("data-lookup-first")) {
+      elt.setAttribute("data-looked-up", elt.value.trim());
+    }
+  });
   document.addEventListener("htmx:responseError", function (event) {
     var status = event.detail.xhr ? event.detail.xhr.status : "";
     alertText(status === 404 ? "Not found: this offer set is not yours, or is gone." :
