@@ -296,6 +296,17 @@ def test_the_same_ticket_with_changed_values_says_its_recorded_incident_is_used(
     assert "already recorded" not in text(same)
 
 
+def test_an_incident_without_a_remedy_still_has_its_fix_region_saying_so(agent: Client, demo_pack: None) -> None:
+    """The demo pack gives a late delivery no remedy: "First, the fix" is there all the same, in words."""
+    response = options(agent, category="late_delivery")
+
+    assert response.status_code == 200
+    page = text(response)
+    assert "First, the fix Nothing to put right first for this incident" in page
+    assert page.index("First, the fix") < page.index("Option a")
+    assert 'id="fix-state"' not in response.content.decode()
+
+
 def test_without_htmx_the_whole_page_comes_back(agent: Client, demo_pack: None) -> None:
     response = agent.post("/console/options/", INCIDENT)
 
