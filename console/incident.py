@@ -41,18 +41,14 @@ BY_NAME = {field.name: field for field in FIELDS}
 # applies, and a required one says "This field is required." rather than "may not be blank".
 _CUSTOMER_TEXT = ("name", "email", "tier", "lifetime_value")
 _INCIDENT_TEXT = ("category", "severity", "fault", "order_value", "ticket", "description")
+_TYPED_CHOICES = ("tier", "fault")
 _INDEX = re.compile(r"\[(\d+)\]$")
 
-SEVERITIES = (
-    ("1", "1: minor"),
-    ("2", "2: annoying"),
-    ("3", "3: serious"),
-    ("4", "4: severe"),
-    ("5", "5: critical"),
-)
 HINTS = {
     "customer_id": "The exact ID fills the form from the stored customer and lists their recent offer sets.",
-    "tier": "As stored: standard for a new customer.",
+    "tier": "standard, silver, gold or platinum; empty: as stored (standard for a new customer).",
+    "severity": "1 (minor) to 5 (critical).",
+    "fault": "company, customer, third_party or unknown.",
     "lifetime_value": "In {currency}, for example 5400.00.",
     "interests": "Separated by commas, for example: sports, cooking.",
     "correctable": "We can still put it right (replace, redeliver, rebook).",
@@ -74,6 +70,11 @@ def form_values(post: Mapping[str, Any] | None = None) -> dict[str, Any]:
     return values
 
 
+def _typed_choice(name: str, value: str) -> str:
+    """Tier and fault are typed (with suggestions): "Gold " is the choice ``gold``; other fields go as typed."""
+    return value.strip().lower() if name in _TYPED_CHOICES else value
+
+
 def offer_set_input(values: Mapping[str, Any]) -> dict[str, Any]:
     """The body ``POST /api/v1/offer-sets/`` would get for these form values."""
     customer: dict[str, Any] = {}
@@ -81,14 +82,14 @@ def offer_set_input(values: Mapping[str, Any]) -> dict[str, Any]:
         customer["external_id"] = values["customer_id"]
     for name in _CUSTOMER_TEXT:
         if values[name].strip():
-            customer[name] = values[name]
+            customer[name] = _typed_choice(name, values[name])
     interests = [item.strip() for item in values["interests"].split(",") if item.strip()]
     if interests:
         customer["interests"] = interests
     incident: dict[str, Any] = {"correctable": bool(values["correctable"])}
     for name in _INCIDENT_TEXT:
         if values[name].strip():
-            incident[BY_NAME[name].path.removeprefix("incident.")] = values[name]
+            incident[BY_NAME[name].path.removeprefix("incident.")] = _typed_choice(name, values[name])
     return {"customer": customer, "incident": incident}
 
 

@@ -43,7 +43,6 @@ from console.incident import (
     FAULTS,
     FIELDS,
     HINTS,
-    SEVERITIES,
     TIERS,
     errors_by_field,
     form_values,
@@ -122,7 +121,6 @@ def _form_context(
         "categories": [(category.slug, category.name) for category in categories],
         "tiers": TIERS,
         "faults": FAULTS,
-        "severities": SEVERITIES,
     }
 
 
@@ -225,13 +223,6 @@ def _record_context(
         "error": error,
         "field_errors": field_errors or {},
         "values": values or {"choice": "", "satisfaction": "", "notes": ""},
-        "satisfactions": [
-            ("1", "1: very unhappy"),
-            ("2", "2: unhappy"),
-            ("3", "3: neutral"),
-            ("4", "4: happy"),
-            ("5", "5: very happy"),
-        ],
         "focus": focus,
     }
 
@@ -346,18 +337,25 @@ def options_get(request: HttpRequest) -> HttpResponse:
             return TemplateResponse(request, "console/home.html", context, status=400)
         response = TemplateResponse(request, "console/_form_invalid.html", context, status=400)
         return reswap(retarget(response, "#incident-form"), "outerHTML")
-    once = run_once(
-        user=request.user,
-        scope=FORM_KEY_SCOPE,
-        key=form_key,
-        data=body,
-        handle=lambda: offer_set_create(
-            user=request.user, index=index, customer=data["customer"], incident=data["incident"]
-        ),
-        body_of=lambda created: {"offer_set": str(created.offer_set.pk)},
-    )
-    if once.value is None:  # the same request as before: its set, as it is now
+
+    def ask(key: str | None) -> Any:
+        return run_once(
+            user=request.user,
+            scope=FORM_KEY_SCOPE,
+            key=key,
+            data=body,
+            handle=lambda: offer_set_create(
+                user=request.user, index=index, customer=data["customer"], incident=data["incident"]
+            ),
+            body_of=lambda created: {"offer_set": str(created.offer_set.pk)},
+        )
+
+    once = ask(form_key)
+    if once.value is None:  # the same request as before: its set, as it is now, unless it has expired since
         offer_set = _visible_set(request.user, UUID(once.body["offer_set"]))
+        if offer_set.expires_at <= timezone.now():
+            once = ask(None)  # asking again for an expired set is a new request, under a new key
+    if once.value is None:
         results = _stored_context(request.user, offer_set)
         results["same_request"] = True
     else:

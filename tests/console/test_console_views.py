@@ -113,10 +113,22 @@ def test_anonymous_users_are_sent_to_the_console_login(db: None) -> None:
 
 
 def test_an_anonymous_fragment_request_sends_the_whole_page_to_the_login(db: None) -> None:
-    response = Client().get("/console/customer/", {"customer_id": "C-1001"}, **HTMX)
+    """A session that expired under the page: logging in leads back to the page the fragment was asked from,
+    never to the fragment itself (bare HTML) or a POST-only address (a 405)."""
+    page = "/console/offer-sets/1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed/"
+    on_a_set = {**HTMX, "HTTP_HX_CURRENT_URL": f"http://testserver{page}"}
 
-    assert response.status_code == 204
-    assert response["HX-Redirect"].startswith("/console/login/?next=")
+    poll = Client().get(f"{page}status/", **on_a_set)
+    record = Client().post(f"{page}outcome/", {"choice": "a"}, **HTMX)
+    elsewhere = Client().get("/console/customer/", HTTP_HX_CURRENT_URL="https://evil.example/x", **HTMX)
+    plain_post = Client().post("/console/options/", INCIDENT)
+
+    assert poll.status_code == 204
+    assert poll["HX-Redirect"] == f"/console/login/?next={page}"
+    assert record["HX-Redirect"] == "/console/login/?next=/console/"  # no page named: the console
+    assert elsewhere["HX-Redirect"] == "/console/login/?next=/console/"  # another origin is not followed
+    assert plain_post.status_code == 302
+    assert plain_post["Location"] == "/console/login/?next=/console/"
 
 
 def test_the_form_names_its_fields_as_the_api_doc_does_and_lists_active_categories(
@@ -149,8 +161,9 @@ def test_the_page_has_an_icon_a_short_tier_choice_and_a_lookup_that_disables_not
     assert icon in page
     assert icon in landing
     assert finders.find("console/favicon.svg")
-    assert '<option value="">As stored</option>' in page
-    assert "As stored: standard for a new customer." in page
+    tier = re.search(r'<input[^>]*id="id_tier"[^>]*>', page).group(0)
+    assert 'placeholder="as stored"' in tier
+    assert "empty: as stored (standard for a new customer)." in page
     lookup = re.search(r'<input[^>]*id="id_customer_id"[^>]*>', page).group(0)
     assert 'hx-disabled-elt="unset"' in lookup  # the form's "find button" does not apply to the input
 
@@ -255,6 +268,20 @@ def test_the_same_form_key_and_values_again_show_the_same_set_and_make_nothing_n
     assert form_key(first) == form_key(again) == key  # the form keeps its key
 
 
+def test_the_same_form_key_and_values_after_the_set_expired_ask_anew(agent: Client, demo_pack: None) -> None:
+    """Replaying an expired set would leave the agent nothing to record: asking again after expiry is new."""
+    key = form_key(agent.get("/console/"))
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        first = options(agent, form_key=key, ticket="")
+        clock.shift(timedelta(minutes=61))  # past the 60-minute life of an offer set (OFFER_SET_TTL_MINUTES)
+        again = options(agent, form_key=key, ticket="")
+
+    assert first.status_code == again.status_code == 200
+    assert OfferSet.objects.count() == 2
+    assert "Same request as before" not in text(again)
+    assert form_key(again) != key
+
+
 def test_changed_values_with_the_same_form_key_make_a_new_set_and_a_new_key(agent: Client, demo_pack: None) -> None:
     key = form_key(agent.get("/console/"))
     options(agent, form_key=key)
@@ -294,6 +321,18 @@ def test_the_same_ticket_with_changed_values_says_its_recorded_incident_is_used(
     ) in text(changed)
     assert "already recorded" not in text(first)
     assert "already recorded" not in text(same)
+
+
+def test_tier_severity_and_fault_are_typed_and_a_typed_choice_may_have_any_case(agent: Client, demo_pack: None) -> None:
+    page = agent.get("/console/").content.decode()
+    for name in ("tier", "severity", "fault"):
+        assert re.search(rf'<input[^>]*id="id_{name}"', page), name  # typed (API.md: only Category is a select)
+
+    response = options(agent, tier=" Gold", fault="Company", severity="4")
+
+    assert response.status_code == 200, text(response)
+    offer_set = OfferSet.objects.get()
+    assert (offer_set.customer.tier, offer_set.incident.fault, offer_set.incident.severity) == ("gold", "company", 4)
 
 
 def test_an_incident_without_a_remedy_still_has_its_fix_region_saying_so(agent: Client, demo_pack: None) -> None:
@@ -458,7 +497,10 @@ def test_record_without_a_choice_or_with_a_bad_satisfaction_says_so_and_records_
     assert (no_choice.status_code, bad.status_code, no_such.status_code) == (400, 400, 400)
     assert "Choose an option (a, b, c) or Customer declined first." in text(no_choice)
     assert "Ensure this value is less than or equal to 5." in text(bad)
-    assert 'id="id_satisfaction" name="satisfaction" aria-invalid="true"' in bad.content.decode()
+    satisfaction = re.search(r'<input[^>]*id="id_satisfaction"[^>]*>', bad.content.decode()).group(0)
+    assert 'aria-invalid="true"' in satisfaction
+    assert 'aria-describedby="id_satisfaction-hint id_satisfaction-error"' in satisfaction
+    assert 'value="9"' in satisfaction  # kept, to be corrected
     assert "is not an option of this offer set" in text(no_such)
     assert not OutcomeSubmission.objects.exists()
 
