@@ -307,3 +307,13 @@ class ResilientAnonRateThrottle(_Resilient, _FixedWindow, AnonRateThrottle):
     def get_ident(self, request: Any) -> str:
         # As the lockout reads it: a forwarded "address" that is none (junk a client wrote) is not a bucket of its own.
         return client_address(request) or super().get_ident(request)
+
+
+class CustomerLookupThrottle(ResilientUserRateThrottle):
+    """The console's exact-ID customer lookup, per user (CONSOLE_LOOKUP_RATE): enough for calls, too few to
+    guess customers' IDs in bulk."""
+
+    scope = "console_lookup"
+
+    def get_rate(self) -> str:
+        return settings.CONSOLE_LOOKUP_RATE

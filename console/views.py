@@ -24,6 +24,7 @@ from rest_framework import serializers
 
 from compensation.authority import user_authority
 from compensation.errors import ApplicationError, InvalidInput, NotFound
+from compensation.http import CustomerLookupThrottle
 from compensation.models import OfferSet, OutcomeSubmission, Remedy
 from compensation.roles import Role, user_has_role
 from compensation.selectors import (
@@ -378,6 +379,14 @@ def options_get(request: HttpRequest) -> HttpResponse:
 def customer_lookup(request: HttpRequest) -> HttpResponse:
     """The stored customer whose ID is exactly the one typed (to fill the form) and their recent offer sets
     this user may see; nothing for any other string."""
+    throttle = CustomerLookupThrottle()
+    if not throttle.allow_request(request, None):
+        return TemplateResponse(
+            request,
+            "console/_customer.html",
+            {"throttled": f"Too many lookups: try again in {int(throttle.wait())} s."},
+            status=429,
+        )
     external_id = request.GET.get("customer_id", "").strip()
     return TemplateResponse(request, "console/_customer.html", _customer_context(request.user, external_id))
 

@@ -317,6 +317,7 @@ DEFAULT_FROM_EMAIL = env.string("DEFAULT_FROM_EMAIL", "Recovery <recovery@localh
 # --- REST framework -----------------------------------------------------------
 THROTTLE_USER_RATE = env.throttle_rate("THROTTLE_USER_RATE", "1000/min")
 THROTTLE_ANON_RATE = env.throttle_rate("THROTTLE_ANON_RATE", "60/min")  # the feedback links
+CONSOLE_LOOKUP_RATE = env.throttle_rate("CONSOLE_LOOKUP_RATE", "60/min")  # the console's customer lookups, per user
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -701,3 +701,18 @@ def test_a_manager_gets_options_and_records_too(browser_for: Any, demo_pack: Non
 
     assert "Recorded" in text(status(manager, offer_set))
     assert Outcome.objects.get().agent == manager.user
+
+
+def test_customer_lookups_are_limited_per_user_so_ids_cannot_be_guessed_in_bulk(
+    browser_for: Any, agent: Client, demo_pack: None, settings: Any
+) -> None:
+    settings.CONSOLE_LOOKUP_RATE = "3/min"
+    Customer.objects.create(external_id="C-1001", name="Linda Park", tier="gold")
+    with time_machine.travel(timezone.now(), tick=False):
+        answers = [agent.get("/console/customer/", {"customer_id": f"C-100{n}"}, **HTMX) for n in range(5)]
+        other = browser_for("agent", "agent-2").get("/console/customer/", {"customer_id": "C-1001"}, **HTMX)
+
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429, 429]
+    assert "Too many lookups: try again in" in text(answers[3])
+    assert "Linda Park" not in text(answers[4])
+    assert other.status_code == 200  # per user
