@@ -352,9 +352,6 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_AUTHENTICATION": [],  # public: a stale token in the browser must not hide the docs
-    # The docs' Authorize dialog offers the token alone: the session cookie (the browsable API's, the console's)
-    # is sent by the browser anyway, and listed first it took the pasted "Token …" and answered 401.
-    "AUTHENTICATION_WHITELIST": ["compensation.authentication.RoleTokenAuthentication"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

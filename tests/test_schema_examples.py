@@ -168,12 +168,3 @@ def test_every_example_is_sent() -> None:
     names = {case.values[0] for case in CASES}
     assert names == set(ROLE)
     assert len(CASES) >= len(ROLE)
-
-
-def test_the_docs_authorize_with_the_token_alone() -> None:
-    """Swagger's Authorize dialog lists the schema's security schemes: the token, not the session cookie (which
-    a browser sends anyway, and which, listed first, took a pasted "Token …" and answered 401)."""
-    schema = _schema()
-
-    assert list(schema["components"]["securitySchemes"]) == ["tokenAuth"]
-    assert schema["components"]["securitySchemes"]["tokenAuth"]["in"] == "header"
