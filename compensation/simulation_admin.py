@@ -179,16 +179,22 @@ def policy_form_pack(form: forms.ModelForm, formsets: Iterable[Any], *, slug: st
 # --- Forms ----------------------------------------------------------------------------------------
 
 
-class SimulateDaysForm(forms.Form):
-    days = forms.TypedChoiceField(
+def _days_field(help_text: str) -> forms.TypedChoiceField:
+    return forms.TypedChoiceField(
         label="Simulate over the last",
         choices=DAYS_CHOICES,
         coerce=int,
         required=False,  # left out: the default
         empty_value=DEFAULT_DAYS,
         initial=DEFAULT_DAYS,
-        help_text="Replays the incidents created in these days against the live policies and against them with "
-        "this form's policy as posted. Nothing is saved.",
+        help_text=help_text,
+    )
+
+
+class SimulateDaysForm(forms.Form):
+    days = _days_field(
+        "Replays the incidents created in these days against the live policies and against them with "
+        "this form's policy as posted. Nothing is saved."
     )
 
 
@@ -202,15 +208,7 @@ class PackSimulateForm(forms.Form):
         help_text="A YAML or JSON pack as import_policies takes it (a .json file is read as JSON, any other as "
         "YAML). Policies match the live ones by slug; live policies it does not name stay as they are.",
     )
-    days = forms.TypedChoiceField(
-        label="Simulate over the last",
-        choices=DAYS_CHOICES,
-        coerce=int,
-        required=False,  # left out: the default
-        empty_value=DEFAULT_DAYS,
-        initial=DEFAULT_DAYS,
-        help_text="Replays the incidents created in these days.",
-    )
+    days = _days_field("Replays the incidents created in these days.")
 
     def clean_pack(self) -> tuple[str, str]:
         upload = self.cleaned_data["pack"]

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
@@ -37,7 +36,7 @@ from compensation.services.escalations import (
     escalation_resolve,
 )
 from console.access import managers_only
-from policies.money import money_display
+from console.formats import money
 
 PER_PAGE = 25
 KIND = Escalation.Kind
@@ -127,7 +126,7 @@ def card_of(escalation: Escalation, now: datetime, **extra: Any) -> Card:
     options = [
         OptionRow(
             offer=offer,
-            cost=money_display(offer.estimated_cost, offer.currency, settings.MONEY_LOCALE),
+            cost=money(offer.estimated_cost, offer.currency),
             chosen=choice is not None and choice.choice == offer.label,
             waiting=choice is not None
             and choice.choice == offer.label
@@ -144,9 +143,9 @@ def card_of(escalation: Escalation, now: datetime, **extra: Any) -> Card:
         choice=choice,
         choice_words=_choice_words(escalation, choice),
         actions=actions_for(escalation),
-        order_value=money_display(escalation.incident.order_value, escalation.incident.currency, settings.MONEY_LOCALE),
+        order_value=money(escalation.incident.order_value, escalation.incident.currency),
         remedies=[
-            {"remedy": r, "cost": money_display(r.estimated_cost, r.currency, settings.MONEY_LOCALE)}
+            {"remedy": r, "cost": money(r.estimated_cost, r.currency)}
             for r in getattr(escalation, "remedies_waiting", [])
         ],
         **extra,
@@ -257,6 +256,18 @@ def _answer(
     return HttpResponse(body, status=status)
 
 
+def _conflict(request: HttpRequest, escalation_id: int, now: datetime, message: str) -> HttpResponse:
+    """A 409: the message in the card and in the page's status; nothing changed."""
+    return _answer(
+        request,
+        escalation_id=escalation_id,
+        now=now,
+        status=409,
+        status_message=message,
+        card_extra={"message": message},
+    )
+
+
 @managers_only
 @require_POST
 def escalation_action(request: HttpRequest, escalation_id: int, action: str) -> HttpResponse:
@@ -293,28 +304,13 @@ def escalation_action(request: HttpRequest, escalation_id: int, action: str) -> 
     try:
         escalation = act.run(escalation_id, request.user, now, data)
     except ApplicationError as error:
-        message = f"{number} not {act.done}: {error.message}"
-        return _answer(
-            request,
-            escalation_id=escalation_id,
-            now=now,
-            status=409,
-            status_message=message,
-            card_extra={"message": message},
-        )
+        return _conflict(request, escalation_id, now, f"{number} not {act.done}: {error.message}")
 
     by = escalation.assigned_to.get_username() if escalation.assigned_to_id else "nobody"
     # Closed before (the service changed nothing): said as a conflict, so a second click or tab knows.
     if escalation.is_closed and (before not in OPEN or escalation.resolved_at != now):
         message = f"{number} was already {escalation.get_status_display().lower()} by {by}; nothing changed."
-        return _answer(
-            request,
-            escalation_id=escalation_id,
-            now=now,
-            status=409,
-            status_message=message,
-            card_extra={"message": message},
-        )
+        return _conflict(request, escalation_id, now, message)
     if action == "acknowledge":
         if before == STATUS.ACKNOWLEDGED or escalation.acknowledged_at != now:
             message = f"{number} was already acknowledged; it is assigned to {by}. Nothing changed."

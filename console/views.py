@@ -7,7 +7,6 @@ for the outcome (``POST /api/v1/offer-sets/{id}/outcome/``), ``offer_set_visible
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID, uuid4
@@ -40,6 +39,7 @@ from compensation.services.idempotency import run_once
 from compensation.services.offer_sets import OfferSetCreated, offer_set_create
 from compensation.services.outcomes import DECLINED, outcome_submit
 from console.access import agents_and_managers
+from console.formats import money
 from console.incident import (
     FAULTS,
     FIELDS,
@@ -50,7 +50,6 @@ from console.incident import (
     offer_set_input,
 )
 from policies.index import policy_index_get
-from policies.money import money_display
 
 # How often the outcome's status is asked for again: at once while it is being recorded, now and then while a
 # manager decides; never once it is final.
@@ -74,10 +73,6 @@ class ConsoleLogoutView(auth_views.LogoutView):
 
 
 # --- What the templates show --------------------------------------------------------------------
-
-
-def _money(amount: str | Decimal | None, currency: str) -> str:
-    return "" if amount is None else money_display(Decimal(amount), currency, settings.MONEY_LOCALE)
 
 
 def _form_key(posted: Any) -> str:
@@ -128,10 +123,8 @@ def _form_context(
 def _results_context(offer_set: OfferSet, payload: dict[str, Any], *, now: Any) -> dict[str, Any]:
     """The set as the API shows it (``offer_set_payload``), with money in words for reading aloud."""
     currency = offer_set.incident.currency
-    options = [
-        {**option, "cost": _money(option["estimated_cost"], option["currency"])} for option in payload["options"]
-    ]
-    remedy = [{**item, "cost": _money(item["estimated_cost"], item["currency"])} for item in payload["remedy"]]
+    options = [{**option, "cost": money(option["estimated_cost"], option["currency"])} for option in payload["options"]]
+    remedy = [{**item, "cost": money(item["estimated_cost"], item["currency"])} for item in payload["remedy"]]
     outcome = payload["outcome"]
     chosen = outcome["choice"] if outcome and outcome["status"] != OutcomeSubmission.Status.REJECTED else None
     return {
@@ -139,7 +132,7 @@ def _results_context(offer_set: OfferSet, payload: dict[str, Any], *, now: Any) 
         "payload": payload,
         "options": options,
         "remedy": remedy,
-        "order_value": _money(payload["incident"]["order_value"], currency),
+        "order_value": money(payload["incident"]["order_value"], currency),
         "category_name": offer_set.incident.category.name,
         "escalation": payload["escalation"],
         "chosen": chosen,
@@ -286,7 +279,7 @@ def _ticket_note(offer_set: OfferSet, posted: dict[str, Any]) -> str:
         return ""
     return (
         f"Ticket {incident.external_ref} is an incident already recorded ({incident.category.name.lower()}, "
-        f"severity {incident.severity}, order value {_money(incident.order_value, incident.currency)}): "
+        f"severity {incident.severity}, order value {money(incident.order_value, incident.currency)}): "
         "these options are for it; your changes to it were not used."
     )
 

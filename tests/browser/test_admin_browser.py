@@ -8,6 +8,8 @@ pytest-django's live server. Skipped locally when Chromium is missing; fails in 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,29 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 STEP_TIMEOUT_MS = 10_000
+
+
+@contextlib.contextmanager
+def chromium_page(
+    chromium_path: str, *, screenshot: Path | None = None, width: int = 1280, height: int = 900
+) -> Iterator[Page]:
+    """A page of headless Debian Chromium with the suite's step timeout; on a failure inside, a full-page
+    screenshot to ``screenshot`` (a debugging aid); the browser closed in any case."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.set_default_timeout(STEP_TIMEOUT_MS)
+        expect.set_options(timeout=STEP_TIMEOUT_MS)
+        try:
+            yield page
+        except Exception:
+            if screenshot is not None:
+                page.screenshot(path=str(screenshot), full_page=True)
+            raise
+        finally:
+            browser.close()
+
+
 SCREENSHOT = Path("/tmp/admin_browser_failure.png")  # noqa: S108 - a debugging aid, overwritten each run
 
 

@@ -20,10 +20,10 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.management import call_command
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from compensation.models import Customer, OfferSet, Outcome, OutcomeSubmission
-from tests.browser.test_admin_browser import CHROMIUM_ARGS, STEP_TIMEOUT_MS
+from tests.browser.test_admin_browser import chromium_page
 
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 SCREENSHOT = Path("/tmp/console_browser_failure.png")  # noqa: S108 - a debugging aid, overwritten each run
@@ -52,26 +52,16 @@ def console(chromium_path: str, live_server: Any, monkeypatch: pytest.MonkeyPatc
         user.set_password(PASSWORD)
         user.save()
         user.groups.add(*groups)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(STEP_TIMEOUT_MS)
-            expect.set_options(timeout=STEP_TIMEOUT_MS)
-            try:
-                page.goto(f"{live_server.url}/console/")
-                expect(page).to_have_url(f"{live_server.url}/console/login/?next=/console/")
-                if axe:
-                    axe_check(page, "the login page")
-                page.get_by_label("Username").fill(username)
-                page.get_by_label("Password").fill(PASSWORD)
-                page.get_by_role("button", name="Log in").click()
-                expect(page).to_have_url(f"{live_server.url}/console/")
-                yield page
-            except Exception:
-                page.screenshot(path=str(SCREENSHOT), full_page=True)
-                raise
-            finally:
-                browser.close()
+        with chromium_page(chromium_path, screenshot=SCREENSHOT) as page:
+            page.goto(f"{live_server.url}/console/")
+            expect(page).to_have_url(f"{live_server.url}/console/login/?next=/console/")
+            if axe:
+                axe_check(page, "the login page")
+            page.get_by_label("Username").fill(username)
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Log in").click()
+            expect(page).to_have_url(f"{live_server.url}/console/")
+            yield page
 
     return open_as
 

@@ -21,7 +21,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.utils import timezone
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from compensation.models import Customer, Escalation, Incident, OutcomeSubmission
 from compensation.serializers import offer_set_input_validate
@@ -31,7 +31,7 @@ from compensation.services.outcomes import outcome_submit
 from compensation.services.users import user_token_issue
 from policies.choices import OfferKind
 from policies.index import policy_index_get
-from tests.browser.test_admin_browser import CHROMIUM_ARGS, STEP_TIMEOUT_MS
+from tests.browser.test_admin_browser import chromium_page
 from tests.browser.test_console_browser import axe_check
 from tests.factories import CategoryFactory, OfferTemplateFactory, PolicyFactory
 
@@ -116,64 +116,54 @@ def test_a_manager_approves_and_resolves_in_the_queue_without_a_reload(
     manager.set_password("correct-horse-battery")
     manager.save()
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(STEP_TIMEOUT_MS)
-        expect.set_options(timeout=STEP_TIMEOUT_MS)
-        try:
-            page.goto(f"{live_server.url}/console/login/")
-            page.get_by_label("Username").fill("manager-1")
-            page.get_by_label("Password").fill("correct-horse-battery")
-            page.get_by_role("button", name="Log in").click()
-            expect(page).to_have_url(f"{live_server.url}/console/")
-            page.get_by_role("navigation", name="Console").get_by_role("link", name="Escalations").click()
-            expect(page).to_have_url(f"{live_server.url}/console/escalations/")
-            expect(page.get_by_role("heading", name="Open escalations", level=1)).to_be_visible()
-            axe_check(page, "the queue")
+    with chromium_page(chromium_path, screenshot=SCREENSHOT) as page:
+        page.goto(f"{live_server.url}/console/login/")
+        page.get_by_label("Username").fill("manager-1")
+        page.get_by_label("Password").fill("correct-horse-battery")
+        page.get_by_role("button", name="Log in").click()
+        expect(page).to_have_url(f"{live_server.url}/console/")
+        page.get_by_role("navigation", name="Console").get_by_role("link", name="Escalations").click()
+        expect(page).to_have_url(f"{live_server.url}/console/escalations/")
+        expect(page.get_by_role("heading", name="Open escalations", level=1)).to_be_visible()
+        axe_check(page, "the queue")
 
-            # Soonest due first: the overdue one leads, and says so in words.
-            cards = page.get_by_role("article")
-            expect(cards).to_have_count(2)
-            first = page.get_by_role("article", name=f"Escalation #{senior.pk}: senior manager, missed appointment")
-            second = page.get_by_role("article", name=f"Escalation #{approval.pk}: approval, late delivery")
-            expect(cards.nth(0)).to_have_id(f"escalation-{senior.pk}")
-            expect(first).to_contain_text("Overdue")
-            expect(first).to_contain_text(re.compile(r"Overdue by 1 h \d+ min"))
-            expect(second).not_to_contain_text("Overdue")
-            expect(second).to_contain_text(re.compile(r"Due in 3 h 5\d min"))
-            expect(second).to_contain_text("Chosen, waiting for this approval")
-            expect(second.get_by_role("button", name="Resolve")).to_have_count(0)
-            page.evaluate("window.stillThisPage = true")  # gone if the page reloads
+        # Soonest due first: the overdue one leads, and says so in words.
+        cards = page.get_by_role("article")
+        expect(cards).to_have_count(2)
+        first = page.get_by_role("article", name=f"Escalation #{senior.pk}: senior manager, missed appointment")
+        second = page.get_by_role("article", name=f"Escalation #{approval.pk}: approval, late delivery")
+        expect(cards.nth(0)).to_have_id(f"escalation-{senior.pk}")
+        expect(first).to_contain_text("Overdue")
+        expect(first).to_contain_text(re.compile(r"Overdue by 1 h \d+ min"))
+        expect(second).not_to_contain_text("Overdue")
+        expect(second).to_contain_text(re.compile(r"Due in 3 h 5\d min"))
+        expect(second).to_contain_text("Chosen, waiting for this approval")
+        expect(second.get_by_role("button", name="Resolve")).to_have_count(0)
+        page.evaluate("window.stillThisPage = true")  # gone if the page reloads
 
-            second.get_by_role("button", name="Approve").click()
-            status = page.get_by_role("status")
-            expect(status).to_have_text(
-                f"Escalation #{approval.pk} approved: what waited for it goes ahead. It has left the open list."
-            )
-            expect(second).to_have_count(0)
-            expect(page.locator("#queue-count")).to_have_text("1 open escalation, soonest due first; 1 overdue.")
+        second.get_by_role("button", name="Approve").click()
+        status = page.get_by_role("status")
+        expect(status).to_have_text(
+            f"Escalation #{approval.pk} approved: what waited for it goes ahead. It has left the open list."
+        )
+        expect(second).to_have_count(0)
+        expect(page.locator("#queue-count")).to_have_text("1 open escalation, soonest due first; 1 overdue.")
 
-            first.get_by_role("button", name="Resolve").click()
-            resolution = first.get_by_label("Resolution")
-            expect(resolution).to_have_attribute("aria-invalid", "true")
-            expect(resolution).to_have_accessible_description("This field may not be blank.")
-            expect(resolution).to_be_focused()
-            expect(status).to_contain_text(f"Escalation #{senior.pk} not resolved")
-            axe_check(page, "the queue after the actions")
+        first.get_by_role("button", name="Resolve").click()
+        resolution = first.get_by_label("Resolution")
+        expect(resolution).to_have_attribute("aria-invalid", "true")
+        expect(resolution).to_have_accessible_description("This field may not be blank.")
+        expect(resolution).to_be_focused()
+        expect(status).to_contain_text(f"Escalation #{senior.pk} not resolved")
+        axe_check(page, "the queue after the actions")
 
-            resolution.fill("Called Ada; the engineer comes tomorrow at 9.")
-            first.get_by_role("button", name="Resolve").click()
-            expect(status).to_have_text(f"Escalation #{senior.pk} resolved. It has left the open list.")
-            expect(page.get_by_role("article")).to_have_count(0)
-            expect(page.get_by_role("heading", name="Open escalations", level=1)).to_be_focused()
-            assert page.evaluate("window.stillThisPage") is True
-            page.screenshot(path="/tmp/console_escalations_browser.png", full_page=True)  # noqa: S108
-        except Exception:
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
-            raise
-        finally:
-            browser.close()
+        resolution.fill("Called Ada; the engineer comes tomorrow at 9.")
+        first.get_by_role("button", name="Resolve").click()
+        expect(status).to_have_text(f"Escalation #{senior.pk} resolved. It has left the open list.")
+        expect(page.get_by_role("article")).to_have_count(0)
+        expect(page.get_by_role("heading", name="Open escalations", level=1)).to_be_focused()
+        assert page.evaluate("window.stillThisPage") is True
+        page.screenshot(path="/tmp/console_escalations_browser.png", full_page=True)  # noqa: S108
 
     approval.refresh_from_db()
     senior.refresh_from_db()

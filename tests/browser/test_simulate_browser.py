@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from compensation.models import Customer, Incident
 from policies.models import Category, Policy, PolicyRevision, PolicyVersion
 from policies.packs import pack_import
-from tests.browser.test_admin_browser import CHROMIUM_ARGS, STEP_TIMEOUT_MS, _log_in
+from tests.browser.test_admin_browser import _log_in, chromium_page
 from tests.compensation.test_simulations import LIVE
 
 SCREENSHOT = Path("/tmp/simulate_browser_failure.png")  # noqa: S108 - a debugging aid, overwritten each run
@@ -51,38 +51,28 @@ def test_admin_simulates_an_unsaved_change_and_nothing_is_saved(
     policy = Policy.objects.get(slug="late-credit")
     revision = list(PolicyRevision.objects.values_list("number", flat=True))
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(STEP_TIMEOUT_MS)
-        expect.set_options(timeout=STEP_TIMEOUT_MS)
-        try:
-            _log_in(page, live_server.url, "policy-editor", "correct-horse-battery")
-            page.goto(f"{live_server.url}/admin/policies/policy/{policy.pk}/change/")
-            expect(page.get_by_role("heading", name="Simulation result")).to_have_count(0)
+    with chromium_page(chromium_path, screenshot=SCREENSHOT) as page:
+        _log_in(page, live_server.url, "policy-editor", "correct-horse-battery")
+        page.goto(f"{live_server.url}/admin/policies/policy/{policy.pk}/change/")
+        expect(page.get_by_role("heading", name="Simulation result")).to_have_count(0)
 
-            page.fill("#id_offers-0-value", "15")
-            expect(page.get_by_label("Simulate over the last")).to_have_value("30")
-            page.get_by_role("button", name="Simulate").click()
+        page.fill("#id_offers-0-value", "15")
+        expect(page.get_by_label("Simulate over the last")).to_have_value("30")
+        page.get_by_role("button", name="Simulate").click()
 
-            result = page.get_by_role("region", name="Simulation result")
-            expect(result).to_be_visible()
-            expect(result).to_contain_text("Nothing was saved.")
-            expect(result).to_contain_text("Every incident of the window replayed (4).")
-            this_policy = result.get_by_role("table", name="This policy")
-            # Four credits of 10.00, then 15.00, each times the prior 0.3333: 13.332 and 19.998.
-            expect(this_policy.get_by_role("row", name="late-credit")).to_contain_text("4 → 4")
-            expect(this_policy.get_by_role("row", name="late-credit")).to_contain_text("13.33 → 20.00")
-            expect(result.get_by_role("table", name="Before").first).to_contain_text("A 10 credit")
-            expect(result.get_by_role("table", name="After").first).to_contain_text("A 15 credit")
-            # The form is as posted, ready to simulate again or save.
-            expect(page.locator("#id_offers-0-value")).to_have_value("15")
-            page.screenshot(path="/tmp/simulate_browser_result.png", full_page=True)  # noqa: S108
-        except Exception:
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
-            raise
-        finally:
-            browser.close()
+        result = page.get_by_role("region", name="Simulation result")
+        expect(result).to_be_visible()
+        expect(result).to_contain_text("Nothing was saved.")
+        expect(result).to_contain_text("Every incident of the window replayed (4).")
+        this_policy = result.get_by_role("table", name="This policy")
+        # Four credits of 10.00, then 15.00, each times the prior 0.3333: 13.332 and 19.998.
+        expect(this_policy.get_by_role("row", name="late-credit")).to_contain_text("4 → 4")
+        expect(this_policy.get_by_role("row", name="late-credit")).to_contain_text("13.33 → 20.00")
+        expect(result.get_by_role("table", name="Before").first).to_contain_text("A 10 credit")
+        expect(result.get_by_role("table", name="After").first).to_contain_text("A 15 credit")
+        # The form is as posted, ready to simulate again or save.
+        expect(page.locator("#id_offers-0-value")).to_have_value("15")
+        page.screenshot(path="/tmp/simulate_browser_result.png", full_page=True)  # noqa: S108
 
     assert Policy.objects.get(slug="late-credit").offers.get().value == Decimal("10.00")
     assert PolicyVersion.objects.filter(policy=policy).count() == 1

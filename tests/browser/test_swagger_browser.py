@@ -12,10 +12,10 @@ import json
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from compensation import schema_examples as examples
-from tests.browser.test_admin_browser import CHROMIUM_ARGS, STEP_TIMEOUT_MS
+from tests.browser.test_admin_browser import chromium_page
 
 OPERATION = "#operations-v1-v1_offer_sets_create"
 
@@ -29,33 +29,26 @@ def test_try_it_out_creates_an_offer_set_as_given(
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     _, key = make_user("swagger-agent", "agent")
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(STEP_TIMEOUT_MS)
-        expect.set_options(timeout=STEP_TIMEOUT_MS)
-        try:
-            page.goto(f"{live_server.url}/api/docs/")
-            page.get_by_role("button", name="Authorize").first.click()
-            dialog = page.locator(".dialog-ux")
-            token_auth = dialog.locator(".auth-container", has_text="tokenAuth")
-            token_auth.locator("input").fill(f"Token {key}")
-            token_auth.get_by_role("button", name="Apply credentials").click()
-            dialog.locator(".close-modal").click()
+    with chromium_page(chromium_path) as page:
+        page.goto(f"{live_server.url}/api/docs/")
+        page.get_by_role("button", name="Authorize").first.click()
+        dialog = page.locator(".dialog-ux")
+        token_auth = dialog.locator(".auth-container", has_text="tokenAuth")
+        token_auth.locator("input").fill(f"Token {key}")
+        token_auth.get_by_role("button", name="Apply credentials").click()
+        dialog.locator(".close-modal").click()
 
-            operation = page.locator(OPERATION)
-            operation.locator(".opblock-summary").click()
-            operation.get_by_role("button", name="Try it out").click()
-            body = operation.locator("textarea.body-param__text")
-            expect(body).to_be_visible()
+        operation = page.locator(OPERATION)
+        operation.locator(".opblock-summary").click()
+        operation.get_by_role("button", name="Try it out").click()
+        body = operation.locator("textarea.body-param__text")
+        expect(body).to_be_visible()
 
-            assert json.loads(body.input_value()) == examples.OFFER_SET_LATE_DELIVERY_GOLD
+        assert json.loads(body.input_value()) == examples.OFFER_SET_LATE_DELIVERY_GOLD
 
-            operation.get_by_role("button", name="Execute").click()
-            status = operation.locator(".live-responses-table .response .response-col_status").first
-            expect(status).to_have_text("201")
-            answer = json.loads(operation.locator(".live-responses-table .microlight").first.inner_text())
-            assert answer["customer"]["external_id"] == examples.GOLD_CUSTOMER["external_id"]
-            assert [option["label"] for option in answer["options"]] == ["a", "b", "c"]
-        finally:
-            browser.close()
+        operation.get_by_role("button", name="Execute").click()
+        status = operation.locator(".live-responses-table .response .response-col_status").first
+        expect(status).to_have_text("201")
+        answer = json.loads(operation.locator(".live-responses-table .microlight").first.inner_text())
+        assert answer["customer"]["external_id"] == examples.GOLD_CUSTOMER["external_id"]
+        assert [option["label"] for option in answer["options"]] == ["a", "b", "c"]
