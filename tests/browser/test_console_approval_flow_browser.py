@@ -34,6 +34,7 @@ def logged_in(browser: Browser, base: str, username: str) -> Page:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(f"{base}/console/")
+    page.wait_for_load_state()  # the URL commits before htmx starts: typing sooner fires no request
     return page
 
 

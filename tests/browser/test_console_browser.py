@@ -61,6 +61,7 @@ def console(chromium_path: str, live_server: Any, monkeypatch: pytest.MonkeyPatc
             page.get_by_label("Password").fill(PASSWORD)
             page.get_by_role("button", name="Log in").click()
             expect(page).to_have_url(f"{live_server.url}/console/")
+            page.wait_for_load_state()  # the URL commits before htmx starts: typing sooner fires no request
             yield page
 
     return open_as

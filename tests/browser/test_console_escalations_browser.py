@@ -122,6 +122,7 @@ def test_a_manager_approves_and_resolves_in_the_queue_without_a_reload(
         page.get_by_label("Password").fill("correct-horse-battery")
         page.get_by_role("button", name="Log in").click()
         expect(page).to_have_url(f"{live_server.url}/console/")
+        page.wait_for_load_state()  # the URL commits before htmx starts: typing sooner fires no request
         page.get_by_role("navigation", name="Console").get_by_role("link", name="Escalations").click()
         expect(page).to_have_url(f"{live_server.url}/console/escalations/")
         expect(page.get_by_role("heading", name="Open escalations", level=1)).to_be_visible()
