@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -27,7 +28,7 @@ from compensation import schema_examples as examples
 from compensation.authority import user_authority
 from compensation.errors import NotFound
 from compensation.filters import EscalationFilter, OfferSetFilter
-from compensation.http import ResilientAnonRateThrottle
+from compensation.http import LargerBodyMixin, ResilientAnonRateThrottle
 from compensation.idempotency import IDEMPOTENCY_KEY_SCHEMA, idempotent
 from compensation.models import Customer, OfferSet
 from compensation.permissions import IsAgentOrManager, IsIntegration, IsIntegrationOrManager, IsManager
@@ -36,6 +37,8 @@ from compensation.schema import ERROR, EXAMPLE_RENDERERS, VALIDATION_ERROR
 from compensation.selectors import (
     customers_with_changes,
     escalation_list,
+    event_list,
+    event_total,
     offer_set_submission,
     offer_set_visible_to,
     simulations_of,
@@ -46,6 +49,11 @@ from compensation.serializers import (
     CustomersBulkInputSerializer,
     CustomersBulkResultSerializer,
     EscalationOutputSerializer,
+    EventCustomersAddedSerializer,
+    EventCustomersInputSerializer,
+    EventInputSerializer,
+    EventSerializer,
+    EventStartedSerializer,
     FeedbackInputSerializer,
     OfferSetInputSerializer,
     OfferSetOutputSerializer,
@@ -60,6 +68,9 @@ from compensation.serializers import (
     customer_put_validate,
     customers_bulk_validate,
     escalation_payload,
+    event_customers_validate,
+    event_input_validate,
+    events_payload,
     offer_set_input_validate,
     offer_set_payload,
     simulation_input_validate,
@@ -72,6 +83,7 @@ from compensation.services.escalations import (
     escalation_reject,
     escalation_resolve,
 )
+from compensation.services.events import EventAdded, event_cancel, event_create, event_customers_add
 from compensation.services.follow_ups import feedback_link_check, feedback_submit
 from compensation.services.offer_sets import offer_set_create
 from compensation.services.outcomes import outcome_submit
@@ -482,3 +494,136 @@ class SimulationDetailApi(APIView):
     def get(self, request: Request, simulation_id: str) -> Response:
         simulation = get_object_or_404(simulations_of(request.user, now=timezone.now()), pk=simulation_id)
         return Response(simulation_payload(simulation))
+
+
+# --- Operational events ------------------------------------------------------------------------
+
+
+def _event_answer(added: EventAdded, status_code: int, *, with_added: bool = False) -> Response:
+    event = added.event
+    body: dict[str, Any] = {"id": event.pk, "status": event.status, "total": event_total(event.pk)}
+    if with_added:
+        body["added"] = added.added
+    return Response(body, status=status_code)
+
+
+class EventListCreateApi(LargerBodyMixin, GenericAPIView):
+    """An operational event: every affected customer gets the remedy and their own a/b/c choice by e-mail (POST);
+    the events, newest first, with their figures (GET)."""
+
+    renderer_classes = EXAMPLE_RENDERERS
+    request_example = examples.EVENT_WAREHOUSE_MISSED
+
+    permission_classes = [IsManager]
+    serializer_class = EventSerializer
+
+    def get_queryset(self):
+        return event_list()
+
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        if self.request is not None and self.request.method == "POST":
+            return EventInputSerializer
+        return EventSerializer
+
+    @extend_schema(
+        request=EventInputSerializer,
+        examples=examples.EVENT_EXAMPLES,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                IDEMPOTENCY_KEY_SCHEMA,
+                OpenApiParameter.HEADER,
+                description="same key and body: the same event again, nothing new; another body: 409",
+            )
+        ],
+        responses={
+            202: EventStartedSerializer,
+            400: OpenApiResponse(
+                description="Paths name each problem (`customers[3].email`, `category`); an external_id repeated "
+                "in the call names the second row; more than 10,000 customers is one error on `customers`. "
+                "Nothing is created."
+            ),
+            403: ERROR,
+            413: ERROR,
+            429: OpenApiResponse(ERROR, description="`event_customer_limit`: EVENT_MAX_CUSTOMERS_PER_DAY reached."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        def create() -> Response:
+            data = event_input_validate(request.data, index=policy_index_get())
+            return _event_answer(event_create(user=request.user, data=data), status.HTTP_202_ACCEPTED)
+
+        return idempotent(request, "events:create", create)
+
+    @extend_schema(responses={200: EventSerializer(many=True), 403: ERROR})
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(events_payload(page))
+
+
+class EventDetailApi(APIView):
+    """An event's progress and what its customers chose; the figures are counted when asked."""
+
+    permission_classes = [IsManager]
+
+    @extend_schema(responses={200: EventSerializer, 403: ERROR, 404: ERROR})
+    def get(self, request: Request, event_id: int) -> Response:
+        return Response(events_payload([get_object_or_404(event_list(), pk=event_id)])[0])
+
+
+class EventCustomersApi(LargerBodyMixin, APIView):
+    """More customers for an event (up to 10,000 a call); those already in it are skipped."""
+
+    renderer_classes = EXAMPLE_RENDERERS
+    request_example = examples.EVENT_MORE_CUSTOMERS
+
+    permission_classes = [IsManager]
+
+    @extend_schema(
+        request=EventCustomersInputSerializer,
+        examples=examples.EVENT_CUSTOMERS_EXAMPLES,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                IDEMPOTENCY_KEY_SCHEMA,
+                OpenApiParameter.HEADER,
+                description="same key and body: the same answer again, nothing new; another body: 409",
+            )
+        ],
+        responses={
+            202: EventCustomersAddedSerializer,
+            400: VALIDATION_ERROR,
+            403: ERROR,
+            404: ERROR,
+            409: OpenApiResponse(ERROR, description="The event was cancelled."),
+            413: ERROR,
+            429: OpenApiResponse(ERROR, description="`event_customer_limit`: EVENT_MAX_CUSTOMERS_PER_DAY reached."),
+        },
+    )
+    def post(self, request: Request, event_id: int) -> Response:
+        def add() -> Response:
+            get_object_or_404(event_list(), pk=event_id)
+            data = event_customers_validate(request.data)
+            added = event_customers_add(user=request.user, event_id=event_id, customers=data["customers"])
+            return _event_answer(added, status.HTTP_202_ACCEPTED, with_added=True)
+
+        return idempotent(request, f"events:{event_id}:customers", add)
+
+
+class EventCancelApi(APIView):
+    """Stop what has not been sent: customers not e-mailed yet are not e-mailed."""
+
+    permission_classes = [IsManager]
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: EventSerializer,
+            403: ERROR,
+            404: ERROR,
+            409: OpenApiResponse(ERROR, description="The event was sent in full: nothing is left to cancel."),
+        },
+    )
+    def post(self, request: Request, event_id: int) -> Response:
+        event = event_cancel(event_id=event_id, user=request.user)
+        return Response(events_payload([get_object_or_404(event_list(), pk=event.pk)])[0])

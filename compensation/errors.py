@@ -26,6 +26,8 @@ class ErrorCode(StrEnum):
     NOT_AN_APPROVAL = "not_an_approval"
     FEEDBACK_USED = "feedback_used"
     SIMULATION_RUNNING = "simulation_running"
+    THROTTLED = "throttled"
+    EVENT_CUSTOMER_LIMIT = "event_customer_limit"
 
 
 class ApplicationError(Exception):
@@ -55,6 +57,12 @@ class Gone(ApplicationError):
     """It existed, and no longer works (an expired link)."""
 
     default_code = ErrorCode.EXPIRED
+
+
+class TooMany(ApplicationError):
+    """More than a limit allows in a period (HTTP 429)."""
+
+    default_code = ErrorCode.THROTTLED
 
 
 class InvalidInput(ApplicationError):

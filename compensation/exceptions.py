@@ -58,6 +58,7 @@ HTTP_STATUS: dict[type[errors.ApplicationError], int] = {
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.Gone: 410,
+    errors.TooMany: 429,
     errors.ApplicationError: 400,
 }
 

@@ -15,7 +15,7 @@ from django.core.cache.backends.base import BaseCache
 from django.core.cache.backends.redis import RedisCache
 from django.core.handlers.wsgi import LimitedStream
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
-from django.urls import NoReverseMatch, reverse
+from django.urls import Resolver404, resolve
 from django.utils.http import parse_header_parameters
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -71,23 +71,30 @@ def _read_at_most(stream: Any, size: int) -> bytes:
 
 
 # Pages that take a larger body than DATA_UPLOAD_MAX_MEMORY_SIZE: URL name -> the setting that limits their
-# upload. The body may hold the upload and the page's form fields (FORM_FIELDS_ALLOWANCE bytes).
-LARGER_BODIES = {"admin:policies_policy_simulate": "SIMULATION_PACK_MAX_BYTES"}
+# upload. An admin page's body may hold the upload and the page's form fields (FORM_FIELDS_ALLOWANCE bytes);
+# an API endpoint's body is the JSON alone.
+LARGER_BODIES = {
+    "admin:policies_policy_simulate": "SIMULATION_PACK_MAX_BYTES",
+    "compensation:event-list": "EVENT_MAX_BODY_BYTES",
+    "compensation:event-customers": "EVENT_MAX_BODY_BYTES",
+}
 FORM_FIELDS_ALLOWANCE = 64 * 1024
 
 
 def larger_body_limit(request: HttpRequest) -> int:
     """The body limit of a page in :data:`LARGER_BODIES` at the request's path; 0 elsewhere.
 
-    Asked only for a body over the general limit, so ordinary requests never reverse a URL here."""
-    for name, setting in LARGER_BODIES.items():
-        try:
-            path = reverse(name)
-        except NoReverseMatch:  # the page is not installed
-            continue
-        if request.path == path:
-            return getattr(settings, setting) + FORM_FIELDS_ALLOWANCE
-    return 0
+    Asked only for a body over the general limit (or of unknown length), so ordinary requests never resolve
+    a URL here."""
+    try:
+        name = resolve(request.path_info).view_name
+    except Resolver404:
+        return 0
+    setting = LARGER_BODIES.get(name)
+    if setting is None:
+        return 0
+    allowance = 0 if request.path_info.startswith(API_PREFIX) else FORM_FIELDS_ALLOWANCE
+    return getattr(settings, setting) + allowance
 
 
 def request_body_refusal(request: HttpRequest) -> HttpResponse | None:
@@ -95,8 +102,8 @@ def request_body_refusal(request: HttpRequest) -> HttpResponse | None:
 
     Everywhere: a ``Content-Length`` over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is
     413 (Django's own limit counts a multipart body's fields but not its
-    files, which it spools to disk), except on the admin pages of
-    :data:`LARGER_BODIES`, which take an upload up to their own limit. Under
+    files, which it spools to disk), except on the pages of
+    :data:`LARGER_BODIES` (admin uploads, the events' endpoints), which take a body up to their own limit. Under
     ``/api/``, which takes JSON only, also:
 
     - a body of unknown length (``Transfer-Encoding: chunked``; Django reads
@@ -119,7 +126,7 @@ def request_body_refusal(request: HttpRequest) -> HttpResponse | None:
         length = int(meta.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0  # as Django reads it: no body
-    if length > limit and (api or length > larger_body_limit(request)):
+    if length > limit and length > larger_body_limit(request):
         return _too_large(api)
     if not api:
         return None
@@ -128,6 +135,7 @@ def request_body_refusal(request: HttpRequest) -> HttpResponse | None:
             return _error(
                 411, "A body of unknown length needs a Content-Length header on this server.", "length_required"
             )
+        limit = max(limit, larger_body_limit(request))
         try:
             body = _read_at_most(meta["wsgi.input"], limit + 1)
         except Exception:  # the server's own errors: malformed chunks (gunicorn's ParseException), a lost client
@@ -317,3 +325,16 @@ class CustomerLookupThrottle(ResilientUserRateThrottle):
 
     def get_rate(self) -> str:
         return settings.CONSOLE_LOOKUP_RATE
+
+
+class LargerBodyMixin:
+    """For the API views of :data:`LARGER_BODIES`: the body is read here, once the user is authenticated and
+    allowed, so Django's own ``DATA_UPLOAD_MAX_MEMORY_SIZE`` check in ``HttpRequest.body`` (which DRF's JSON
+    parser goes through) does not refuse it; :class:`RequestBodyMiddleware` has already held it to the
+    view's own limit."""
+
+    def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        raw = request._request
+        if not hasattr(raw, "_body") and not raw._read_started:
+            raw._body = raw.read()

@@ -682,3 +682,101 @@ class Simulation(models.Model):
 
     def __str__(self) -> str:
         return f"simulation {self.id} ({self.status})"
+
+
+class Event(models.Model):
+    """An operational event (an outage, a missed batch of deliveries): every affected customer is reached
+    first, each with the remedy and their own a/b/c choice (compensation/services/events.py).
+
+    Its figures are counted from its customers' rows when read, so they stay exact whoever writes.
+    """
+
+    class Status(models.TextChoices):
+        PROCESSING = "processing", "processing"
+        SENT = "sent", "sent"
+        CANCELLED = "cancelled", "cancelled"
+
+    name = models.CharField("name", max_length=200)
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="+")
+    severity = models.PositiveSmallIntegerField("severity")
+    fault = models.CharField("fault", max_length=16, choices=Fault.choices, default=Fault.COMPANY)
+    correctable = models.BooleanField("correctable", default=True)
+    description = models.TextField("description", blank=True)
+    occurred_at = models.DateTimeField("occurred at")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name="created by"
+    )
+    created_at = models.DateTimeField("created at", db_index=True)
+    status = models.CharField("status", max_length=12, choices=Status.choices, default=Status.PROCESSING)
+    finished_at = models.DateTimeField("finished at", null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    lease_until = models.DateTimeField(
+        null=True, blank=True, help_text="While a worker processes the event, the time its hold runs out."
+    )
+    worked_at = models.DateTimeField(null=True, blank=True, help_text="When a worker last made progress.")
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [models.CheckConstraint(condition=Q(severity__gte=1, severity__lte=5), name="event_severity_1_5")]
+
+    def __str__(self) -> str:
+        return f"{self.name} (#{self.pk})"
+
+
+class EventCustomer(models.Model):
+    """One customer of an event: their row as posted, then their incident and offer set, then the e-mail.
+
+    ``queued`` → ``ready`` (incident, offer set and remedy made, in the batch's transaction) → ``sending``
+    (committed before the e-mail goes: at most once) → ``emailed``, or ``failed`` (a send that raised, or
+    one a crash cut off: still ``sending`` when the event is taken up again); ``cancelled`` if the event was
+    cancelled before its e-mail went.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        READY = "ready", "offer set made, e-mail not sent"
+        SENDING = "sending", "sending"
+        EMAILED = "emailed", "e-mailed"
+        FAILED = "failed", "failed"
+        CANCELLED = "cancelled", "cancelled"
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="customers", db_index=False)
+    position = models.PositiveIntegerField(help_text="The order it was posted in, within the event.")
+    external_id = models.CharField("external id", max_length=64)
+    data = models.JSONField(help_text="The customer's row as posted and validated.")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    offer_set = models.OneToOneField(
+        OfferSet, null=True, blank=True, on_delete=models.SET_NULL, related_name="event_customer"
+    )
+    no_options = models.BooleanField(default=False, help_text="Its offer set has no option (budgets, caps).")
+    email = models.EmailField("e-mail", blank=True, help_text="Where the e-mail went (or was to go).")
+    nonce = models.CharField(max_length=32, help_text="With SECRET_KEY, makes the link's token.")
+    token_hash = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the link's token.")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="E-mails tried.")
+    error = models.TextField(blank=True)
+    escalation = models.ForeignKey(
+        Escalation,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text='The senior-manager escalation "Please call me" opened.',
+    )
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["event", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "external_id"], name="eventcustomer_one_per_event"),
+            models.UniqueConstraint(fields=["event", "position"], name="eventcustomer_position"),
+        ]
+        indexes = [
+            models.Index(fields=["event", "status", "position"], name="eventcustomer_work"),
+            models.Index(fields=["created_at"], name="eventcustomer_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.external_id} in event {self.event_id} ({self.status})"

@@ -23,6 +23,8 @@ IDEMPOTENCY_RECORDS_PURGE = "compensation.idempotency_records_purge"
 BUDGET_ALERTS_SEND = "compensation.budget_alerts_send"
 SIMULATION_RUN = "compensation.simulation_run"  # routed to the "simulations" queue (settings.CELERY_TASK_ROUTES)
 SIMULATIONS_PURGE = "compensation.simulations_purge"
+EVENT_PROCESS = "compensation.event_process"
+EVENTS_RESUME = "compensation.events_resume"
 
 
 def task_send(name: str, *args: Any, **kwargs: Any) -> bool:

@@ -204,3 +204,51 @@ SIMULATION_EXAMPLES = [
         "last 30 days.",
     ),
 ]
+
+# --- Operational events -------------------------------------------------------------------------
+
+EVENT_WAREHOUSE_MISSED: dict[str, Any] = {
+    "name": "North warehouse missed Tuesday's deliveries",
+    "category": "missed_delivery",
+    "severity": 3,
+    "fault": "company",
+    "correctable": True,
+    "description": "A conveyor failure at the north warehouse held back every Tuesday delivery by a day.",
+    "customers": [
+        {**GOLD_CUSTOMER, "order_value": "120.00", "external_ref": "ORD-88213"},
+        {
+            "external_id": "C-2077",
+            "name": "Sam Okafor",
+            "email": "sam.okafor@example.com",
+            "tier": "standard",
+            "order_value": "39.90",
+            "external_ref": "ORD-88214",
+        },
+    ],
+}
+EVENT_EXAMPLES = [
+    OpenApiExample(
+        "WarehouseMissedDeliveries",
+        summary="A warehouse missed a day's deliveries",
+        value=EVENT_WAREHOUSE_MISSED,
+        request_only=True,
+        description="Each customer gets the remedy and their own a/b/c options by e-mail.",
+    ),
+]
+EVENT_MORE_CUSTOMERS: dict[str, Any] = {
+    "customers": [
+        {
+            "external_id": "C-3310",
+            "name": "Priya Natarajan",
+            "email": "priya.natarajan@example.com",
+            "tier": "platinum",
+            "lifetime_value": "18250.00",
+            "order_value": "310.00",
+        }
+    ]
+}
+EVENT_CUSTOMERS_EXAMPLES = [
+    OpenApiExample(
+        "OneMoreCustomer", summary="One more affected customer", value=EVENT_MORE_CUSTOMERS, request_only=True
+    ),
+]

@@ -21,6 +21,8 @@ from compensation.models import (
     BudgetCharge,
     Customer,
     Escalation,
+    Event,
+    EventCustomer,
     Incident,
     Offer,
     OfferSet,
@@ -341,3 +343,12 @@ def simulations_of(user: Any, *, now: datetime) -> QuerySet[Simulation]:
     even before the periodic purge deletes it."""
     kept_since = now - timedelta(days=settings.SIMULATION_KEEP_DAYS)
     return Simulation.objects.filter(created_by=user, created_at__gte=kept_since)
+
+
+def event_list() -> QuerySet[Event]:
+    """Every event, newest first: events are the company's, so every manager sees them all."""
+    return Event.objects.select_related("category", "created_by").order_by("-created_at", "-pk")
+
+
+def event_total(event_id: int) -> int:
+    return EventCustomer.objects.filter(event_id=event_id).count()

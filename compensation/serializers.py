@@ -19,8 +19,11 @@ from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from compensation.engine import remedy_needs_approval
-from compensation.models import Escalation, Incident, Offer, OfferSet, OutcomeSubmission, Remedy, Simulation
+from compensation.models import Escalation, Event, Incident, Offer, OfferSet, OutcomeSubmission, Remedy, Simulation
 from compensation.services.customers import BULK_MAX, FIELDS
+from compensation.services.events import FIGURES as EVENT_FIGURES
+from compensation.services.events import MAX_PER_CALL as EVENTS_MAX_PER_CALL
+from compensation.services.events import event_figures
 from compensation.services.simulations import DAYS_MAX, DAYS_MIN
 from policies.choices import REMEDY_KIND_CHOICES, Fault, OfferKind, Tier
 from policies.index import PolicyIndex
@@ -739,3 +742,154 @@ def simulation_payload(simulation: Simulation) -> dict[str, Any]:
         "result": simulation.result,
         "error": simulation.error,
     }
+
+
+# --- Operational events ------------------------------------------------------------------------
+
+
+class EventCustomerInputSerializer(CustomerInputSerializer):
+    """One affected customer: a customer object as an offer-set POST takes it, and their order and ticket."""
+
+    order_value = serializers.DecimalField(
+        max_digits=12, decimal_places=2, min_value=Decimal("0"), default=Decimal("0.00")
+    )
+    external_ref = serializers.CharField(max_length=128, required=False, allow_null=True, allow_blank=True)
+
+    def validate_order_value(self, value: Decimal) -> Decimal:
+        return value + 0
+
+    def validate_external_ref(self, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+
+class EventCustomersInputSerializer(serializers.Serializer):
+    customers = serializers.ListField(
+        child=EventCustomerInputSerializer(),
+        min_length=1,
+        help_text=f"at most {EVENTS_MAX_PER_CALL:,} per call; external_ids distinct",
+    )
+
+
+class EventInputSerializer(EventCustomersInputSerializer):
+    name = serializers.CharField(max_length=200)
+    category = serializers.CharField(max_length=64, help_text="slug of an active category")
+    severity = serializers.IntegerField(min_value=1, max_value=5)
+    fault = serializers.ChoiceField(choices=Fault.choices, default=Fault.COMPANY)
+    correctable = serializers.BooleanField(default=True)
+    description = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    occurred_at = serializers.DateTimeField(required=False, help_text="default now; not in the future")
+
+    validate_occurred_at = IncidentInputSerializer.validate_occurred_at
+
+
+def _event_customers_checked(data: Any) -> None:
+    """Before validating each row: the count (over ``EVENTS_MAX_PER_CALL`` is one error, not 10,001); after:
+    an ``external_id`` repeated within the call names the second row."""
+    customers = data.get("customers") if isinstance(data, Mapping) else None
+    if isinstance(customers, list) and len(customers) > EVENTS_MAX_PER_CALL:
+        raise serializers.ValidationError(
+            {
+                "customers": [
+                    f"at most {EVENTS_MAX_PER_CALL:,} customers in one call, got {len(customers):,}; add more with "
+                    "POST /api/v1/events/{id}/customers/"
+                ]
+            }
+        )
+
+
+def _repeats(customers: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
+    seen: dict[str, int] = {}
+    errors: dict[str, list[str]] = {}
+    for position, customer in enumerate(customers):
+        external_id = customer["external_id"]
+        if external_id in seen:
+            errors[f"customers[{position}].external_id"] = [
+                f"{external_id!r} is already customers[{seen[external_id]}] of this call"
+            ]
+        else:
+            seen[external_id] = position
+    return errors
+
+
+def event_customers_validate(data: Any, *, serializer_class: type[serializers.Serializer] | None = None) -> dict:
+    """A body of customers (``POST /api/v1/events/{id}/customers/``), or with ``EventInputSerializer`` a whole
+    event; errors with flat paths (``customers[17].email``), nothing created."""
+    _event_customers_checked(data)
+    serializer = (serializer_class or EventCustomersInputSerializer)(data=data)
+    if not serializer.is_valid():
+        raise serializers.ValidationError(flat_errors(serializer.errors))
+    validated = dict(serializer.validated_data)
+    validated["customers"] = [dict(item) for item in validated["customers"]]
+    repeats = _repeats(validated["customers"])
+    if repeats:
+        raise serializers.ValidationError(repeats)
+    return validated
+
+
+def event_input_validate(data: Any, *, index: PolicyIndex) -> dict[str, Any]:
+    """``POST /api/v1/events/``'s body, with ``category`` the compiled category; every problem at once where
+    the rows are fine (an unknown category is named with the other fields' errors)."""
+    errors: dict[str, list[Any]] = {}
+    validated: dict[str, Any] = {}
+    try:
+        validated = event_customers_validate(data, serializer_class=EventInputSerializer)
+    except serializers.ValidationError as exc:
+        errors = dict(exc.detail)
+    slug = validated.get("category") if validated else (data.get("category") if isinstance(data, Mapping) else None)
+    category = index.categories.get(slug) if isinstance(slug, str) else None
+    if isinstance(slug, str) and slug and category is None and "category" not in errors:
+        valid = ", ".join(sorted(index.categories)) or "(none: load a policy pack)"
+        errors["category"] = [f"unknown or inactive category {slug!r}; valid categories: {valid}"]
+    if errors:
+        raise serializers.ValidationError(errors)
+    validated["category"] = category
+    return validated
+
+
+class EventStartedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Event.Status.choices)
+    total = serializers.IntegerField(help_text="customers in the event")
+
+
+class EventCustomersAddedSerializer(EventStartedSerializer):
+    added = serializers.IntegerField(help_text="customers this call added; those already in the event are skipped")
+
+
+class EventSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=Event.Status.choices)
+    total = serializers.IntegerField(help_text="customers in the event")
+    processed = serializers.IntegerField(help_text="customers whose incident and offer set are made")
+    emailed = serializers.IntegerField()
+    chosen = serializers.IntegerField(help_text="customers who chose an option")
+    declined = serializers.IntegerField(help_text='customers who chose "None of these"')
+    escalated = serializers.IntegerField(help_text='customers who asked to be called ("Please call me")')
+    failed = serializers.IntegerField(help_text="e-mails that failed or were cut off (re-send from the admin)")
+    no_options = serializers.IntegerField(help_text="customers whose set had no option (budgets or caps ran out)")
+    category = serializers.CharField(help_text="the category's slug")
+    severity = serializers.IntegerField()
+    created_by = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+def event_payload(event: Event, figures: Mapping[str, int]) -> dict[str, Any]:
+    return {
+        "id": event.pk,
+        "name": event.name,
+        "status": event.status,
+        **{name: figures.get(name, 0) for name in EVENT_FIGURES},
+        "category": event.category.slug,
+        "severity": event.severity,
+        "created_by": event.created_by.get_username(),
+        "created_at": iso(event.created_at),
+        "finished_at": iso(event.finished_at),
+    }
+
+
+def events_payload(events: Sequence[Event]) -> list[dict[str, Any]]:
+    """Events as the API shows them, their figures counted now (two queries for the page)."""
+    figures = event_figures([event.pk for event in events])
+    return [event_payload(event, figures[event.pk]) for event in events]

@@ -16,7 +16,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from compensation import queue
-from compensation.services import budgets, escalations, follow_ups, outcomes, simulation_runs
+from compensation.services import budgets, escalations, events, follow_ups, outcomes, simulation_runs
 
 logger = logging.getLogger("compensation")
 
@@ -96,3 +96,19 @@ def simulation_run_task(simulation_id: str) -> str:
 @shared_task(name=queue.SIMULATIONS_PURGE, acks_late=True)
 def simulations_purge() -> int:
     return simulation_runs.simulations_purge()
+
+
+@shared_task(name=queue.EVENT_PROCESS, acks_late=True, **RETRY)
+def event_process_task(event_id: int) -> int:
+    """Process an operational event for a while (compensation/services/events.py), then send itself again
+    if customers are left; returns the e-mails sent. A second delivery while another worker holds the event
+    does nothing."""
+    done = events.event_work(event_id=event_id)
+    if not done.finished and done.again_in is not None:
+        events.event_enqueue(event_id, countdown=done.again_in)
+    return done.emailed
+
+
+@shared_task(name=queue.EVENTS_RESUME, acks_late=True)
+def events_resume() -> int:
+    return events.events_resume()

@@ -21,6 +21,10 @@ urlpatterns = [
     path("escalations/<int:escalation_id>/reject/", apis.EscalationRejectApi.as_view(), name="escalation-reject"),
     path("simulations/", apis.SimulationStartApi.as_view(), name="simulation-start"),
     path("simulations/<uuid:simulation_id>/", apis.SimulationDetailApi.as_view(), name="simulation-detail"),
+    path("events/", apis.EventListCreateApi.as_view(), name="event-list"),
+    path("events/<int:event_id>/", apis.EventDetailApi.as_view(), name="event-detail"),
+    path("events/<int:event_id>/customers/", apis.EventCustomersApi.as_view(), name="event-customers"),
+    path("events/<int:event_id>/cancel/", apis.EventCancelApi.as_view(), name="event-cancel"),
     path("feedback/<str:token>/", apis.FeedbackSubmitApi.as_view(), name="feedback"),
     # Before the detail: "bulk" is not an external_id here. <path:>: an external_id may hold a "/".
     path("customers/bulk/", apis.CustomersBulkApi.as_view(), name="customer-bulk"),

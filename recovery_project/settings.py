@@ -209,6 +209,13 @@ OUTCOME_MAX_ATTEMPTS = env.integer("OUTCOME_MAX_ATTEMPTS", 8, minimum=1, maximum
 # this large (the upload page alone takes a body over DATA_UPLOAD_MAX_MEMORY_SIZE, up to this and its form).
 SIMULATION_ADMIN_SAMPLE = env.integer("SIMULATION_ADMIN_SAMPLE", 30_000, minimum=1)
 SIMULATION_PACK_MAX_BYTES = env.integer("SIMULATION_PACK_MAX_BYTES", 2 * 1024 * 1024, minimum=1024)
+# Operational events (API.md, v2, "Proactive recovery"): their POSTs and the admin's CSV upload take bodies up
+# to EVENT_MAX_BODY_BYTES; a manager may put EVENT_MAX_CUSTOMERS_PER_DAY customers into events a day; the
+# customers' links live EVENT_CHOICE_DAYS; e-mails go at EVENT_EMAILS_PER_MINUTE (0: as fast as they can).
+EVENT_MAX_BODY_BYTES = env.integer("EVENT_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024)
+EVENT_MAX_CUSTOMERS_PER_DAY = env.integer("EVENT_MAX_CUSTOMERS_PER_DAY", 50_000, minimum=0)
+EVENT_CHOICE_DAYS = env.integer("EVENT_CHOICE_DAYS", 14, minimum=1, maximum=365)
+EVENT_EMAILS_PER_MINUTE = env.integer("EVENT_EMAILS_PER_MINUTE", 600, minimum=0)
 
 # --- The demo (manage.py load_demo, `make run`) -------------------------------
 # The password of the demo admin and the demo users: DEMO_ADMIN_PASSWORD when set, else the one kept in
@@ -296,6 +303,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "idempotency-records-purge": {"task": "compensation.idempotency_records_purge", "schedule": 3600.0},
     "budget-alerts-send": {"task": "compensation.budget_alerts_send", "schedule": 300.0},
     "simulations-purge": {"task": "compensation.simulations_purge", "schedule": 3600.0},
+    "events-resume": {"task": "compensation.events_resume", "schedule": 60.0},
 }
 
 # --- E-mail -------------------------------------------------------------------
@@ -317,6 +325,8 @@ DEFAULT_FROM_EMAIL = env.string("DEFAULT_FROM_EMAIL", "Recovery <recovery@localh
 # --- REST framework -----------------------------------------------------------
 THROTTLE_USER_RATE = env.throttle_rate("THROTTLE_USER_RATE", "1000/min")
 THROTTLE_ANON_RATE = env.throttle_rate("THROTTLE_ANON_RATE", "60/min")  # the feedback links
+# The events' customer page /r/{token}/, per address: a limit of its own.
+THROTTLE_CUSTOMER_PAGE_RATE = env.throttle_rate("THROTTLE_CUSTOMER_PAGE_RATE", "60/min")
 CONSOLE_LOOKUP_RATE = env.throttle_rate("CONSOLE_LOOKUP_RATE", "60/min")  # the console's customer lookups, per user
 
 REST_FRAMEWORK = {

@@ -3,11 +3,13 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from compensation.pages import event_choice_page
 from recovery_project import health, views
 
 urlpatterns = [
     path("", views.landing, name="landing"),
     path("console/", include("console.urls")),
+    path("r/<str:token>/", event_choice_page, name="event-choice"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),

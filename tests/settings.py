@@ -43,3 +43,4 @@ CELERY_TASK_ALWAYS_EAGER = True
 # here, and the learning tests (tests/compensation/test_learning*.py) turn it on where they test it. Position
 # correction keeps its production default.
 RANKING_EXPLORATION = "off"
+EVENT_EMAILS_PER_MINUTE = 0  # unpaced, except where a test paces it

@@ -402,12 +402,15 @@ def offer_set_create(
     explain: bool = False,
     now: datetime | None = None,
     set_id: uuid.UUID | None = None,
+    expires_at: datetime | None = None,
 ) -> OfferSetCreated:
     """Upsert the customer, create or reuse the incident, compute and store the ranked options.
 
     ``customer`` and ``incident`` are validated input (see the serializers);
     ``incident["category"]`` is the compiled category. ``set_id``: the new set's id (default a random
     UUID); it seeds the ranking's draws, so a caller replaying a fixed history (the demo's) passes its own.
+    ``expires_at``: when the choice closes (default ``OFFER_SET_TTL_MINUTES`` from now; an event's customers
+    have ``EVENT_CHOICE_DAYS``).
     """
     now = now or timezone.now()
     category: CompiledCategory = incident["category"]
@@ -488,7 +491,7 @@ def offer_set_create(
             incident=stored_incident,
             policy_revision=index.revision,
             created_at=now,
-            expires_at=now + timedelta(minutes=settings.OFFER_SET_TTL_MINUTES),
+            expires_at=expires_at or now + timedelta(minutes=settings.OFFER_SET_TTL_MINUTES),
             not_offered=not_offered or [],
             escalation=escalation,
             email=stored_customer.email,  # follow-ups go here, whatever the customer's address becomes

@@ -27,7 +27,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from compensation.authority import Authority, month_over_limit, user_authority
+from compensation.authority import UNLIMITED, Authority, month_over_limit, user_authority
 from compensation.engine import remedy_needs_approval
 from compensation.errors import BudgetExhausted, Conflict, ErrorCode, InvalidInput, NotFound
 from compensation.learning import StatisticsDelta
@@ -110,16 +110,18 @@ class SubmissionFacts:
 
 
 @functools.cache
-def _facts_sql(*, agent: bool, vendor: str) -> str:
+def _facts_sql(*, agent: bool, vendor: str, customer: bool = False) -> str:
     """The submission's facts in one row; the single definition of who may answer a set, of expiry and of approval.
 
     No row: the set does not exist or the user may not answer it (an agent answers only their own sets).
     Both ways of submitting read it: :func:`_submitted_in_one_statement` as the first part of its
     statement, keeping the row only when every rule lets it through, and :func:`outcome_submit` as a
-    query, to say which rule refused.
+    query, to say which rule refused. ``customer``: the customer chooses on an event's page (any set of
+    the event, which the caller found by the link's token; approval only where the option itself asks).
     """
     q = connection.ops.quote_name
-    needs_approval = "o.requires_approval" if agent else "FALSE"  # managers never need approval
+    # Managers never need approval; an agent, or a customer choosing for themselves, where the option says so.
+    needs_approval = "o.requires_approval" if agent or customer else "FALSE"
     return (
         f"SELECT s.id AS offer_set_id, s.customer_id, (s.expires_at > %s) AS open, "  # noqa: S608 - names only
         f"o.id AS offer_id, o.policy_id, o.estimated_cost, ({needs_approval}) AS needs_approval, "
@@ -136,11 +138,13 @@ def _facts_params(*, user: Any, agent: bool, offer_set_id: Any, choice: str, now
     return [connection.ops.adapt_datetimefield_value(now), choice, set_id, *([user.pk] if agent else [])]
 
 
-def _facts(*, user: Any, offer_set_id: Any, choice: str, now: datetime) -> SubmissionFacts | None:
-    agent = not user_has_role(user, Role.MANAGER)
+def _facts(
+    *, user: Any, offer_set_id: Any, choice: str, now: datetime, customer: bool = False
+) -> SubmissionFacts | None:
+    agent = not customer and not user_has_role(user, Role.MANAGER)
     with connection.cursor() as cursor:
         cursor.execute(
-            _facts_sql(agent=agent, vendor=connection.vendor),
+            _facts_sql(agent=agent, vendor=connection.vendor, customer=customer),
             _facts_params(user=user, agent=agent, offer_set_id=offer_set_id, choice=choice, now=now),
         )
         row = cursor.fetchone()
@@ -181,7 +185,14 @@ def _submission_for(
 
 
 def _submitted_in_one_statement(
-    *, user: Any, offer_set_id: Any, choice: str, satisfaction: int | None, notes: str, now: datetime
+    *,
+    user: Any,
+    offer_set_id: Any,
+    choice: str,
+    satisfaction: int | None,
+    notes: str,
+    now: datetime,
+    customer: bool = False,
 ) -> OutcomeSubmission | None:
     """PostgreSQL, the common case: the facts, the charge and the outbox row in one statement.
 
@@ -196,8 +207,8 @@ def _submitted_in_one_statement(
     :func:`outcome_submit` takes the general path, which says why. One
     statement is atomic, so no transaction round trips are needed.
     """
-    agent = not user_has_role(user, Role.MANAGER)
-    facts_sql = _facts_sql(agent=agent, vendor=connection.vendor)
+    agent = not customer and not user_has_role(user, Role.MANAGER)
+    facts_sql = _facts_sql(agent=agent, vendor=connection.vendor, customer=customer)
     facts_params = _facts_params(user=user, agent=agent, offer_set_id=offer_set_id, choice=choice, now=now)
     spend_sql = month_spend_upsert_sql(
         "SELECT policy_id, CAST(%s AS date) AS month, estimated_cost AS spent, monthly_cap AS cap FROM chosen"
@@ -250,8 +261,13 @@ def outcome_submit(
     satisfaction: int | None = None,
     notes: str = "",
     now: datetime | None = None,
+    by_customer: bool = False,
 ) -> OutcomeSubmission:
     """Accept the customer's choice: charge the budget and write the outbox row, atomically.
+
+    ``by_customer``: the customer chose on an event's page (``user`` is the manager who posted the event,
+    who made the set): no agent's limit applies, and the choice waits for approval only where the option
+    itself requires it.
 
     Raises :class:`NotFound` when the user may not answer the set,
     :class:`InvalidInput` for a label the set does not have and
@@ -263,20 +279,26 @@ def outcome_submit(
     needs a manager's approval for a choice that takes them past it.
     """
     now = now or timezone.now()
-    authority = user_authority(user)
+    authority = UNLIMITED if by_customer else user_authority(user)
     # An agent with a monthly limit takes the general path, which counts the month under a lock.
     if connection.vendor == "postgresql" and choice != DECLINED and authority.per_month is None:
         try:
             with _savepoint():
                 submission = _submitted_in_one_statement(
-                    user=user, offer_set_id=offer_set_id, choice=choice, satisfaction=satisfaction, notes=notes, now=now
+                    user=user,
+                    offer_set_id=offer_set_id,
+                    choice=choice,
+                    satisfaction=satisfaction,
+                    notes=notes,
+                    now=now,
+                    customer=by_customer,
                 )
         except IntegrityError:
             submission = None  # a repeat, or a concurrent answer: the general path says which
         if submission is not None:
             transaction.on_commit(lambda: outcome_enqueue(submission.pk))
             return submission
-    facts = _facts(user=user, offer_set_id=offer_set_id, choice=choice, now=now)
+    facts = _facts(user=user, offer_set_id=offer_set_id, choice=choice, now=now, customer=by_customer)
     if facts is None:
         raise NotFound("Not found.")
     if choice != DECLINED and facts.offer_id is None:

@@ -1,0 +1,728 @@
+"""Proactive recovery: an operational event reaches every affected customer first (API.md, v2).
+
+``event_create`` stores the event and its customers' rows in one transaction and, after commit, sends the
+processing task. ``event_work`` is that task's body: it holds the event for a while (a lease), and in
+batches makes each customer's incident and offer set with the same code as an agent's request
+(:func:`~compensation.services.offer_sets.offer_set_create`: engine, ranking and budgets), one transaction
+per batch, then e-mails them one by one, paced by ``EVENT_EMAILS_PER_MINUTE``. A row is marked ``sending``
+and committed before its e-mail goes, so an e-mail goes at most once: a worker killed mid-send leaves it
+``sending``, and whoever takes the event up next counts it ``failed`` (re-sendable from the admin). The
+remedy is given when the e-mail goes, in the transaction that marks it ``emailed``: the e-mail says it was
+done. A task works for at most ``SLICE_SECONDS`` and then sends itself again, so a worker is never held
+long and a cancelled event stops within one e-mail; the periodic ``events_resume`` takes up an event whose
+worker died (its lease ran out) or whose task the broker lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.db.models import Count, F, Max, Q
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
+
+from compensation.errors import BudgetExhausted, Conflict, ErrorCode, Gone, NotFound, TooMany
+from compensation.models import Event, EventCustomer, Offer, OfferSet, OutcomeSubmission, PolicyMonthSpend, Remedy
+from compensation.periods import day_start, local_date, month_start
+from compensation.queue import EVENT_PROCESS, task_send
+from compensation.services.escalations import escalation_open_for_incident
+from compensation.services.offer_sets import offer_set_create
+from compensation.services.outcomes import DECLINED, outcome_submit
+from policies.index import PolicyIndex, policy_index_get
+from policies.models import Policy
+
+logger = logging.getLogger("compensation")
+
+MAX_PER_CALL = 10_000
+BATCH = 100  # customers whose offer sets one transaction makes
+SLICE_SECONDS = 40.0  # a task's work before it sends itself again (under CELERY_TASK_SOFT_TIME_LIMIT)
+LEASE = timedelta(minutes=2)  # a worker's hold on an event, renewed as it works
+TOKEN_SALT = "recovery.event-choice"  # noqa: S105 - a salt, not a secret; the links' tokens are good for the customer page and nothing else
+CUT_OFF = (
+    "The e-mail was cut off (the worker stopped while sending); it may not have arrived. Re-send it from the admin."
+)
+CUSTOMER_FIELDS = ("name", "email", "tier", "lifetime_value", "interests")
+
+
+class DailyLimitReached(TooMany):
+    """More customers than ``EVENT_MAX_CUSTOMERS_PER_DAY`` for one manager today (HTTP 429)."""
+
+    default_code = ErrorCode.EVENT_CUSTOMER_LIMIT
+
+
+# --- Tokens ------------------------------------------------------------------------------------
+
+
+def token_of(nonce: str) -> str:
+    """The link's token: an HMAC of the row's random nonce under SECRET_KEY, so the database alone does not
+    give the links away, and a re-sent e-mail carries the same link. It names nothing: no id, no date."""
+    return salted_hmac(TOKEN_SALT, nonce, algorithm="sha256").hexdigest()[:43]
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _nonce_and_hash() -> tuple[str, str]:
+    nonce = secrets.token_hex(16)
+    return nonce, token_hash(token_of(nonce))
+
+
+# --- Creating --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventAdded:
+    event: Event
+    added: int  # customers added by this call (those already in the event are skipped)
+
+
+def _daily_check(*, user: Any, adding: int, now: datetime) -> None:
+    """Refuse past ``EVENT_MAX_CUSTOMERS_PER_DAY`` for this manager today (TIME_ZONE). The caller holds the
+    user's row locked, so two posts at once cannot both pass."""
+    limit = settings.EVENT_MAX_CUSTOMERS_PER_DAY
+    since = day_start(local_date(now))
+    today = EventCustomer.objects.filter(event__created_by=user, created_at__gte=since).count()
+    if today + adding > limit:
+        raise DailyLimitReached(
+            f"{user.get_username()} has put {today} customers into events today; {adding} more would pass the "
+            f"limit of {limit} a day (EVENT_MAX_CUSTOMERS_PER_DAY)."
+        )
+
+
+def _lock_user(user: Any) -> None:
+    get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True).first()
+
+
+def _rows_add(*, event: Event, customers: Sequence[Mapping[str, Any]], now: datetime) -> int:
+    """Append the customers not in the event yet; returns how many."""
+    known = set(
+        event.customers.filter(external_id__in=[c["external_id"] for c in customers]).values_list(
+            "external_id", flat=True
+        )
+    )
+    start = (event.customers.aggregate(last=Max("position"))["last"] or 0) + 1
+    rows = []
+    for customer in customers:
+        if customer["external_id"] in known:
+            continue
+        known.add(customer["external_id"])
+        nonce, hashed = _nonce_and_hash()
+        rows.append(
+            EventCustomer(
+                event=event,
+                position=start + len(rows),
+                external_id=customer["external_id"],
+                data=_storable(customer),
+                nonce=nonce,
+                token_hash=hashed,
+                created_at=now,
+            )
+        )
+    EventCustomer.objects.bulk_create(rows, batch_size=2000)
+    return len(rows)
+
+
+def _storable(customer: Mapping[str, Any]) -> dict[str, Any]:
+    """A validated row as JSON (money as strings)."""
+    return {key: str(value) if key in ("lifetime_value", "order_value") else value for key, value in customer.items()}
+
+
+def event_create(*, user: Any, data: Mapping[str, Any], now: datetime | None = None) -> EventAdded:
+    """Store the event and its customers (validated: :func:`compensation.serializers.event_input_validate`)
+    and send the processing task after commit."""
+    now = now or timezone.now()
+    customers = data["customers"]
+    with transaction.atomic():
+        _lock_user(user)
+        _daily_check(user=user, adding=len(customers), now=now)
+        event = Event.objects.create(
+            name=data["name"],
+            category_id=data["category"].id,
+            severity=data["severity"],
+            fault=data["fault"],
+            correctable=data["correctable"],
+            description=data["description"],
+            occurred_at=data.get("occurred_at") or now,
+            created_by=user,
+            created_at=now,
+        )
+        added = _rows_add(event=event, customers=customers, now=now)
+        if not added:
+            event.status = Event.Status.SENT
+            event.finished_at = now
+            event.save(update_fields=["status", "finished_at"])
+        else:
+            transaction.on_commit(lambda: event_enqueue(event.pk))
+    return EventAdded(event=event, added=added)
+
+
+def event_customers_add(
+    *, user: Any, event_id: int, customers: Sequence[Mapping[str, Any]], now: datetime | None = None
+) -> EventAdded:
+    """Add customers to an event; those already in it are skipped. A cancelled event takes none (409)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        _lock_user(user)
+        event = Event.objects.select_for_update().filter(pk=event_id).first()
+        if event is None:
+            raise NotFound("Not found.")
+        if event.status == Event.Status.CANCELLED:
+            raise Conflict(f"Event {event.pk} was cancelled; it takes no more customers.", ErrorCode.CONFLICT)
+        new = [c for c in customers if c["external_id"] not in _known(event, customers)]
+        _daily_check(user=user, adding=len(new), now=now)
+        added = _rows_add(event=event, customers=new, now=now)
+        if added and event.status == Event.Status.SENT:
+            event.status = Event.Status.PROCESSING
+            event.finished_at = None
+            event.save(update_fields=["status", "finished_at"])
+        if added:
+            transaction.on_commit(lambda: event_enqueue(event.pk))
+    return EventAdded(event=event, added=added)
+
+
+def _known(event: Event, customers: Iterable[Mapping[str, Any]]) -> set[str]:
+    ids = [c["external_id"] for c in customers]
+    return set(event.customers.filter(external_id__in=ids).values_list("external_id", flat=True))
+
+
+def event_enqueue(event_id: int, *, countdown: float | None = None) -> bool:
+    """Send the processing task; if the broker is down, ``events_resume`` sends it later."""
+    options = {"countdown": countdown} if countdown else {}
+    return task_send(EVENT_PROCESS, event_id, **options)
+
+
+def event_cancel(*, event_id: int, user: Any, now: datetime | None = None) -> Event:
+    """Stop what has not been sent: customers not e-mailed yet are ``cancelled``. One e-mail already being
+    sent finishes. Cancelling a cancelled event is answered as before; a sent one is a 409."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        event = Event.objects.select_for_update().filter(pk=event_id).first()
+        if event is None:
+            raise NotFound("Not found.")
+        if event.status == Event.Status.SENT:
+            raise Conflict(f"Event {event.pk} was sent in full; there is nothing left to cancel.")
+        if event.status == Event.Status.PROCESSING:
+            event.status = Event.Status.CANCELLED
+            event.cancelled_by = user
+            event.finished_at = now
+            event.save(update_fields=["status", "cancelled_by", "finished_at"])
+            event.customers.filter(status__in=(EventCustomer.Status.QUEUED, EventCustomer.Status.READY)).update(
+                status=EventCustomer.Status.CANCELLED
+            )
+    return event
+
+
+# --- Figures -------------------------------------------------------------------------------
+
+
+FIGURES = ("total", "processed", "emailed", "chosen", "declined", "escalated", "failed", "no_options")
+
+
+def event_figures(event_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """Each event's figures, counted from its rows now (two queries for any number of events).
+
+    ``processed``: customers whose incident and offer set are made; ``chosen`` / ``declined``: live outcome
+    submissions (accepted, recorded or waiting for approval; a rejected one frees the choice again);
+    ``escalated``: customers who asked to be called.
+    """
+    Status = EventCustomer.Status
+    rows = (
+        EventCustomer.objects.filter(event_id__in=event_ids)
+        .values("event_id")
+        .annotate(
+            total=Count("pk"),
+            processed=Count("pk", filter=Q(offer_set__isnull=False)),
+            emailed=Count("pk", filter=Q(status=Status.EMAILED)),
+            failed=Count("pk", filter=Q(status__in=(Status.FAILED,))),
+            no_options=Count("pk", filter=Q(no_options=True)),
+            escalated=Count("pk", filter=Q(escalation__isnull=False)),
+        )
+        .order_by()
+    )
+    figures = {pk: dict.fromkeys(FIGURES, 0) for pk in event_ids}
+    for row in rows:
+        figures[row.pop("event_id")].update(row)
+    choices = (
+        OutcomeSubmission.objects.filter(offer_set__event_customer__event_id__in=event_ids)
+        .exclude(status=OutcomeSubmission.Status.REJECTED)
+        .values(event_id=F("offer_set__event_customer__event_id"))
+        .annotate(
+            declined=Count("pk", filter=Q(choice="declined")),
+            chosen=Count("pk", filter=~Q(choice="declined")),
+        )
+        .order_by()
+    )
+    for row in choices:
+        figures[row.pop("event_id")].update(row)
+    return figures
+
+
+# --- The job ----------------------------------------------------------------------------------
+
+
+def _lease_take(event_id: int, now: datetime) -> bool:
+    """Hold the event for ``LEASE`` if it is processing and nobody holds it (or their hold ran out)."""
+    return bool(
+        Event.objects.filter(pk=event_id, status=Event.Status.PROCESSING)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(lease_until=now + LEASE, worked_at=now)
+    )
+
+
+def _lease_renew(event_id: int, now: datetime) -> None:
+    Event.objects.filter(pk=event_id).update(lease_until=now + LEASE, worked_at=now)
+
+
+def _lease_release(event_id: int) -> None:
+    Event.objects.filter(pk=event_id).update(lease_until=None)
+
+
+def _cut_off_sends(event_id: int, now: datetime) -> int:
+    """Rows a previous holder left ``sending``: it died mid-send, so the e-mail may or may not have gone."""
+    return EventCustomer.objects.filter(event_id=event_id, status=EventCustomer.Status.SENDING).update(
+        status=EventCustomer.Status.FAILED, error=CUT_OFF
+    )
+
+
+@dataclass
+class WorkDone:
+    prepared: int = 0
+    emailed: int = 0
+    failed: int = 0
+    finished: bool = False  # no customer left to process or e-mail (the event is sent), or it was cancelled
+    again_in: float | None = None  # seconds until the next task should run, when not finished
+
+
+def event_work(
+    *,
+    event_id: int,
+    now: datetime | None = None,
+    index: PolicyIndex | None = None,
+    seconds: float = SLICE_SECONDS,
+    clock: Any = time.monotonic,
+    sleep: Any = time.sleep,
+) -> WorkDone:
+    """Process the event for up to ``seconds``: batches of offer sets, then their e-mails, paced.
+
+    Returns what was done and whether anything is left (the task then sends itself again). Another worker
+    holding the event makes this a no-op. ``now``: the time written (tests); the pacing uses ``clock``.
+    """
+    done = WorkDone()
+    fixed_now = now
+    started = clock()
+    if not _lease_take(event_id, fixed_now or timezone.now()):
+        done.finished = not Event.objects.filter(pk=event_id, status=Event.Status.PROCESSING).exists()
+        return done
+    try:
+        _cut_off_sends(event_id, fixed_now or timezone.now())
+        interval = 60.0 / settings.EVENT_EMAILS_PER_MINUTE if settings.EVENT_EMAILS_PER_MINUTE else 0.0
+        next_send = clock()
+        while True:
+            event = Event.objects.select_related("created_by", "category").get(pk=event_id)
+            if event.status != Event.Status.PROCESSING:
+                done.finished = True
+                return done
+            ready = list(event.customers.filter(status=EventCustomer.Status.READY).order_by("position")[:BATCH])
+            if not ready:
+                prepared = _prepare_batch(event, index or policy_index_get(), fixed_now or timezone.now())
+                done.prepared += prepared
+                if not prepared:
+                    _finish(event, fixed_now or timezone.now())
+                    done.finished = True
+                    return done
+                continue
+            for row in ready:
+                if interval:
+                    wait = next_send - clock()
+                    if wait > 0:
+                        if clock() + wait - started > seconds:
+                            done.again_in = wait
+                            return done
+                        sleep(wait)
+                    next_send = max(next_send, clock()) + interval
+                sent = _send_one(row_id=row.pk, event=event, now=fixed_now or timezone.now())
+                if sent == CANCELLED:  # meanwhile
+                    done.finished = True
+                    return done
+                done.emailed += sent == SENT
+                done.failed += sent == FAILED
+                _lease_renew(event_id, fixed_now or timezone.now())
+                if clock() - started > seconds:
+                    done.again_in = 0.0
+                    return done
+    finally:
+        _lease_release(event_id)
+
+
+def _finish(event: Event, now: datetime) -> None:
+    Event.objects.filter(pk=event.pk, status=Event.Status.PROCESSING).exclude(
+        customers__status__in=(EventCustomer.Status.QUEUED, EventCustomer.Status.READY, EventCustomer.Status.SENDING)
+    ).update(status=Event.Status.SENT, finished_at=now)
+
+
+def _incident_of(event: Event, row: EventCustomer, index: PolicyIndex) -> dict[str, Any] | None:
+    category = next((c for c in index.categories.values() if c.id == event.category_id), None)
+    if category is None:
+        return None
+    return {
+        "category": category,
+        "severity": event.severity,
+        "fault": event.fault,
+        "correctable": event.correctable,
+        "order_value": row.data.get("order_value", "0.00"),
+        "currency": settings.DEFAULT_CURRENCY,
+        "description": event.description or event.name,
+        "occurred_at": event.occurred_at,
+        "external_ref": row.data.get("external_ref") or None,
+    }
+
+
+def _prepare_batch(event: Event, index: PolicyIndex, now: datetime) -> int:
+    """One transaction: the next ``BATCH`` queued customers get their incident, offer set and remedy."""
+    with transaction.atomic():
+        rows = list(
+            event.customers.select_for_update(skip_locked=True)
+            .filter(status=EventCustomer.Status.QUEUED)
+            .order_by("position")[:BATCH]
+        )
+        expires_at = now + timedelta(days=settings.EVENT_CHOICE_DAYS)
+        for row in rows:
+            incident = _incident_of(event, row, index)
+            if incident is None:
+                row.status = EventCustomer.Status.FAILED
+                row.error = f"The category of the event (id {event.category_id}) is no longer active."
+                row.save(update_fields=["status", "error"])
+                continue
+            incident["order_value"] = Decimal(str(incident["order_value"]))
+            customer = {"external_id": row.external_id}
+            for name in CUSTOMER_FIELDS:
+                if name in row.data:
+                    customer[name] = Decimal(row.data[name]) if name == "lifetime_value" else row.data[name]
+            created = offer_set_create(
+                user=event.created_by,
+                index=index,
+                customer=customer,
+                incident=incident,
+                now=now,
+                expires_at=expires_at,
+            )
+            row.offer_set = created.offer_set
+            row.no_options = not created.offers
+            row.email = created.offer_set.email
+            row.status = EventCustomer.Status.READY
+            row.save(update_fields=["offer_set", "no_options", "email", "status"])
+    return len(rows)
+
+
+SENT, FAILED, SKIPPED, CANCELLED = "sent", "failed", "skipped", "cancelled"
+
+
+def _send_one(*, row_id: int, event: Event, now: datetime) -> str:
+    """E-mail one customer at most once: ``SENT``, ``FAILED``, ``SKIPPED`` (not ready any more) or
+    ``CANCELLED`` (the event was cancelled meanwhile)."""
+    with transaction.atomic():
+        row = (
+            EventCustomer.objects.select_for_update()
+            .select_related("offer_set__customer", "offer_set__incident")
+            .filter(pk=row_id)
+            .first()
+        )
+        if row is None or row.status != EventCustomer.Status.READY:
+            return CANCELLED if row is not None and row.status == EventCustomer.Status.CANCELLED else SKIPPED
+        if Event.objects.filter(pk=event.pk).values_list("status", flat=True).first() != Event.Status.PROCESSING:
+            return CANCELLED
+        row.status = EventCustomer.Status.SENDING
+        row.attempts += 1
+        row.save(update_fields=["status", "attempts"])
+    return SENT if _deliver(row=row, event=event, now=now) else FAILED
+
+
+def _deliver(*, row: EventCustomer, event: Event, now: datetime) -> bool:
+    """Send the e-mail of a row marked ``sending`` (committed); then mark it, giving the remedy if it went."""
+    if not row.email:
+        EventCustomer.objects.filter(pk=row.pk).update(
+            status=EventCustomer.Status.FAILED, error="The customer has no e-mail address."
+        )
+        return False
+    try:
+        message = event_email(row=row, event=event)
+        message.send()
+    except Exception as exc:
+        logger.warning("event %s: e-mail to customer %s failed: %s", event.pk, row.external_id, exc)
+        EventCustomer.objects.filter(pk=row.pk).update(
+            status=EventCustomer.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000]
+        )
+        return False
+    with transaction.atomic():
+        EventCustomer.objects.filter(pk=row.pk).update(status=EventCustomer.Status.EMAILED, sent_at=now, error="")
+        _remedy_give(row=row, event=event, now=now)
+    return True
+
+
+def _remedy_give(*, row: EventCustomer, event: Event, now: datetime) -> None:
+    """The remedy goes with the e-mail that says it was done: the manager who posted the event gave it
+    (managers never need approval), so no outcome waits for it."""
+    offer_set = row.offer_set
+    if offer_set is None:
+        return
+    Remedy.objects.filter(
+        incident_id=offer_set.incident_id, status__in=(Remedy.Status.PENDING, Remedy.Status.REJECTED)
+    ).update(
+        status=Remedy.Status.GIVEN,
+        given_at=now,
+        tier=offer_set.customer.tier,
+        agent_id=event.created_by_id,
+    )
+
+
+def event_resend(*, row_ids: Sequence[int], now: datetime | None = None) -> tuple[int, int]:
+    """The admin's "Re-send": e-mail these ``failed`` customers again (each at most once more, as before).
+    Returns (sent, failed again); rows not failed, or of a cancelled event, are left alone."""
+    now = now or timezone.now()
+    sent = failed = 0
+    for row_id in row_ids:
+        with transaction.atomic():
+            row = (
+                EventCustomer.objects.select_for_update()
+                .select_related("event__created_by", "offer_set__customer")
+                .filter(pk=row_id, status=EventCustomer.Status.FAILED, offer_set__isnull=False)
+                .exclude(event__status=Event.Status.CANCELLED)
+                .first()
+            )
+            if row is None:
+                continue
+            row.status = EventCustomer.Status.SENDING
+            row.attempts += 1
+            row.save(update_fields=["status", "attempts"])
+        if _deliver(row=row, event=row.event, now=now):
+            sent += 1
+        else:
+            failed += 1
+    return sent, failed
+
+
+def events_resume(*, now: datetime | None = None) -> int:
+    """Send the task again for processing events nobody holds: a worker died (its lease ran out), or the
+    broker lost or never got the task. Periodic (beat)."""
+    now = now or timezone.now()
+    stale = now - LEASE
+    ids = list(
+        Event.objects.filter(status=Event.Status.PROCESSING)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .filter(Q(worked_at__isnull=True) | Q(worked_at__lt=stale))
+        .values_list("pk", flat=True)
+    )
+    for event_id in ids:
+        event_enqueue(event_id)
+    return len(ids)
+
+
+# --- The e-mail ---------------------------------------------------------------------------------
+
+
+def choice_url(token: str, option: str | None = None) -> str:
+    base = f"{settings.PUBLIC_BASE_URL}/r/{token}/"
+    return f"{base}?option={option}" if option else base
+
+
+def first_name(name: str) -> str:
+    return name.split()[0] if name.strip() else ""
+
+
+def event_email(*, row: EventCustomer, event: Event) -> EmailMultiAlternatives:
+    """The customer's own message: the apology, the remedy, each option with its own link, and links for
+    "none of these" and "please call me"; plain text and HTML."""
+    offer_set = row.offer_set
+    assert offer_set is not None
+    token = token_of(row.nonce)
+    offers = list(Offer.objects.filter(offer_set=offer_set).order_by("rank"))
+    context = {
+        "first_name": first_name(offer_set.customer.name),
+        "event": event,
+        "incident": offer_set.incident,
+        "remedies": list(Remedy.objects.filter(incident_id=offer_set.incident_id).order_by("pk")),
+        "options": [{"offer": offer, "url": choice_url(token, offer.label)} for offer in offers],
+        "none_url": choice_url(token, "none"),
+        "call_url": choice_url(token, "call"),
+        "page_url": choice_url(token),
+        "expires_at": offer_set.expires_at,
+        "choice_days": settings.EVENT_CHOICE_DAYS,
+    }
+    subject = render_to_string("email/event_subject.txt", context).strip()
+    message = EmailMultiAlternatives(
+        subject=" ".join(subject.split()),
+        body=render_to_string("email/event.txt", context),
+        to=[row.email],
+        headers={"X-Recovery-Event": str(event.pk)},
+    )
+    message.attach_alternative(render_to_string("email/event.html", context), "text/html")
+    return message
+
+
+# --- The customer's page /r/{token}/ ---------------------------------------------------------------------
+
+CALL = "call"
+NONE = "none"  # the page's and the links' word for "declined"
+TOKEN_LENGTH = 43
+
+
+@dataclass
+class ChoicePage:
+    """What the customer's page shows."""
+
+    row: EventCustomer
+    event: Event
+    offer_set: OfferSet
+    offers: list[Offer]
+    remedies: list[Remedy]
+    submission: OutcomeSubmission | None  # the live choice, if one was made
+    expired: bool
+    unavailable: set[str]  # labels whose policy's budget cannot cover them any more
+
+    @property
+    def first_name(self) -> str:
+        return first_name(self.offer_set.customer.name)
+
+    @property
+    def chosen_offer(self) -> Offer | None:
+        if self.submission is None or self.submission.offer_id is None:
+            return None
+        return next((offer for offer in self.offers if offer.pk == self.submission.offer_id), None)
+
+
+def event_link_row(token: str) -> EventCustomer:
+    """The event customer a link's token names; anything else (tampered, made up, another kind of token) is
+    :class:`NotFound`. Only the hash is looked up, so no timing of the lookup tells a near miss."""
+    if len(token) != TOKEN_LENGTH or any(c not in "0123456789abcdef" for c in token):
+        raise NotFound("This link is not valid. Check that it was copied in full.")
+    row = (
+        EventCustomer.objects.select_related("event__created_by", "offer_set__customer", "offer_set__incident")
+        .filter(token_hash=token_hash(token), offer_set__isnull=False)
+        .first()
+    )
+    if row is None or row.status in (EventCustomer.Status.QUEUED, EventCustomer.Status.CANCELLED):
+        raise NotFound("This link is not valid. Check that it was copied in full.")
+    return row
+
+
+def _unavailable(offers: Sequence[Offer], now: datetime) -> set[str]:
+    """Labels whose policy's monthly budget cannot cover them now (checked again, under its lock, on choosing)."""
+    capped = {offer.policy_id for offer in offers}
+    if not capped:
+        return set()
+    caps = dict(Policy.objects.filter(pk__in=capped, monthly_cap__isnull=False).values_list("pk", "monthly_cap"))
+    spent = dict(
+        PolicyMonthSpend.objects.filter(policy_id__in=caps, month=month_start(now)).values_list("policy_id", "spent")
+    )
+    return {
+        offer.label
+        for offer in offers
+        if offer.policy_id in caps
+        and spent.get(offer.policy_id, Decimal("0")) + offer.estimated_cost > caps[offer.policy_id]
+    }
+
+
+def event_page(token: str, *, now: datetime | None = None, row: EventCustomer | None = None) -> ChoicePage:
+    """The page of a link: :class:`NotFound` for a bad token; :class:`Gone` once the choice has closed unused.
+    A used link shows what was chosen, also after it closed."""
+    now = now or timezone.now()
+    row = row or event_link_row(token)
+    offer_set = row.offer_set
+    assert offer_set is not None
+    submission = (
+        OutcomeSubmission.objects.filter(offer_set_id=offer_set.pk)
+        .exclude(status=OutcomeSubmission.Status.REJECTED)
+        .first()
+    )
+    expired = offer_set.expires_at <= now
+    if expired and submission is None:
+        raise Gone(
+            f"This choice closed on {timezone.localtime(offer_set.expires_at):%d %B %Y}. "
+            "If you still want to hear from us, reply to our e-mail."
+        )
+    offers = list(Offer.objects.filter(offer_set_id=offer_set.pk).order_by("rank"))
+    return ChoicePage(
+        row=row,
+        event=row.event,
+        offer_set=offer_set,
+        offers=offers,
+        remedies=list(Remedy.objects.filter(incident_id=offer_set.incident_id).order_by("pk")),
+        submission=submission,
+        expired=expired,
+        unavailable=set() if submission is not None else _unavailable(offers, now),
+    )
+
+
+def _said(page: ChoicePage) -> str:
+    offer = page.chosen_offer
+    return f"option {offer.label}, {offer.title}" if offer is not None else '"None of these"'
+
+
+def event_choose(*, token: str, choice: str, now: datetime | None = None) -> ChoicePage:
+    """A button pressed on the page: ``a``/``b``/``c``, ``none`` (declined) or ``call``.
+
+    A choice goes through the outcome path as the manager who posted the event, ``by_customer`` (budgets and
+    caps, approval only where the option asks, one live choice per set). The same button again answers as
+    before; another after a choice is a :class:`Conflict`. ``call`` opens (or finds) the incident's
+    senior-manager escalation, naming the event, and leaves the choice open.
+    """
+    now = now or timezone.now()
+    page = event_page(token, now=now)
+    choice = choice.strip().lower()
+    wanted = DECLINED if choice == NONE else choice
+    if page.submission is not None:
+        if choice != CALL and page.submission.choice == wanted:
+            return page
+        raise Conflict(
+            f"You already chose {_said(page)}. Your choice cannot be changed here.", ErrorCode.OUTCOME_EXISTS
+        )
+    if choice == CALL:
+        return _call_me(page, now=now)
+    if wanted != DECLINED and wanted not in {offer.label for offer in page.offers}:
+        raise NotFound("This option is not one of yours.")
+    if wanted in page.unavailable:
+        raise BudgetExhausted("This option is no longer available.")
+    with transaction.atomic():
+        outcome_submit(
+            user=page.event.created_by,
+            offer_set_id=page.offer_set.pk,
+            choice=wanted,
+            notes=f"Chosen by the customer on the page of event {page.event.name!r} (#{page.event.pk}).",
+            now=now,
+            by_customer=True,
+        )
+    return event_page(token, now=now, row=page.row)
+
+
+def _call_me(page: ChoicePage, *, now: datetime) -> ChoicePage:
+    with transaction.atomic():
+        row = EventCustomer.objects.select_for_update().get(pk=page.row.pk)
+        escalation, _ = escalation_open_for_incident(
+            incident=page.offer_set.incident,
+            customer=page.offer_set.customer,
+            reason=f"The customer asked to be called about the event {page.event.name!r} (event #{page.event.pk}) "
+            f"from the page of their e-mail; they have not chosen an option yet.",
+            policy_id=None,
+            now=now,
+        )
+        if escalation.offer_set_id is None:
+            escalation.offer_set = page.offer_set
+            escalation.save(update_fields=["offer_set"])
+        row.escalation = escalation
+        row.save(update_fields=["escalation"])
+        page.row = row
+    return page

@@ -1,0 +1,105 @@
+"""An operational event end to end, in-process (tasks eager, e-mails in memory): create, process, e-mail,
+follow a link, choose, and the figures move."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.test import Client
+
+from compensation.models import Event, EventCustomer, Outcome, Remedy
+
+pytestmark = pytest.mark.django_db
+
+CUSTOMERS = [
+    {
+        "external_id": "EV-1",
+        "name": "Maria Lopez",
+        "email": "maria@example.com",
+        "tier": "gold",
+        "lifetime_value": "5400.00",
+        "order_value": "120.00",
+    },
+    {"external_id": "EV-2", "name": "Sam Okafor", "email": "sam@example.com", "order_value": "40.00"},
+    {"external_id": "EV-3", "name": "Ana Silva", "email": "ana@example.com", "interests": ["cooking"]},
+]
+
+
+def event_body(**overrides: Any) -> dict[str, Any]:
+    return {
+        "name": "North warehouse missed Tuesday's deliveries",
+        "category": "missed_delivery",
+        "severity": 3,
+        "description": "A conveyor failure held back every Tuesday delivery.",
+        "customers": CUSTOMERS,
+        **overrides,
+    }
+
+
+def links_of(message: Any) -> list[str]:
+    return re.findall(r"https?://\S+/r/[0-9a-f]{43}/(?:\?option=\w+)?", message.body)
+
+
+def test_an_event_reaches_every_customer_with_their_own_choice(
+    demo_pack: None, manager: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = manager.post("/api/v1/events/", event_body(), format="json")
+    assert answer.status_code == 202, answer.json()
+    body = answer.json()
+    assert body["status"] == "processing"
+    assert body["total"] == 3
+    event_id = body["id"]
+
+    detail = manager.get(f"/api/v1/events/{event_id}/").json()
+    assert detail["status"] == "sent"
+    assert (detail["total"], detail["processed"], detail["emailed"], detail["failed"]) == (3, 3, 3, 0)
+    assert sorted(m.to[0] for m in mail.outbox) == ["ana@example.com", "maria@example.com", "sam@example.com"]
+    maria = next(m for m in mail.outbox if m.to == ["maria@example.com"])
+    assert maria.body.startswith("Dear Maria,")
+    assert maria.alternatives
+    assert maria.alternatives[0][1] == "text/html"
+    links = links_of(maria)
+    assert any(link.endswith("?option=a") for link in links)
+    assert any(link.endswith("?option=none") for link in links)
+    assert any(link.endswith("?option=call") for link in links)
+
+    page = Client()
+    path = re.sub(r"^https?://[^/]+", "", links[0]).split("?")[0]
+    opened = page.get(path, {"option": "a"})
+    assert opened.status_code == 200
+    assert Outcome.objects.count() == 0  # opening records nothing
+    with django_capture_on_commit_callbacks(execute=True):
+        chosen = page.post(path, {"choice": "a"})
+    assert chosen.status_code == 200, chosen.content.decode()[:2000]
+    assert "You chose" in chosen.content.decode()
+    assert Outcome.objects.count() == 1
+    again = page.post(path, {"choice": "b"})
+    assert again.status_code == 409
+    detail = manager.get(f"/api/v1/events/{event_id}/").json()
+    assert detail["chosen"] == 1
+    assert detail["declined"] == 0
+
+    # The remedy went with the e-mail.
+    row = EventCustomer.objects.get(external_id="EV-1")
+    assert Remedy.objects.filter(incident=row.offer_set.incident).exclude(status="given").count() == 0
+    assert Event.objects.get(pk=event_id).status == "sent"
+
+
+def test_an_event_takes_a_body_over_the_general_limit_up_to_its_own(demo_pack: None, manager: Any, settings) -> None:
+    padding = "x" * 2000
+    rows = [
+        {"external_id": f"BIG-{i}", "name": "Big Body", "email": f"big{i}@example.com", "external_ref": padding[:120]}
+        for i in range(20)
+    ]
+    body = event_body(customers=rows, description=padding)
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2048
+    settings.EVENT_MAX_BODY_BYTES = 1024 * 1024
+    assert manager.post("/api/v1/events/", body, format="json").status_code == 202
+    settings.EVENT_MAX_BODY_BYTES = 3000
+    refused = manager.post("/api/v1/events/", body, format="json")
+    assert refused.status_code == 413
+    assert manager.post("/api/v1/offer-sets/", body, format="json").status_code == 413
