@@ -34,11 +34,11 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from compensation.errors import BudgetExhausted, Conflict, ErrorCode, Gone, NotFound, TooMany
+from compensation.errors import BudgetExhausted, Conflict, ErrorCode, Gone, InvalidInput, NotFound, TooMany
 from compensation.models import Event, EventCustomer, Offer, OfferSet, OutcomeSubmission, PolicyMonthSpend, Remedy
 from compensation.periods import day_start, local_date, month_start
 from compensation.queue import EVENT_PROCESS, task_send
-from compensation.services.escalations import escalation_open_for_incident
+from compensation.services.escalations import OPEN_STATUSES, escalation_open_for_incident
 from compensation.services.offer_sets import offer_set_create
 from compensation.services.outcomes import DECLINED, outcome_submit
 from policies.index import PolicyIndex, policy_index_get
@@ -436,7 +436,7 @@ def _send_one(*, row_id: int, event: Event, now: datetime) -> str:
     ``CANCELLED`` (the event was cancelled meanwhile)."""
     with transaction.atomic():
         row = (
-            EventCustomer.objects.select_for_update(of=("self",))
+            EventCustomer.objects.select_for_update(of=("self",))  # PostgreSQL locks no outer join's side
             .select_related("offer_set__customer", "offer_set__incident")
             .filter(pk=row_id)
             .first()
@@ -578,6 +578,7 @@ def event_email(*, row: EventCustomer, event: Event) -> EmailMultiAlternatives:
 CALL = "call"
 NONE = "none"  # the page's and the links' word for "declined"
 TOKEN_LENGTH = 43
+NOT_FOUND = "This link does not work. Check that it was copied in full, or open it again from our e-mail."
 
 
 @dataclass
@@ -592,39 +593,68 @@ class ChoicePage:
     submission: OutcomeSubmission | None  # the live choice, if one was made
     expired: bool
     unavailable: set[str]  # labels whose policy's budget cannot cover them any more
+    refused: OutcomeSubmission | None = None  # the last choice a manager refused, when none is live: choose again
 
     @property
     def first_name(self) -> str:
         return first_name(self.offer_set.customer.name)
 
     @property
+    def labels(self) -> list[str]:
+        return [offer.label for offer in self.offers]
+
+    @property
     def chosen_offer(self) -> Offer | None:
-        if self.submission is None or self.submission.offer_id is None:
+        return self._offer(self.submission)
+
+    @property
+    def refused_offer(self) -> Offer | None:
+        return self._offer(self.refused)
+
+    @property
+    def awaiting_approval(self) -> bool:
+        return self.submission is not None and self.submission.status == OutcomeSubmission.Status.AWAITING_APPROVAL
+
+    @property
+    def call_requested(self) -> bool:
+        """The customer asked to be called and nobody has closed that request yet."""
+        escalation = self.row.escalation
+        return escalation is not None and escalation.status in OPEN_STATUSES
+
+    @property
+    def open_offers(self) -> list[Offer]:
+        return [offer for offer in self.offers if offer.label not in self.unavailable]
+
+    def _offer(self, submission: OutcomeSubmission | None) -> Offer | None:
+        if submission is None or submission.offer_id is None:
             return None
-        return next((offer for offer in self.offers if offer.pk == self.submission.offer_id), None)
+        return next((offer for offer in self.offers if offer.pk == submission.offer_id), None)
 
 
 def event_link_row(token: str) -> EventCustomer:
     """The event customer a link's token names; anything else (tampered, made up, another kind of token) is
     :class:`NotFound`. Only the hash is looked up, so no timing of the lookup tells a near miss."""
     if len(token) != TOKEN_LENGTH or any(c not in "0123456789abcdef" for c in token):
-        raise NotFound("This link is not valid. Check that it was copied in full.")
+        raise NotFound(NOT_FOUND)
     row = (
-        EventCustomer.objects.select_related("event__created_by", "offer_set__customer", "offer_set__incident")
+        EventCustomer.objects.select_related(
+            "event__created_by", "offer_set__customer", "offer_set__incident", "escalation"
+        )
         .filter(token_hash=token_hash(token), offer_set__isnull=False)
         .first()
     )
     if row is None or row.status in (EventCustomer.Status.QUEUED, EventCustomer.Status.CANCELLED):
-        raise NotFound("This link is not valid. Check that it was copied in full.")
+        raise NotFound(NOT_FOUND)
     return row
 
 
 def _unavailable(offers: Sequence[Offer], now: datetime) -> set[str]:
-    """Labels whose policy's monthly budget cannot cover them now (checked again, under its lock, on choosing)."""
-    capped = {offer.policy_id for offer in offers}
-    if not capped:
+    """Labels whose policy's monthly budget cannot cover them now (checked again, under its lock, on choosing;
+    a per-customer cap is found out only then)."""
+    policies = {offer.policy_id for offer in offers}
+    if not policies:
         return set()
-    caps = dict(Policy.objects.filter(pk__in=capped, monthly_cap__isnull=False).values_list("pk", "monthly_cap"))
+    caps = dict(Policy.objects.filter(pk__in=policies, monthly_cap__isnull=False).values_list("pk", "monthly_cap"))
     spent = dict(
         PolicyMonthSpend.objects.filter(policy_id__in=caps, month=month_start(now)).values_list("policy_id", "spent")
     )
@@ -638,21 +668,19 @@ def _unavailable(offers: Sequence[Offer], now: datetime) -> set[str]:
 
 def event_page(token: str, *, now: datetime | None = None, row: EventCustomer | None = None) -> ChoicePage:
     """The page of a link: :class:`NotFound` for a bad token; :class:`Gone` once the choice has closed unused.
-    A used link shows what was chosen, also after it closed."""
+    A used link shows what was chosen, also after it closed. Reads only: opening a link records nothing."""
     now = now or timezone.now()
     row = row or event_link_row(token)
     offer_set = row.offer_set
     assert offer_set is not None
-    submission = (
-        OutcomeSubmission.objects.filter(offer_set_id=offer_set.pk)
-        .exclude(status=OutcomeSubmission.Status.REJECTED)
-        .first()
-    )
+    submissions = list(OutcomeSubmission.objects.filter(offer_set_id=offer_set.pk).order_by("-submitted_at", "pk"))
+    submission = next((s for s in submissions if s.status != OutcomeSubmission.Status.REJECTED), None)
     expired = offer_set.expires_at <= now
     if expired and submission is None:
+        closed = timezone.localtime(offer_set.expires_at)
         raise Gone(
-            f"This choice closed on {timezone.localtime(offer_set.expires_at):%d %B %Y}. "
-            "If you still want to hear from us, reply to our e-mail."
+            f"The choice in our e-mail was open until {closed.day} {closed:%B %Y}, so this link no longer "
+            "works. If you still need us, reply to our e-mail."
         )
     offers = list(Offer.objects.filter(offer_set_id=offer_set.pk).order_by("rank"))
     return ChoicePage(
@@ -660,10 +688,15 @@ def event_page(token: str, *, now: datetime | None = None, row: EventCustomer | 
         event=row.event,
         offer_set=offer_set,
         offers=offers,
-        remedies=list(Remedy.objects.filter(incident_id=offer_set.incident_id).order_by("pk")),
+        remedies=list(
+            Remedy.objects.filter(incident_id=offer_set.incident_id)
+            .exclude(status=Remedy.Status.REJECTED)
+            .order_by("pk")
+        ),
         submission=submission,
         expired=expired,
         unavailable=set() if submission is not None else _unavailable(offers, now),
+        refused=submissions[0] if submission is None and submissions else None,
     )
 
 
@@ -672,57 +705,97 @@ def _said(page: ChoicePage) -> str:
     return f"option {offer.label}, {offer.title}" if offer is not None else '"None of these"'
 
 
+def _no_longer_available(label: str) -> Conflict:
+    return Conflict(
+        f"Option {label} is no longer available, sorry. The other choices on this page are still open.",
+        ErrorCode.BUDGET_EXHAUSTED,
+    )
+
+
 def event_choose(*, token: str, choice: str, now: datetime | None = None) -> ChoicePage:
     """A button pressed on the page: ``a``/``b``/``c``, ``none`` (declined) or ``call``.
 
     A choice goes through the outcome path as the manager who posted the event, ``by_customer`` (budgets and
     caps, approval only where the option asks, one live choice per set). The same button again answers as
-    before; another after a choice is a :class:`Conflict`. ``call`` opens (or finds) the incident's
-    senior-manager escalation, naming the event, and leaves the choice open.
+    before; another after a choice is a :class:`Conflict` (``outcome_exists``), an option whose budget ran out
+    one with ``budget_exhausted``, in words for the customer (a policy's name or caps are not theirs to read).
+    A value that is no button of this page is :class:`InvalidInput`. ``call`` opens (or finds) the
+    incident's senior-manager escalation, naming the event, and leaves the choice open.
     """
     now = now or timezone.now()
     page = event_page(token, now=now)
     choice = choice.strip().lower()
+    if choice not in {*page.labels, CALL, *([NONE] if page.offers else [])}:
+        declining = ['"None of these"'] if page.offers else []
+        buttons = ", ".join([*(f'"Choose {label}"' for label in page.labels), *declining, '"Please call me"'])
+        raise InvalidInput({"choice": [f"Press one of the buttons: {buttons}."]})
     wanted = DECLINED if choice == NONE else choice
     if page.submission is not None:
         if choice != CALL and page.submission.choice == wanted:
             return page
         raise Conflict(
-            f"You already chose {_said(page)}. Your choice cannot be changed here.", ErrorCode.OUTCOME_EXISTS
+            f"You already chose {_said(page)}, so this link cannot change it. "
+            "If you need something else, reply to our e-mail.",
+            ErrorCode.OUTCOME_EXISTS,
         )
     if choice == CALL:
         return _call_me(page, now=now)
-    if wanted != DECLINED and wanted not in {offer.label for offer in page.offers}:
-        raise NotFound("This option is not one of yours.")
     if wanted in page.unavailable:
-        raise BudgetExhausted("This option is no longer available.")
-    with transaction.atomic():
-        outcome_submit(
-            user=page.event.created_by,
-            offer_set_id=page.offer_set.pk,
-            choice=wanted,
-            notes=f"Chosen by the customer on the page of event {page.event.name!r} (#{page.event.pk}).",
-            now=now,
-            by_customer=True,
-        )
+        raise _no_longer_available(wanted)
+    try:
+        with transaction.atomic():
+            outcome_submit(
+                user=page.event.created_by,
+                offer_set_id=page.offer_set.pk,
+                choice=wanted,
+                # Staff read it on the outcome; the customer too, in the explanation e-mail that follows.
+                notes=f"You chose this on the page of our e-mail about {page.event.name}.",
+                now=now,
+                by_customer=True,
+            )
+    except BudgetExhausted:
+        raise _no_longer_available(wanted) from None
+    except Conflict:
+        # Another press won meanwhile (a double tap, a second device), or the choice closed: the page as it
+        # stands now says which (the same choice again is answered as before).
+        settled = event_page(token, now=now)
+        if settled.submission is None:
+            raise
+        if settled.submission.choice == wanted:
+            return settled
+        page = settled
+        raise Conflict(
+            f"You already chose {_said(page)}, so this link cannot change it.", ErrorCode.OUTCOME_EXISTS
+        ) from None
     return event_page(token, now=now, row=page.row)
 
 
 def _call_me(page: ChoicePage, *, now: datetime) -> ChoicePage:
+    """Open (or find) the incident's senior-manager escalation; an open one that does not name the event yet
+    (the policy escalated when the set was made) is told that the customer asked to be called."""
+    reason = (
+        f"The customer asked to be called about the event {page.event.name!r} (event #{page.event.pk}) "
+        "from the page of their e-mail; they have not chosen an option yet."
+    )
     with transaction.atomic():
         row = EventCustomer.objects.select_for_update().get(pk=page.row.pk)
-        escalation, _ = escalation_open_for_incident(
+        escalation, created = escalation_open_for_incident(
             incident=page.offer_set.incident,
             customer=page.offer_set.customer,
-            reason=f"The customer asked to be called about the event {page.event.name!r} (event #{page.event.pk}) "
-            f"from the page of their e-mail; they have not chosen an option yet.",
+            reason=reason,
             policy_id=None,
             now=now,
         )
+        changed = []
+        if not created and f"(event #{page.event.pk})" not in escalation.reason:
+            escalation.reason = f"{escalation.reason}\n{reason}"
+            changed.append("reason")
         if escalation.offer_set_id is None:
             escalation.offer_set = page.offer_set
-            escalation.save(update_fields=["offer_set"])
+            changed.append("offer_set")
+        if changed:
+            escalation.save(update_fields=changed)
         row.escalation = escalation
         row.save(update_fields=["escalation"])
-        page.row = row
+        page.row.escalation = escalation
     return page
