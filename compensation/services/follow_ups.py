@@ -18,7 +18,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from compensation.errors import Conflict, ErrorCode, Gone, NotFound
-from compensation.models import FollowUp, Outcome, Remedy
+from compensation.models import EventCustomer, FollowUp, Outcome, Remedy
 
 logger = logging.getLogger("compensation")
 
@@ -57,6 +57,8 @@ def _render(follow_up: FollowUp) -> tuple[str, str]:
         "remedies": list(outcome.remedies.exclude(status=Remedy.Status.REJECTED).order_by("pk")),
         "feedback_url": feedback_url(follow_up) if follow_up.kind == FollowUp.Kind.SATISFACTION_CHECK else None,
         "feedback_days": settings.FEEDBACK_LINK_MAX_AGE_DAYS,
+        # Chosen by the customer on an event's page: its note is ours, not a word from someone who helped them.
+        "chosen_by_customer": EventCustomer.objects.filter(offer_set_id=offer_set.pk).exists(),
     }
     name = "explanation" if follow_up.kind == FollowUp.Kind.EXPLANATION else "satisfaction_check"
     subject = render_to_string(f"email/{name}_subject.txt", context).strip()

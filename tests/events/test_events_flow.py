@@ -103,3 +103,23 @@ def test_an_event_takes_a_body_over_the_general_limit_up_to_its_own(demo_pack: N
     refused = manager.post("/api/v1/events/", body, format="json")
     assert refused.status_code == 413
     assert manager.post("/api/v1/offer-sets/", body, format="json").status_code == 413
+
+
+def test_the_explanation_of_a_choice_made_on_the_page_has_no_note_from_a_helper(
+    demo_pack: None, manager: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from compensation.models import FollowUp
+    from compensation.services.follow_ups import follow_up_send
+
+    with django_capture_on_commit_callbacks(execute=True):
+        event_id = manager.post("/api/v1/events/", event_body(customers=CUSTOMERS[:1]), format="json").json()["id"]
+    assert manager.get(f"/api/v1/events/{event_id}/").json()["emailed"] == 1
+    path = re.sub(r"^https?://[^/]+", "", links_of(mail.outbox[0])[0]).split("?")[0]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert Client().post(path, {"choice": "a"}).status_code == 200
+    explanation = FollowUp.objects.get(kind="explanation")
+    mail.outbox.clear()
+    assert follow_up_send(follow_up_id=explanation.pk, now=explanation.send_after)
+    (sent,) = mail.outbox
+    assert "What we did about it:" in sent.body
+    assert "A note from the person who helped you" not in sent.body
