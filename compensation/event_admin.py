@@ -258,7 +258,9 @@ class EventUploadForm(forms.Form):
     name = forms.CharField(
         label="Name",
         max_length=200,
-        help_text="What happened, as the e-mail names it: “The north warehouse missed Tuesday's deliveries”.",
+        widget=forms.TextInput(attrs={"size": 70}),
+        help_text="Customers read it in their e-mail (“Maria, we're sorry: …”): write it for them, e.g. “your "
+        "delivery of Tuesday 3 June did not arrive”.",
     )
     category = forms.ChoiceField(label="Category", help_text="Each customer's incident is of this category.")
     severity = forms.IntegerField(label="Severity", min_value=1, max_value=5, initial=3, help_text="1 (minor) to 5.")
@@ -271,7 +273,8 @@ class EventUploadForm(forms.Form):
         required=False,
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        help_text="Optional; each incident's description (the name when left empty).",
+        help_text="Optional; the e-mail shows it under the name, and it is each incident's description (the name "
+        "when left empty).",
     )
     occurred_at = forms.SplitDateTimeField(
         label="Occurred at",
@@ -416,8 +419,8 @@ def progress_bar(figures: Mapping[str, int]) -> SafeString:
     total, emailed = figures.get("total", 0), figures.get("emailed", 0)
     words = f"{emailed:,} of {total:,} e-mailed"
     return format_html(
-        '<span class="event-progress"><progress max="{}" value="{}" aria-label="{}" style="width: 7em; '
-        'vertical-align: middle"></progress> <span aria-hidden="true">{}</span></span>',
+        '<span class="event-progress"><progress max="{}" value="{}" aria-label="{}" style="width: 6em; '
+        'vertical-align: middle"></progress> <span aria-hidden="true" style="white-space: nowrap">{}</span></span>',
         max(total, 1),
         min(emailed, total),
         words,
@@ -438,7 +441,8 @@ def _figure_column(name: str) -> Any:
         return _count(value)
 
     column.__name__ = f"figure_{name}"
-    return admin.display(description=FIGURE_LABELS[name])(column)
+    label = FIGURE_LABELS[name].replace("-", "\u2011")  # a header may wrap, "e-mailed" not at its hyphen
+    return admin.display(description=label)(column)
 
 
 class EventAdmin(admin.ModelAdmin):
@@ -452,7 +456,7 @@ class EventAdmin(admin.ModelAdmin):
 
     list_display = [
         "name",
-        "category",
+        "category_name",
         "status",
         "created_by",
         "created_at",
@@ -500,6 +504,10 @@ class EventAdmin(admin.ModelAdmin):
 
     # -- Columns and fields
 
+    @admin.display(description="category", ordering="category__name")
+    def category_name(self, obj: Event) -> str:
+        return obj.category.name
+
     @admin.display(description="progress")
     def progress(self, obj: Event) -> SafeString:
         return progress_bar(_figures_of(obj))
@@ -508,8 +516,9 @@ class EventAdmin(admin.ModelAdmin):
     def figures(self, obj: Event) -> SafeString:
         figures = _figures_of(obj)
         return format_html(
-            '<dl class="event-figures">{}</dl>',
-            format_html_join("", "<dt>{}</dt><dd>{}</dd>", ((FIGURE_LABELS[n], _count(figures[n])) for n in FIGURES)),
+            '<table class="event-figures"><thead><tr>{}</tr></thead><tbody><tr>{}</tr></tbody></table>',
+            format_html_join("", '<th scope="col">{}</th>', ((FIGURE_LABELS[n],) for n in FIGURES)),
+            format_html_join("", "<td>{}</td>", ((_count(figures[n]),) for n in FIGURES)),
         )
 
     @admin.display(description="customers")

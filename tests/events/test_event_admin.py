@@ -24,6 +24,7 @@ from compensation.models import Event, EventCustomer
 from compensation.serializers import event_input_validate
 from compensation.services.events import CUT_OFF, event_create
 from policies.index import policy_index_get
+from tests.policies.test_admin import page_form
 
 pytestmark = pytest.mark.django_db
 
@@ -290,7 +291,7 @@ def test_the_events_fields_are_checked_as_the_api_checks_them(boss: Client) -> N
     assert response.status_code == 400
     form = response.context["form"]
     assert set(form.errors) == {"severity", "category", "name"}
-    assertContains(response, "correct the event's fields above", status_code=400)
+    assertContains(response, "correct the event's fields below", status_code=400)
     assert Event.objects.count() == 0
 
 
@@ -313,21 +314,26 @@ def test_create_makes_the_event_and_its_customers_are_emailed(
     boss: Client, superuser: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     previewed = preview(boss, csv_file(*GOOD_ROWS))
-    assert previewed.status_code == 200
     assert Event.objects.count() == 0
     token = kept_token(previewed)
+    create_form = page_form(previewed, "create-form")  # the event's fields as previewed, and the kept file
+    assert create_form["upload"] == token
+    assert create_form["name"] == EVENT_FIELDS["name"]
 
     with django_capture_on_commit_callbacks(execute=True):
-        created = boss.post(reverse(UPLOAD), {**EVENT_FIELDS, "upload": token, "_create": "Create the event"})
+        created = boss.post(reverse(UPLOAD), {**create_form, "_create": "Create the event"})
     event = Event.objects.get()
     assert created.status_code == 302
     assert created["Location"] == reverse("admin:compensation_event_change", args=[event.pk])
-    assert (event.name, event.category.slug, event.severity, event.created_by) == (
+    assert (event.name, event.category.slug, event.severity, event.fault, event.correctable, event.created_by) == (
         EVENT_FIELDS["name"],
         "missed_delivery",
         3,
+        "company",
+        True,
         superuser,
     )
+    assert event.description == EVENT_FIELDS["description"]
     rows = {row.external_id: row for row in event.customers.all()}
     assert set(rows) == {"C-1", "C-2"}
     assert rows["C-1"].data["interests"] == ["cooking", "travel"]
