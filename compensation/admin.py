@@ -23,6 +23,7 @@ from django.utils.safestring import SafeString
 
 from compensation.engine_types import RemedyItem
 from compensation.errors import ApplicationError
+from compensation.event_admin import EventAdmin, EventCustomerAdmin
 from compensation.models import (
     AuthorityLimit,
     Coupon,
@@ -30,6 +31,8 @@ from compensation.models import (
     Customer,
     CustomerChange,
     Escalation,
+    Event,
+    EventCustomer,
     FollowUp,
     Incident,
     Offer,
@@ -70,6 +73,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+admin.site.register(Event, EventAdmin)  # operational events: compensation/event_admin.py
+admin.site.register(EventCustomer, EventCustomerAdmin)
 
 
 class PreviewForm(forms.Form):

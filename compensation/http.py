@@ -77,6 +77,7 @@ LARGER_BODIES = {
     "admin:policies_policy_simulate": "SIMULATION_PACK_MAX_BYTES",
     "compensation:event-list": "EVENT_MAX_BODY_BYTES",
     "compensation:event-customers": "EVENT_MAX_BODY_BYTES",
+    "admin:compensation_event_upload": "EVENT_MAX_BODY_BYTES",
 }
 FORM_FIELDS_ALLOWANCE = 64 * 1024
 
