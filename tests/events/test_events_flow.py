@@ -123,3 +123,11 @@ def test_the_explanation_of_a_choice_made_on_the_page_has_no_note_from_a_helper(
     (sent,) = mail.outbox
     assert "What we did about it:" in sent.body
     assert "A note from the person who helped you" not in sent.body
+
+
+def test_beat_and_run_periodic_tasks_take_up_events_nobody_is_processing(settings) -> None:
+    from compensation.management.commands.run_periodic_tasks import PERIODIC
+    from compensation.tasks import events_resume
+
+    assert settings.CELERY_BEAT_SCHEDULE["events-resume"] == {"task": events_resume.name, "schedule": 60.0}
+    assert PERIODIC["events_resume"] is events_resume

@@ -19,13 +19,14 @@ PERIODIC = {
     "idempotency_records_purge": tasks.idempotency_records_purge,
     "budget_alerts_send": tasks.budget_alerts_send,
     "simulations_purge": tasks.simulations_purge,
+    "events_resume": tasks.events_resume,
 }
 
 
 class Command(BaseCommand):
     help = (
         "Run the periodic tasks (requeue outcomes, send follow-ups, flag overdue escalations, purge idempotency "
-        "records, send budget alerts) once, or --every N s."
+        "records, send budget alerts, take up operational events nobody is processing) once, or --every N s."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
