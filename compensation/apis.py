@@ -499,6 +499,14 @@ class SimulationDetailApi(APIView):
 # --- Operational events ------------------------------------------------------------------------
 
 
+IDEMPOTENCY_CONFLICT = "The Idempotency-Key was used before with another body; nothing was done."
+EVENT_BODY_TOO_LARGE = "The request body is larger than EVENT_MAX_BODY_BYTES (these endpoints' own limit)."
+EVENT_LIMIT_REACHED = (
+    "`event_customer_limit`: these customers would pass EVENT_MAX_CUSTOMERS_PER_DAY for you today (TIME_ZONE); "
+    "nothing was added. Or `throttled`: too many requests, wait the seconds Retry-After gives."
+)
+
+
 def _event_answer(added: EventAdded, status_code: int, *, with_added: bool = False) -> Response:
     event = added.event
     body: dict[str, Any] = {"id": event.pk, "status": event.status, "total": event_total(event.pk)}
@@ -544,8 +552,9 @@ class EventListCreateApi(LargerBodyMixin, GenericAPIView):
                 "Nothing is created."
             ),
             403: ERROR,
-            413: ERROR,
-            429: OpenApiResponse(ERROR, description="`event_customer_limit`: EVENT_MAX_CUSTOMERS_PER_DAY reached."),
+            409: OpenApiResponse(ERROR, description=IDEMPOTENCY_CONFLICT),
+            413: OpenApiResponse(ERROR, description=EVENT_BODY_TOO_LARGE),
+            429: OpenApiResponse(ERROR, description=EVENT_LIMIT_REACHED),
         },
     )
     def post(self, request: Request) -> Response:
@@ -595,9 +604,11 @@ class EventCustomersApi(LargerBodyMixin, APIView):
             400: VALIDATION_ERROR,
             403: ERROR,
             404: ERROR,
-            409: OpenApiResponse(ERROR, description="The event was cancelled."),
-            413: ERROR,
-            429: OpenApiResponse(ERROR, description="`event_customer_limit`: EVENT_MAX_CUSTOMERS_PER_DAY reached."),
+            409: OpenApiResponse(
+                ERROR, description=f"The event was cancelled (it takes no more customers); or: {IDEMPOTENCY_CONFLICT}"
+            ),
+            413: OpenApiResponse(ERROR, description=EVENT_BODY_TOO_LARGE),
+            429: OpenApiResponse(ERROR, description=EVENT_LIMIT_REACHED),
         },
     )
     def post(self, request: Request, event_id: int) -> Response:

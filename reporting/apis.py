@@ -56,6 +56,7 @@ REPORT_PARAMETERS = [
     CATEGORY_PARAMETER,
     OpenApiParameter("tier", OpenApiTypes.STR, enum=["standard", "silver", "gold", "platinum"]),
     POLICY_PARAMETER,
+    OpenApiParameter("event", OpenApiTypes.INT, description="operational event id (an unknown one gives zeros)"),
 ]
 
 

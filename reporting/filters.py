@@ -41,6 +41,18 @@ def _policy_filter() -> django_filters.ModelChoiceFilter:
     )
 
 
+class IdFilter(django_filters.Filter):
+    """A row's id: any whole number (anything else is a 400); one that names nothing filters out everything."""
+
+    field_class = forms.IntegerField
+
+
+def _event_filter() -> IdFilter:
+    """``event``: an operational event's id (every report that takes category, tier and policy, and the
+    outcome list); an id no event has gives zeros, as a period without data does."""
+    return IdFilter(method="filter_scope", help_text="operational event id")
+
+
 class ReportFilterForm(forms.Form):
     """The period's dates must make sense together and stay within the calendar's reach."""
 
@@ -64,10 +76,11 @@ class ReportFilter(django_filters.FilterSet):
     category = _category_filter()
     tier = django_filters.ChoiceFilter(choices=Tier.choices, method="filter_scope")
     policy = _policy_filter()
+    event = _event_filter()
 
     class Meta:
         model = Outcome
-        fields = ["since", "until", "category", "tier", "policy"]
+        fields = ["since", "until", "category", "tier", "policy", "event"]
         form = ReportFilterForm
 
     def filter_scope(self, queryset: QuerySet, name: str, value: object) -> QuerySet:
@@ -85,6 +98,7 @@ class ReportFilter(django_filters.FilterSet):
             category=data.get("category"),
             tier=data.get("tier") or None,
             policy=data.get("policy"),
+            event=data.get("event"),
         )
 
     def filter_queryset(self, queryset: QuerySet) -> QuerySet:

@@ -14,6 +14,12 @@ showing one; of the incidents and offer sets, those whose sets showed one;
 of the remedies, the policy's own. A remedy is filtered and grouped by the
 facts copied into it when given: its policy and kind, the incident's category,
 the tier then and the agent who made the set. ``total_cost`` never includes it.
+
+The ``event`` filter (an operational event's id) keeps the offer sets the event made and their
+outcomes and shown options; of the incidents, escalations and remedies, those of the event's
+incidents (its customers' incidents, whoever later asked again about one). Each is a semi-join
+that starts from the event's customers (the index ``eventcustomer_work`` leads with the event),
+so the filter reads the event's rows, not the table; an unknown id keeps nothing.
 """
 
 from __future__ import annotations
@@ -41,7 +47,16 @@ from django.db.models import (
 )
 from django.utils import timezone
 
-from compensation.models import Escalation, Incident, Offer, OfferSet, Outcome, OutcomeOption, Remedy
+from compensation.models import (
+    Escalation,
+    EventCustomer,
+    Incident,
+    Offer,
+    OfferSet,
+    Outcome,
+    OutcomeOption,
+    Remedy,
+)
 from compensation.periods import days_between, local_date, month_start
 from compensation.roles import Role, user_has_role
 from compensation.selectors import MonthBudget, policy_month_spent
@@ -51,6 +66,7 @@ from policies.money import money
 
 ZERO = Decimal("0")
 DEFAULT_DAYS = 30
+EVENT_IDS = range(1, 2**63)  # what Event's BigAutoField can hold
 
 
 # Aggregates over a month of outcomes: give sorts and hashes memory, and skip PostgreSQL's JIT,
@@ -88,6 +104,7 @@ class ReportScope:
     category: Category | None = None
     tier: str | None = None
     policy: Policy | None = None
+    event: int | None = None  # an operational event's id
 
     def between(self, field: str) -> Q:
         """``field`` within the period (see :func:`compensation.periods.days_between`)."""
@@ -112,8 +129,30 @@ def _shown_by_policy(scope: ReportScope) -> Q:
     return Q(pk__in=shown)
 
 
+def _event_offer_sets(event_id: int) -> QuerySet:
+    """The ids of the offer sets an event made, read from its customers' rows (``eventcustomer_work``)."""
+    return EventCustomer.objects.filter(event_id=event_id, offer_set__isnull=False).values("offer_set_id")
+
+
+def _event_incidents(event_id: int) -> QuerySet:
+    """The ids of the incidents of the event's offer sets (each found by its primary key)."""
+    return OfferSet.objects.filter(pk__in=_event_offer_sets(event_id)).values("incident_id")
+
+
+def _event_outcomes(event_id: int) -> QuerySet:
+    """The ids of the outcomes of the event's offer sets (``Outcome.offer_set`` is unique: indexed)."""
+    return Outcome.objects.filter(offer_set_id__in=_event_offer_sets(event_id)).values("pk")
+
+
 def _scoped(
-    queryset: QuerySet, scope: ReportScope, *, time: str, category: str, tier: str, policy: Callable[[Policy], Q]
+    queryset: QuerySet,
+    scope: ReportScope,
+    *,
+    time: str,
+    category: str,
+    tier: str,
+    policy: Callable[[Policy], Q],
+    event: Callable[[int], Q],
 ) -> QuerySet:
     """``queryset`` within the scope's period (by ``time``) and filters (by these field paths)."""
     queryset = queryset.filter(scope.between(time))
@@ -123,6 +162,9 @@ def _scoped(
         queryset = queryset.filter(**{tier: scope.tier})
     if scope.policy is not None:
         queryset = queryset.filter(policy(scope.policy))
+    if scope.event is not None:
+        # An id the column cannot hold names no event (and SQLite would not take it as a parameter).
+        queryset = queryset.filter(event(scope.event)) if scope.event in EVENT_IDS else queryset.none()
     return queryset
 
 
@@ -132,7 +174,15 @@ def outcomes_in_scope(scope: ReportScope, queryset: QuerySet[Outcome] | None = N
         return _shown_by_policy(scope) & (Q(policy=policy) | Q(accepted=False))
 
     queryset = Outcome.objects.all() if queryset is None else queryset
-    return _scoped(queryset, scope, time="recorded_at", category="category", tier="tier", policy=chose_or_declined)
+    return _scoped(
+        queryset,
+        scope,
+        time="recorded_at",
+        category="category",
+        tier="tier",
+        policy=chose_or_declined,
+        event=lambda event_id: Q(offer_set_id__in=_event_offer_sets(event_id)),
+    )
 
 
 def _options_in_scope(scope: ReportScope) -> QuerySet[OutcomeOption]:
@@ -143,6 +193,7 @@ def _options_in_scope(scope: ReportScope) -> QuerySet[OutcomeOption]:
         category="category",
         tier="tier",
         policy=lambda policy: Q(policy=policy),
+        event=lambda event_id: Q(outcome_id__in=_event_outcomes(event_id)),
     )
 
 
@@ -154,6 +205,7 @@ def _incidents_in_scope(scope: ReportScope) -> QuerySet[Incident]:
         category="category",
         tier="customer__tier",
         policy=lambda policy: Q(Exists(Offer.objects.filter(offer_set__incident=OuterRef("pk"), policy=policy))),
+        event=lambda event_id: Q(pk__in=_event_incidents(event_id)),
     )
 
 
@@ -165,6 +217,7 @@ def _offer_sets_in_scope(scope: ReportScope) -> QuerySet[OfferSet]:
         category="incident__category",
         tier="customer__tier",
         policy=lambda policy: Q(Exists(Offer.objects.filter(offer_set=OuterRef("pk"), policy=policy))),
+        event=lambda event_id: Q(pk__in=_event_offer_sets(event_id)),
     )
 
 
@@ -176,6 +229,7 @@ def _escalations_in_scope(scope: ReportScope) -> QuerySet[Escalation]:
         category="incident__category",
         tier="customer__tier",
         policy=lambda policy: Q(policy=policy),
+        event=lambda event_id: Q(incident_id__in=_event_incidents(event_id)),
     )
 
 
@@ -188,6 +242,7 @@ def _remedies_in_scope(scope: ReportScope) -> QuerySet[Remedy]:
         category="category",
         tier="tier",
         policy=lambda policy: Q(policy=policy),
+        event=lambda event_id: Q(incident_id__in=_event_incidents(event_id)),
     )
 
 

@@ -22,6 +22,7 @@ PATH_VALUES = {
     "escalation_id": 1,
     "token": "not-a-real-link",
     "external_id": "C-1042",
+    "event_id": 1,
 }
 
 

@@ -15,6 +15,7 @@ import pytest
 from django.utils import timezone
 
 from compensation.models import OutcomeSubmission, Simulation
+from compensation.services.events import event_create
 from compensation.services.users import user_token_issue
 from policies.choices import OfferKind
 from tests.factories import CategoryFactory, OfferTemplateFactory, PolicyFactory
@@ -26,11 +27,13 @@ OFFER_SETS = "/api/v1/offer-sets/"
 ESCALATIONS = "/api/v1/escalations/"
 CUSTOMERS = "/api/v1/customers/"
 SIMULATIONS = "/api/v1/simulations/"
+EVENTS = "/api/v1/events/"
 
 
 class Row(NamedTuple):
     method: str
-    path: str  # placeholders: {offer_set}, {escalation} (senior manager), {approval}, {token}, {customer}, {simulation}
+    path: str  # placeholders: {offer_set}, {escalation} (senior manager), {approval}, {token}, {customer},
+    # {simulation}, {event} (an event still processing)
     body: dict[str, Any] | None
     expected: tuple[int, ...]  # in the order of ROLES
 
@@ -43,6 +46,8 @@ ERROR_CODES = {
 }
 
 NEW_SET = {"customer": {"external_id": "C-NEW"}, "incident": {"category": "late_delivery", "severity": 3}}
+NEW_EVENT = {"name": "Storm", "category": "late_delivery", "severity": 3, "customers": [{"external_id": "C-EV-1"}]}
+MORE_CUSTOMERS = {"customers": [{"external_id": "C-EV-2"}]}
 
 # fmt: off
 MATRIX = [
@@ -78,6 +83,12 @@ MATRIX = [
     Row("POST", SIMULATIONS, {"pack": {"policies": []}, "days": 7},   (401, 401, 403,  403,  202, 403,    403)),
     Row("GET",  SIMULATIONS + "{simulation}/", None,                  (401, 401, 403,  403,  200, 403,    403)),
     Row("GET",  SIMULATIONS + "{other_simulation}/", None,            (401, 401, 403,  403,  404, 403,    403)),
+    Row("POST", EVENTS, NEW_EVENT,                                    (401, 401, 403,  403,  202, 403,    403)),
+    Row("GET",  EVENTS, None,                                         (401, 401, 403,  403,  200, 403,    403)),
+    Row("GET",  EVENTS + "{event}/", None,                            (401, 401, 403,  403,  200, 403,    403)),
+    Row("GET",  EVENTS + "999999/", None,                             (401, 401, 403,  403,  404, 403,    403)),
+    Row("POST", EVENTS + "{event}/customers/", MORE_CUSTOMERS,        (401, 401, 403,  403,  202, 403,    403)),
+    Row("POST", EVENTS + "{event}/cancel/", None,                     (401, 401, 403,  403,  200, 403,    403)),
     Row("GET",  "/healthz", None,                                     (200, 200, 200,  200,  200, 200,    200)),
     Row("GET",  "/readyz", None,                                      (200, 200, 200,  200,  200, 200,    200)),
     Row("GET",  "/api/schema/", None,                                 (200, 200, 200,  200,  200, 200,    200)),
@@ -90,7 +101,15 @@ MATRIX = [
 
 def case_id(row: Row, role: str) -> str:
     name = row.path.removeprefix("/api/v1/").removeprefix("/") or "api/v1"  # the API's root: "api/v1"
-    for placeholder in ("{offer_set}", "{escalation}", "{approval}", "{token}", "{customer}", "{simulation}"):
+    for placeholder in (
+        "{offer_set}",
+        "{escalation}",
+        "{approval}",
+        "{token}",
+        "{customer}",
+        "{simulation}",
+        "{event}",
+    ):
         name = name.replace(placeholder, "{id}")
     return f"{row.method} {name.rstrip('/')} as {role}"
 
@@ -126,6 +145,20 @@ def scene(agent: Any, path: str) -> str:
             values[placeholder] = Simulation.objects.create(
                 created_by=owner, pack={}, days=30, created_at=timezone.now(), status="done"
             ).pk
+    if "{event}" in path:  # another manager's: events are the company's, every manager sees them
+        owner, _token, _created = user_token_issue(username="manager-2", role="manager")
+        values["event"] = event_create(
+            user=owner,
+            data={
+                "name": "Storm",
+                "category": late,
+                "severity": 3,
+                "fault": "company",
+                "correctable": True,
+                "description": "",
+                "customers": [{"external_id": "C-EV-0"}],
+            },
+        ).event.pk
     if "{customer}" in path:
         values["customer"] = created_set(agent, "damaged_item")["customer"]["external_id"]
     if "{offer_set}" in path:

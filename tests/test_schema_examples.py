@@ -30,6 +30,8 @@ FEEDBACK = "POST /api/v1/feedback/{token}/"
 CUSTOMER_PUT = "PUT /api/v1/customers/{external_id}/"
 CUSTOMERS_BULK = "POST /api/v1/customers/bulk/"
 SIMULATIONS = "POST /api/v1/simulations/"
+EVENTS = "POST /api/v1/events/"
+EVENT_CUSTOMERS = "POST /api/v1/events/{event_id}/customers/"
 
 # Who sends each write (README, "Roles"); None: no login (the feedback link is the key).
 ROLE = {
@@ -41,6 +43,8 @@ ROLE = {
     CUSTOMER_PUT: "integration",
     CUSTOMERS_BULK: "integration",
     SIMULATIONS: "manager",
+    EVENTS: "manager",
+    EVENT_CUSTOMERS: "manager",
 }
 
 
@@ -148,6 +152,10 @@ class World:
         if name == CUSTOMER_PUT:  # the path's own example
             (parameter,) = [p for p in _writes_with_a_body(SCHEMA)[name]["parameters"] if p["name"] == "external_id"]
             return {"external_id": next(iter(parameter["examples"].values()))["value"]}
+        if name == EVENT_CUSTOMERS:  # an event made from the create's own example
+            response = self.clients["manager"].post("/api/v1/events/", examples.EVENT_WAREHOUSE_MISSED, format="json")
+            assert response.status_code == 202, response.content
+            return {"event_id": response.json()["id"]}
         return {}
 
 

@@ -87,8 +87,11 @@ def budget_charge(
         raise BudgetExhausted("The policy of this option no longer exists.")
     if caps.per_customer_cap_30d is not None:
         customer_cap = caps.per_customer_cap_30d
-        # One acceptance at a time per customer, so two cannot both fit under the cap.
-        list(Customer.objects.select_for_update().filter(pk=customer_id).values_list("pk"))
+        # One acceptance at a time per customer, so two cannot both fit under the cap. FOR NO KEY UPDATE, not
+        # FOR UPDATE: rows that merely reference the customer (an outcome being recorded) take FOR KEY SHARE,
+        # which FOR UPDATE would block; with a choice of the same set waiting on that recording's index tuple,
+        # the two deadlocked.
+        list(Customer.objects.select_for_update(no_key=True).filter(pk=customer_id).values_list("pk"))
         spent = (
             BudgetCharge.objects.filter(
                 customer_id=customer_id,

@@ -91,17 +91,23 @@ AGENT_REPORT = {"GET /api/v1/reports/agents/"}
 CUSTOMER_READ = {"GET /api/v1/customers/{external_id}/"}
 CUSTOMER_WRITE = {"PUT /api/v1/customers/{external_id}/", "POST /api/v1/customers/bulk/"}
 SIMULATIONS = {"POST /api/v1/simulations/", "GET /api/v1/simulations/{simulation_id}/"}
+EVENT_CREATE = "POST /api/v1/events/"
+EVENT_CUSTOMERS = "POST /api/v1/events/{event_id}/customers/"
+EVENT_CANCEL = "POST /api/v1/events/{event_id}/cancel/"
+EVENTS = {EVENT_CREATE, "GET /api/v1/events/", "GET /api/v1/events/{event_id}/", EVENT_CUSTOMERS, EVENT_CANCEL}
 OUTCOME = "POST /api/v1/offer-sets/{offer_set_id}/outcome/"
 APPROVE = "POST /api/v1/escalations/{escalation_id}/approve/"
 REJECT = "POST /api/v1/escalations/{escalation_id}/reject/"
 RESOLVE = "POST /api/v1/escalations/{escalation_id}/resolve/"
 ALLOWED = {
     "agent": EVERYONE | OFFER_SETS,
-    "manager": EVERYONE | OFFER_SETS | ESCALATIONS | READING | AGENT_REPORT | CUSTOMER_READ | SIMULATIONS,
+    "manager": EVERYONE | OFFER_SETS | ESCALATIONS | READING | AGENT_REPORT | CUSTOMER_READ | SIMULATIONS | EVENTS,
     "analyst": EVERYONE | READING,
     "integration": EVERYONE | CUSTOMER_READ | CUSTOMER_WRITE,
 }
-OPERATIONS = EVERYONE | OFFER_SETS | ESCALATIONS | READING | AGENT_REPORT | CUSTOMER_READ | CUSTOMER_WRITE | SIMULATIONS
+OPERATIONS = (
+    EVERYONE | OFFER_SETS | ESCALATIONS | READING | AGENT_REPORT | CUSTOMER_READ | CUSTOMER_WRITE | SIMULATIONS | EVENTS
+)
 
 PATH, QUERY, HEADER, BODY = (
     ParameterLocation.PATH,
@@ -116,7 +122,10 @@ BODY_FIELDS = (
     "incident.occurred_at",
     "customer.lifetime_value",
     "lifetime_value",  # a customer's PUT
-    "customers[].lifetime_value",  # each customer of a bulk POST
+    "customers[].lifetime_value",  # each customer of a bulk POST (and of an event)
+    "customers[].order_value",  # each customer of an event
+    "category",  # an event's
+    "occurred_at",  # an event's
 )
 BODY_OBJECTS = ("pack",)  # replaced whole: a simulation's draft pack
 
@@ -284,7 +293,8 @@ def _world_build(role: str, make_user: Any) -> World:
     from django.utils import timezone
     from rest_framework.test import APIClient
 
-    from compensation.models import Customer, FollowUp, OutcomeSubmission, Simulation
+    from compensation.models import Customer, Event, FollowUp, OutcomeSubmission, Simulation
+    from compensation.services.events import event_cancel, event_create
     from compensation.services.follow_ups import feedback_token
     from compensation.services.outcomes import outcome_record
     from policies.choices import OfferKind
@@ -347,6 +357,28 @@ def _world_build(role: str, make_user: Any) -> World:
         created_by=user, pack={}, days=7, created_at=timezone.now(), status="failed", error="ZeroDivisionError: x"
     )
 
+    # Events (every manager sees them all): two still processing, one sent in full, one cancelled. No task
+    # runs: the test's transaction never commits.
+    owner, _owner_key = make_user("fuzz-event-owner", "manager")
+    late = Category.objects.get(slug="late_delivery")
+
+    def event(n: int) -> int:
+        data = {
+            "name": f"Fuzz event {n}",
+            "category": late,
+            "severity": 3,
+            "fault": "company",
+            "correctable": True,
+            "description": "",
+            "customers": [{"external_id": f"C-event-{n}-{i}", "email": f"event-{n}-{i}@example.com"} for i in range(2)],
+        }
+        return event_create(user=owner, data=data).event.pk
+
+    processing = [event(n) for n in range(2)]
+    sent, cancelled = event(2), event(3)
+    Event.objects.filter(pk=sent).update(status=Event.Status.SENT, finished_at=timezone.now())
+    event_cancel(event_id=cancelled, user=owner)
+
     categories = list(Category.objects.values_list("slug", flat=True))
     senior = [made["escalation"]["id"] for made in severe]
     answered = [made["id"] for made in [*waiting, *recorded]]
@@ -379,6 +411,13 @@ def _world_build(role: str, make_user: Any) -> World:
         (APPROVE, PATH, "escalation_id"): [*approvals, *approvals, *senior[:1]],
         (REJECT, PATH, "escalation_id"): [*approvals, *approvals, *senior[:1]],
         (RESOLVE, PATH, "escalation_id"): [*senior, *senior, *approvals[:1]],
+        (None, PATH, "event_id"): [*processing, sent, cancelled],
+        (None, QUERY, "event"): [*processing, sent, cancelled],
+        (EVENT_CUSTOMERS, PATH, "event_id"): [*processing, *processing, cancelled],
+        (EVENT_CANCEL, PATH, "event_id"): [*processing, *processing, sent],
+        (EVENT_CREATE, BODY, "category"): categories,
+        (EVENT_CREATE, BODY, "occurred_at"): [(timezone.now() - timedelta(days=1)).isoformat()],
+        (None, BODY, "customers[].order_value"): ["0.00", "120.00"],
     }
     assert all(real.values()), real
     return World(role=role, key=key, real=real)
