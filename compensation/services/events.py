@@ -436,7 +436,7 @@ def _send_one(*, row_id: int, event: Event, now: datetime) -> str:
     ``CANCELLED`` (the event was cancelled meanwhile)."""
     with transaction.atomic():
         row = (
-            EventCustomer.objects.select_for_update()
+            EventCustomer.objects.select_for_update(of=("self",))  # not the nullable side of the outer joins
             .select_related("offer_set__customer", "offer_set__incident")
             .filter(pk=row_id)
             .first()
@@ -497,7 +497,7 @@ def event_resend(*, row_ids: Sequence[int], now: datetime | None = None) -> tupl
     for row_id in row_ids:
         with transaction.atomic():
             row = (
-                EventCustomer.objects.select_for_update()
+                EventCustomer.objects.select_for_update(of=("self",))
                 .select_related("event__created_by", "offer_set__customer")
                 .filter(pk=row_id, status=EventCustomer.Status.FAILED, offer_set__isnull=False)
                 .exclude(event__status=Event.Status.CANCELLED)
