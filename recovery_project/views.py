@@ -39,6 +39,10 @@ ENDPOINTS: dict[str, Any] = {
     "customers_bulk": "compensation:customer-bulk",
     "simulations": "compensation:simulation-start",
     "simulation": ("compensation:simulation-start", "{simulation_id}/"),
+    "events": "compensation:event-list",
+    "event": ("compensation:event-list", "{event_id}/"),
+    "event_customers": ("compensation:event-list", "{event_id}/customers/"),
+    "event_cancel": ("compensation:event-list", "{event_id}/cancel/"),
     "feedback": ("api-root", "feedback/{token}/"),
 }
 

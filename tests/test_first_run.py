@@ -68,6 +68,8 @@ def test_the_api_root_is_json_anyone_may_read_naming_the_docs_and_every_group(au
     assert endpoints["outcomes"] == "http://testserver/api/v1/outcomes/"
     assert endpoints["customer"] == "http://testserver/api/v1/customers/{external_id}/"
     assert endpoints["simulations"] == "http://testserver/api/v1/simulations/"
+    assert endpoints["events"] == "http://testserver/api/v1/events/"
+    assert endpoints["event_customers"] == "http://testserver/api/v1/events/{event_id}/customers/"
     assert endpoints["reports"]["summary"] == "http://testserver/api/v1/reports/summary/"
 
 
@@ -78,6 +80,7 @@ def test_every_url_of_the_api_root_leads_to_an_endpoint() -> None:
         "{offer_set_id}": "6f1c2b9e-0d4a-4c57-9b8e-2a1d5f3c7e90",
         "{simulation_id}": "6f1c2b9e-0d4a-4c57-9b8e-2a1d5f3c7e90",
         "{escalation_id}": "7",
+        "{event_id}": "3",
         "{external_id}": "C-1",
         "{token}": "abc",
     }
@@ -92,7 +95,7 @@ def test_every_url_of_the_api_root_leads_to_an_endpoint() -> None:
             path = path.replace(placeholder, value)
         reached.add(resolve(path).view_name)
 
-    assert len(reached) == len(urls) == 17
+    assert len(reached) == len(urls) == 21
     assert reached == {
         "compensation:me",
         "compensation:offer-set-list",
@@ -104,6 +107,10 @@ def test_every_url_of_the_api_root_leads_to_an_endpoint() -> None:
         "compensation:simulation-start",
         "compensation:simulation-detail",
         "compensation:feedback",
+        "compensation:event-list",
+        "compensation:event-detail",
+        "compensation:event-customers",
+        "compensation:event-cancel",
         "reporting:outcome-list",
         "reporting:report-summary",
         "reporting:report-policies",

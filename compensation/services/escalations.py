@@ -76,6 +76,7 @@ def escalation_approval_open(
     now: datetime,
     per_option: Decimal | None = None,
     over_month: MonthOverLimit | None = None,
+    by_customer: bool = False,
 ) -> Escalation:
     """An approval request for a choice above the agent's authority; the outcome waits for it.
 
@@ -85,7 +86,8 @@ def escalation_approval_open(
     offer = submission.offer
     offer_set = submission.offer_set
     assert offer is not None
-    name = user.get_username()
+    # A customer choosing on an event's page asks through the manager who posted the event, who made the set.
+    name = "The customer (on the page of an event's e-mail)" if by_customer else user.get_username()
     why = []
     if over_month is None or offer.requires_approval:
         cost = f"costs {money(offer.estimated_cost)} {offer.currency}"

@@ -327,7 +327,7 @@ def outcome_submit(
     )
     try:
         with _savepoint():
-            _write(submission=submission, facts=facts, user=user, authority=authority, now=now)
+            _write(submission=submission, facts=facts, user=user, authority=authority, now=now, by_customer=by_customer)
     except (IntegrityError, BudgetExhausted):
         # A live submission exists (a repeat, or a concurrent request that won): it decides the answer.
         existing = _live_submission(offer_set_id)
@@ -345,7 +345,13 @@ def _savepoint() -> Any:
 
 
 def _write(
-    *, submission: OutcomeSubmission, facts: SubmissionFacts, user: Any, authority: Authority, now: datetime
+    *,
+    submission: OutcomeSubmission,
+    facts: SubmissionFacts,
+    user: Any,
+    authority: Authority,
+    now: datetime,
+    by_customer: bool = False,
 ) -> None:
     """Charge the budget (unless declined) and save the submission, or raise and write nothing.
 
@@ -380,6 +386,7 @@ def _write(
                 now=now,
                 per_option=authority.per_option if facts.needs_approval else None,
                 over_month=over_month,
+                by_customer=by_customer,
             )
             submission.save(update_fields=["approval"])
 
