@@ -1,4 +1,4 @@
-"""Benchmarks: ``make bench`` (or ``python -m bench [offer-sets|outcomes|packs|reports|broker-outage|learning] ...``).
+"""Benchmarks: ``make bench`` (or ``python -m bench [offer-sets|outcomes|packs|reports|learning|events|...] ...``).
 
 Figures are printed, never asserted: speed is measured here, not in the tests.
 Each run uses a database of its own (``<name>_bench``, see bench/setup.py).
@@ -51,6 +51,10 @@ Each run uses a database of its own (``<name>_bench``, see bench/setup.py).
   changing 10% of the policies, one changing all of them and a one-policy change (in full and sampled
   as the admin runs it) simulated side by side, with seconds and computations per second per process
   against the 90 s target (bench/simulate_bench.py).
+- ``events`` (PostgreSQL and Redis; not part of ``all``): an operational event of ``--customers`` customers
+  (default 10,000 here) over the demo pack, processed by one Celery worker (prefork, concurrency 1) with the
+  file e-mail backend and pacing off: customers per second and seconds beside the issue's target (10,000 in
+  under 5 minutes), and the worker's peak memory (bench/events_bench.py).
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ def main() -> None:
             "learning",
             "simulate",
             "console",
+            "events",
         ],
         default="all",
     )
@@ -106,7 +111,10 @@ def main() -> None:
         "bulk calls (default 5)",
     )
     parser.add_argument(
-        "--customers", type=int, default=100_000, help="customers: stored customers seeded first (default 100,000)"
+        "--customers",
+        type=int,
+        help="customers: stored customers seeded first (default 100,000); events: customers in the event "
+        "(default 10,000)",
     )
     parser.add_argument(
         "--compare",
@@ -177,6 +185,16 @@ def main() -> None:
         console_bench.run(requests=args.requests or 200)
         return
 
+    if args.suite == "events":  # a fresh database (django_setup); the broker is Redis, for a real worker
+        os.environ.setdefault("DATABASE_URL", LOCAL_POSTGRES)
+        os.environ.setdefault("REDIS_URL", LOCAL_REDIS)
+        url = django_setup()
+        from bench import events_bench
+
+        print(f"database: {url.split('@')[-1]}   broker: {os.environ['REDIS_URL'].split('@')[-1]}")
+        events_bench.run(customers=args.customers or events_bench.TARGET_CUSTOMERS)
+        return
+
     if args.suite == "simulate":  # a database of its own, kept between runs
         os.environ.setdefault("DATABASE_URL", LOCAL_POSTGRES)
         from bench import simulate_bench
@@ -213,7 +231,7 @@ def main() -> None:
         from bench import customers_bench
 
         print(f"database: {url.split('@')[-1]}")
-        customers_bench.run(rounds=args.rounds or 5, customers=args.customers)
+        customers_bench.run(rounds=args.rounds or 5, customers=args.customers or 100_000)
         return
 
     if args.suite == "plumbing":  # a database of its own, kept between runs

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from celery import Task, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
@@ -100,10 +101,16 @@ def simulations_purge() -> int:
 
 @shared_task(name=queue.EVENT_PROCESS, acks_late=True, **RETRY)
 def event_process_task(event_id: int) -> int:
-    """Process an operational event for a while (compensation/services/events.py), then send itself again
-    if customers are left; returns the e-mails sent. A second delivery while another worker holds the event
-    does nothing."""
-    done = events.event_work(event_id=event_id)
+    """Process an operational event for a slice (``events.SLICE_SECONDS``, well under the soft time limit),
+    then send itself again if customers are left; returns the e-mails sent. A second delivery while another
+    worker holds the event does nothing (the holder's own task carries on). Should a slice overrun the soft
+    limit all the same, the send it cut short counts as failed and the task sends itself again at once."""
+    try:
+        done = events.event_work(event_id=event_id)
+    except SoftTimeLimitExceeded:
+        logger.warning("event %s: a slice ran past the soft time limit; sent again", event_id)
+        events.event_enqueue(event_id)
+        return 0
     if not done.finished and done.again_in is not None:
         events.event_enqueue(event_id, countdown=done.again_in)
     return done.emailed

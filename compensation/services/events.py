@@ -25,31 +25,42 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
-from django.db.models import Count, F, Max, Q
+from django.db import DataError, IntegrityError, transaction
+from django.db.models import Count, Exists, F, Max, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from compensation.errors import BudgetExhausted, Conflict, ErrorCode, Gone, InvalidInput, NotFound, TooMany
+from compensation.errors import (
+    ApplicationError,
+    BudgetExhausted,
+    Conflict,
+    ErrorCode,
+    Gone,
+    InvalidInput,
+    NotFound,
+    TooMany,
+)
 from compensation.models import Event, EventCustomer, Offer, OfferSet, OutcomeSubmission, PolicyMonthSpend, Remedy
 from compensation.periods import day_start, local_date, month_start
 from compensation.queue import EVENT_PROCESS, task_send
 from compensation.services.escalations import OPEN_STATUSES, escalation_open_for_incident
 from compensation.services.offer_sets import offer_set_create
 from compensation.services.outcomes import DECLINED, outcome_submit
-from policies.index import PolicyIndex, policy_index_get
+from policies.index import CompiledCategory, PolicyIndex, policy_index_get
 from policies.models import Policy
 
 logger = logging.getLogger("compensation")
 
 MAX_PER_CALL = 10_000
 BATCH = 100  # customers whose offer sets one transaction makes
-SLICE_SECONDS = 40.0  # a task's work before it sends itself again (under CELERY_TASK_SOFT_TIME_LIMIT)
+SLICE_SECONDS = 40.0  # a task's work before it sends itself again: well under CELERY_TASK_SOFT_TIME_LIMIT (90 s)
 LEASE = timedelta(minutes=2)  # a worker's hold on an event, renewed as it works
+RENEW_SECONDS = 10.0  # how often the holder renews its lease (and learns whether it still holds it)
 TOKEN_SALT = "recovery.event-choice"  # noqa: S105 - a salt, not a secret; the links' tokens are good for the customer page and nothing else
 CUT_OFF = (
     "The e-mail was cut off (the worker stopped while sending); it may not have arrived. Re-send it from the admin."
@@ -272,27 +283,43 @@ def event_figures(event_ids: Sequence[int]) -> dict[int, dict[str, int]]:
 
 
 # --- The job ----------------------------------------------------------------------------------
+#
+# The lease is the ``lease_until`` its holder wrote: a worker renews, releases and sends only while the event
+# still carries its own value, so one whose hold ran out (stalled, or presumed dead) and was taken over can
+# do none of these under the new holder. Every e-mail is claimed by a conditional update that also requires
+# the lease, so two workers never both send for one event, and each row is claimed once.
 
 
-def _lease_take(event_id: int, now: datetime) -> bool:
-    """Hold the event for ``LEASE`` if it is processing and nobody holds it (or their hold ran out)."""
-    return bool(
+def _lease_take(event_id: int, now: datetime) -> datetime | None:
+    """Hold the event for ``LEASE`` if it is processing and nobody holds it (or their hold ran out); returns
+    the hold (the ``lease_until`` written), or None."""
+    until = now + LEASE
+    taken = (
         Event.objects.filter(pk=event_id, status=Event.Status.PROCESSING)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(lease_until=now + LEASE, worked_at=now)
+        .update(lease_until=until, worked_at=now)
     )
+    return until if taken else None
 
 
-def _lease_renew(event_id: int, now: datetime) -> None:
-    Event.objects.filter(pk=event_id).update(lease_until=now + LEASE, worked_at=now)
+def _lease_renew(event_id: int, held: datetime, now: datetime) -> datetime | None:
+    """Extend the hold ``held``; None if it is not ours any more (it ran out and another worker took it)."""
+    until = now + LEASE
+    renewed = Event.objects.filter(pk=event_id, lease_until=held).update(lease_until=until, worked_at=now)
+    return until if renewed else None
 
 
-def _lease_release(event_id: int) -> None:
-    Event.objects.filter(pk=event_id).update(lease_until=None)
+def _lease_release(event_id: int, held: datetime) -> None:
+    Event.objects.filter(pk=event_id, lease_until=held).update(lease_until=None)
+
+
+def _lease_held(event_id: int, held: datetime) -> Exists:
+    return Exists(Event.objects.filter(pk=event_id, status=Event.Status.PROCESSING, lease_until=held))
 
 
 def _cut_off_sends(event_id: int, now: datetime) -> int:
-    """Rows a previous holder left ``sending``: it died mid-send, so the e-mail may or may not have gone."""
+    """Rows a previous holder left ``sending``: it died mid-send, so the e-mail may or may not have gone.
+    Called by the new holder only, so no live send of this job is cut off."""
     return EventCustomer.objects.filter(event_id=event_id, status=EventCustomer.Status.SENDING).update(
         status=EventCustomer.Status.FAILED, error=CUT_OFF
     )
@@ -302,9 +329,26 @@ def _cut_off_sends(event_id: int, now: datetime) -> int:
 class WorkDone:
     prepared: int = 0
     emailed: int = 0
-    failed: int = 0
+    failed: int = 0  # sends that failed, and sends a previous holder's crash cut off
     finished: bool = False  # no customer left to process or e-mail (the event is sent), or it was cancelled
-    again_in: float | None = None  # seconds until the next task should run, when not finished
+    again_in: float | None = None  # seconds until the next task should run; None: no task needed from us
+
+
+def _pacing_interval() -> float:
+    per_minute = settings.EVENT_EMAILS_PER_MINUTE
+    return 60.0 / per_minute if per_minute else 0.0
+
+
+def _pacing_start(event_id: int, interval: float) -> float:
+    """Seconds to wait before this task's first e-mail, so the pace holds across tasks (the one before may
+    have sent a moment ago, and a second task of the event may run in the gap): one interval after the
+    event's last e-mail, by the wall clock."""
+    if not interval:
+        return 0.0
+    last = EventCustomer.objects.filter(event_id=event_id, sent_at__isnull=False).aggregate(last=Max("sent_at"))["last"]
+    if last is None:
+        return 0.0
+    return min(interval, max(0.0, interval - (timezone.now() - last).total_seconds()))
 
 
 def event_work(
@@ -318,31 +362,52 @@ def event_work(
 ) -> WorkDone:
     """Process the event for up to ``seconds``: batches of offer sets, then their e-mails, paced.
 
-    Returns what was done and whether anything is left (the task then sends itself again). Another worker
-    holding the event makes this a no-op. ``now``: the time written (tests); the pacing uses ``clock``.
+    Returns what was done and whether anything is left (the task then sends itself again after
+    ``again_in``). Another worker holding the event makes this a no-op. ``now``: the time written (tests);
+    the pacing and the slice use ``clock`` and ``sleep``.
     """
     done = WorkDone()
-    fixed_now = now
     started = clock()
-    if not _lease_take(event_id, fixed_now or timezone.now()):
+
+    def time_now() -> datetime:
+        return now or timezone.now()
+
+    held = _lease_take(event_id, time_now())
+    if held is None:
         done.finished = not Event.objects.filter(pk=event_id, status=Event.Status.PROCESSING).exists()
         return done
     try:
-        _cut_off_sends(event_id, fixed_now or timezone.now())
-        interval = 60.0 / settings.EVENT_EMAILS_PER_MINUTE if settings.EVENT_EMAILS_PER_MINUTE else 0.0
-        next_send = clock()
+        done.failed += _cut_off_sends(event_id, time_now())
+        interval = _pacing_interval()
+        next_send = clock() + _pacing_start(event_id, interval)
+        renewed = clock()
+
+        def slice_over() -> bool:
+            if clock() - started <= seconds:
+                return False
+            done.again_in = max(0.0, next_send - clock())
+            return True
+
         while True:
-            event = Event.objects.select_related("created_by", "category").get(pk=event_id)
+            if clock() - renewed >= RENEW_SECONDS:
+                held = _lease_renew(event_id, held, time_now())
+                renewed = clock()
+                if held is None:  # ran out and taken over: the new holder carries on
+                    return done
+            event = Event.objects.select_related("created_by").get(pk=event_id)
             if event.status != Event.Status.PROCESSING:
                 done.finished = True
                 return done
-            ready = list(event.customers.filter(status=EventCustomer.Status.READY).order_by("position")[:BATCH])
+            ready = _ready_rows(event_id)
             if not ready:
-                prepared = _prepare_batch(event, index or policy_index_get(), fixed_now or timezone.now())
+                prepared = _prepare_batch(event, index or policy_index_get(), time_now())
                 done.prepared += prepared
                 if not prepared:
-                    _finish(event, fixed_now or timezone.now())
-                    done.finished = True
+                    done.finished = _finish(event, time_now())
+                    if not done.finished:  # rows another transaction holds (a cancel, a re-send): soon again
+                        done.again_in = 1.0
+                    return done
+                if slice_over():
                     return done
                 continue
             for row in ready:
@@ -352,38 +417,55 @@ def event_work(
                         if clock() + wait - started > seconds:
                             done.again_in = wait
                             return done
-                        sleep(wait)
+                        sleep(wait)  # at most 60 s (one e-mail a minute), well inside the lease
                     next_send = max(next_send, clock()) + interval
-                sent = _send_one(row_id=row.pk, event=event, now=fixed_now or timezone.now())
+                sent = _send_one(row=row, event=event, held=held, now=time_now())
                 if sent == CANCELLED:  # meanwhile
                     done.finished = True
                     return done
+                if sent == LOST:
+                    held = None
+                    return done
                 done.emailed += sent == SENT
                 done.failed += sent == FAILED
-                _lease_renew(event_id, fixed_now or timezone.now())
-                if clock() - started > seconds:
-                    done.again_in = 0.0
+                if clock() - renewed >= RENEW_SECONDS:
+                    held = _lease_renew(event_id, held, time_now())
+                    renewed = clock()
+                    if held is None:
+                        return done
+                if slice_over():
                     return done
     finally:
-        _lease_release(event_id)
+        if held is not None:
+            _lease_release(event_id, held)
 
 
-def _finish(event: Event, now: datetime) -> None:
-    Event.objects.filter(pk=event.pk, status=Event.Status.PROCESSING).exclude(
-        customers__status__in=(EventCustomer.Status.QUEUED, EventCustomer.Status.READY, EventCustomer.Status.SENDING)
-    ).update(status=Event.Status.SENT, finished_at=now)
+def _finish(event: Event, now: datetime) -> bool:
+    """Mark the event sent if no customer is left to prepare or e-mail; True if it is not processing now."""
+    Status = EventCustomer.Status
+    left = EventCustomer.objects.filter(event_id=event.pk, status__in=(Status.QUEUED, Status.READY, Status.SENDING))
+    Event.objects.filter(pk=event.pk, status=Event.Status.PROCESSING).exclude(Exists(left)).update(
+        status=Event.Status.SENT, finished_at=now
+    )
+    return not Event.objects.filter(pk=event.pk, status=Event.Status.PROCESSING).exists()
 
 
-def _incident_of(event: Event, row: EventCustomer, index: PolicyIndex) -> dict[str, Any] | None:
-    category = next((c for c in index.categories.values() if c.id == event.category_id), None)
-    if category is None:
-        return None
+def _ready_rows(event_id: int) -> list[EventCustomer]:
+    """The next customers to e-mail, with what their e-mail shows."""
+    return list(
+        EventCustomer.objects.filter(event_id=event_id, status=EventCustomer.Status.READY)
+        .select_related("offer_set__customer", "offer_set__incident")
+        .order_by("position")[:BATCH]
+    )
+
+
+def _incident_of(event: Event, row: EventCustomer, category: CompiledCategory) -> dict[str, Any]:
     return {
         "category": category,
         "severity": event.severity,
         "fault": event.fault,
         "correctable": event.correctable,
-        "order_value": row.data.get("order_value", "0.00"),
+        "order_value": Decimal(str(row.data.get("order_value", "0.00"))),
         "currency": settings.DEFAULT_CURRENCY,
         "description": event.description or event.name,
         "occurred_at": event.occurred_at,
@@ -391,63 +473,79 @@ def _incident_of(event: Event, row: EventCustomer, index: PolicyIndex) -> dict[s
     }
 
 
+def _customer_of(row: EventCustomer) -> dict[str, Any]:
+    customer: dict[str, Any] = {"external_id": row.external_id}
+    for name in CUSTOMER_FIELDS:
+        if name in row.data:
+            customer[name] = Decimal(row.data[name]) if name == "lifetime_value" else row.data[name]
+    return customer
+
+
 def _prepare_batch(event: Event, index: PolicyIndex, now: datetime) -> int:
-    """One transaction: the next ``BATCH`` queued customers get their incident, offer set and remedy."""
+    """One transaction: the next ``BATCH`` queued customers get their incident and offer set (the remedy is
+    given with the e-mail). A customer the engine refuses fails alone, with the reason; a category
+    deactivated mid-event fails the customers not prepared yet, saying so (those prepared are still
+    e-mailed)."""
+    Status = EventCustomer.Status
+    category = index.categories_by_id.get(event.category_id)
+    expires_at = now + timedelta(days=settings.EVENT_CHOICE_DAYS)
     with transaction.atomic():
         rows = list(
-            event.customers.select_for_update(skip_locked=True)
-            .filter(status=EventCustomer.Status.QUEUED)
+            EventCustomer.objects.select_for_update(skip_locked=True)
+            .filter(event_id=event.pk, status=Status.QUEUED)
             .order_by("position")[:BATCH]
         )
-        expires_at = now + timedelta(days=settings.EVENT_CHOICE_DAYS)
         for row in rows:
-            incident = _incident_of(event, row, index)
-            if incident is None:
-                row.status = EventCustomer.Status.FAILED
+            if category is None:
+                row.status = Status.FAILED
                 row.error = f"The category of the event (id {event.category_id}) is no longer active."
-                row.save(update_fields=["status", "error"])
                 continue
-            incident["order_value"] = Decimal(str(incident["order_value"]))
-            customer = {"external_id": row.external_id}
-            for name in CUSTOMER_FIELDS:
-                if name in row.data:
-                    customer[name] = Decimal(row.data[name]) if name == "lifetime_value" else row.data[name]
-            created = offer_set_create(
-                user=event.created_by,
-                index=index,
-                customer=customer,
-                incident=incident,
-                now=now,
-                expires_at=expires_at,
-            )
+            try:
+                created = offer_set_create(
+                    user=event.created_by,
+                    index=index,
+                    customer=_customer_of(row),
+                    incident=_incident_of(event, row, category),
+                    now=now,
+                    expires_at=expires_at,
+                )
+            except (ApplicationError, IntegrityError, DataError) as exc:  # rolled back to its own savepoint
+                logger.warning("event %s: customer %s could not be prepared: %s", event.pk, row.external_id, exc)
+                row.status = Status.FAILED
+                row.error = f"The offer set could not be made: {exc}"[:2000]
+                continue
             row.offer_set = created.offer_set
             row.no_options = not created.offers
             row.email = created.offer_set.email
-            row.status = EventCustomer.Status.READY
-            row.save(update_fields=["offer_set", "no_options", "email", "status"])
+            row.status = Status.READY
+        if rows:
+            EventCustomer.objects.bulk_update(rows, ["offer_set", "no_options", "email", "status", "error"])
     return len(rows)
 
 
-SENT, FAILED, SKIPPED, CANCELLED = "sent", "failed", "skipped", "cancelled"
+SENT, FAILED, SKIPPED, CANCELLED, LOST = "sent", "failed", "skipped", "cancelled", "lost"
 
 
-def _send_one(*, row_id: int, event: Event, now: datetime) -> str:
-    """E-mail one customer at most once: ``SENT``, ``FAILED``, ``SKIPPED`` (not ready any more) or
-    ``CANCELLED`` (the event was cancelled meanwhile)."""
-    with transaction.atomic():
-        row = (
-            EventCustomer.objects.select_for_update(of=("self",))  # PostgreSQL locks no outer join's side
-            .select_related("offer_set__customer", "offer_set__incident")
-            .filter(pk=row_id)
-            .first()
-        )
-        if row is None or row.status != EventCustomer.Status.READY:
-            return CANCELLED if row is not None and row.status == EventCustomer.Status.CANCELLED else SKIPPED
-        if Event.objects.filter(pk=event.pk).values_list("status", flat=True).first() != Event.Status.PROCESSING:
+def _send_one(*, row: EventCustomer, event: Event, held: datetime, now: datetime) -> str:
+    """E-mail one customer at most once: ``SENT``, ``FAILED``, ``SKIPPED`` (not ready any more),
+    ``CANCELLED`` (the event was cancelled meanwhile) or ``LOST`` (our hold ran out and was taken over).
+
+    The claim (``ready`` → ``sending``, only while the event is processing and held by us) commits before
+    the e-mail goes. A cancel that comes while the claim waits for the row finds it ``sending`` and lets it
+    finish; one that went first leaves nothing to claim."""
+    Status = EventCustomer.Status
+    claimed = (
+        EventCustomer.objects.filter(pk=row.pk, status=Status.READY)
+        .filter(_lease_held(event.pk, held))
+        .update(status=Status.SENDING, attempts=F("attempts") + 1)
+    )
+    if not claimed:
+        state = Event.objects.filter(pk=event.pk).values_list("status", "lease_until").first()
+        if state is None or state[0] != Event.Status.PROCESSING:
             return CANCELLED
-        row.status = EventCustomer.Status.SENDING
-        row.attempts += 1
-        row.save(update_fields=["status", "attempts"])
+        if state[1] != held:
+            return LOST
+        return SKIPPED
     return SENT if _deliver(row=row, event=event, now=now) else FAILED
 
 
@@ -466,6 +564,8 @@ def _deliver(*, row: EventCustomer, event: Event, now: datetime) -> bool:
         EventCustomer.objects.filter(pk=row.pk).update(
             status=EventCustomer.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000]
         )
+        if isinstance(exc, SoftTimeLimitExceeded):  # the task is out of time: stop here (it sends itself again)
+            raise
         return False
     with transaction.atomic():
         EventCustomer.objects.filter(pk=row.pk).update(status=EventCustomer.Status.EMAILED, sent_at=now, error="")
@@ -497,8 +597,8 @@ def event_resend(*, row_ids: Sequence[int], now: datetime | None = None) -> tupl
     for row_id in row_ids:
         with transaction.atomic():
             row = (
-                EventCustomer.objects.select_for_update(of=("self",))
-                .select_related("event__created_by", "offer_set__customer")
+                EventCustomer.objects.select_for_update(of=("self",))  # not the nullable side of the outer joins
+                .select_related("event__created_by", "offer_set__customer", "offer_set__incident")
                 .filter(pk=row_id, status=EventCustomer.Status.FAILED, offer_set__isnull=False)
                 .exclude(event__status=Event.Status.CANCELLED)
                 .first()
