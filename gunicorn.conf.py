@@ -17,5 +17,6 @@ keepalive = 5
 max_requests = 5000
 max_requests_jitter = 500
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG")  # e.g. "-" for standard output; off by default
+logger_class = "recovery_project.gunicorn_logging.RedactingLogger"  # no event customer's link in the access log
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

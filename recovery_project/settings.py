@@ -376,6 +376,7 @@ SPECTACULAR_SETTINGS = {
         "RemedyStatusEnum": "compensation.models.Remedy.Status",
         "TierEnum": "policies.choices.Tier",
         "SimulationStatusEnum": "compensation.models.Simulation.Status",
+        "EventStatusEnum": "compensation.models.Event.Status",
         "SimulationStartedStatusEnum": ["running"],
     },
 }
@@ -385,7 +386,12 @@ LOG_LEVEL = env.string("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"quiet_probes": {"()": "recovery_project.logfilters.QuietProbes"}},
+    "filters": {
+        "quiet_probes": {"()": "recovery_project.logfilters.QuietProbes"},
+        "redact_customer_links": {"()": "recovery_project.logfilters.RedactCustomerLinks"},
+        "require_debug_true": {"()": "django.utils.log.RequireDebugTrue"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
         "django.server": {
@@ -395,13 +401,29 @@ LOGGING = {
         },
     },
     "handlers": {
-        "stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "plain"},
-        # Django's own handler for the development server's request lines, less the probes that answered 2xx.
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+            "formatter": "plain",
+            "filters": ["redact_customer_links"],
+        },
+        # Django's own handlers, with customer links left out ("Bad Request: /r/…"): whoever reads one can choose.
+        "console": {
+            "class": "logging.StreamHandler",
+            "level": "INFO",
+            "filters": ["require_debug_true", "redact_customer_links"],
+        },
+        "mail_admins": {
+            "class": "django.utils.log.AdminEmailHandler",
+            "level": "ERROR",
+            "filters": ["require_debug_false", "redact_customer_links"],
+        },
+        # The development server's request lines, less the probes that answered 2xx.
         "django.server": {
             "class": "logging.StreamHandler",
             "formatter": "django.server",
             "level": "INFO",
-            "filters": ["quiet_probes"],
+            "filters": ["quiet_probes", "redact_customer_links"],
         },
     },
     "root": {"handlers": ["stderr"], "level": "WARNING"},
@@ -409,6 +431,7 @@ LOGGING = {
         "recovery": {"handlers": ["stderr"], "level": LOG_LEVEL, "propagate": False},
         "policies": {"handlers": ["stderr"], "level": LOG_LEVEL, "propagate": False},
         "compensation": {"handlers": ["stderr"], "level": LOG_LEVEL, "propagate": False},
+        "django": {"handlers": ["console", "mail_admins"], "level": "INFO"},
         "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
     },
 }
