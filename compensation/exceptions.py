@@ -26,8 +26,8 @@ class PayloadTooLarge(APIException):
     status_code = 413
     default_code = "request_too_large"
 
-    def __init__(self) -> None:
-        super().__init__(f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
+    def __init__(self, limit: int | None = None) -> None:
+        super().__init__(f"The request body is larger than {limit or settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
 
 
 class DatabaseUnavailable(APIException):

@@ -47,13 +47,13 @@ def _error(status: int, detail: str, code: str) -> HttpResponse:
     return _sized(JsonResponse({"detail": detail, "code": code}, status=status))
 
 
-def _too_large(api: bool) -> HttpResponse:
+def _too_large(api: bool, limit: int) -> HttpResponse:
     if not api:
         text = "The request body is too large."
         return _sized(HttpResponse(text, status=413, content_type="text/plain; charset=utf-8"))
     from compensation.exceptions import PayloadTooLarge  # it imports DRF's views, which import this module's parser
 
-    error = PayloadTooLarge()
+    error = PayloadTooLarge(limit)
     return _error(error.status_code, str(error.detail), error.default_code)
 
 
@@ -127,8 +127,10 @@ def request_body_refusal(request: HttpRequest) -> HttpResponse | None:
         length = int(meta.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0  # as Django reads it: no body
-    if length > limit and length > larger_body_limit(request):
-        return _too_large(api)
+    if length > limit:
+        limit = max(limit, larger_body_limit(request))  # the page's own, when it has one
+        if length > limit:
+            return _too_large(api, limit)
     if not api:
         return None
     if not meta.get("CONTENT_LENGTH") and meta.get("HTTP_TRANSFER_ENCODING"):
@@ -143,7 +145,7 @@ def request_body_refusal(request: HttpRequest) -> HttpResponse | None:
             logger.info("unreadable chunked request body", exc_info=True)
             return _error(400, "The request body could not be read (malformed chunked encoding).", "bad_request")
         if len(body) > limit:
-            return _too_large(api)
+            return _too_large(api, limit)
         length = len(body)
         meta["CONTENT_LENGTH"] = str(length)
         request._stream = LimitedStream(io.BytesIO(body), length)  # type: ignore[attr-defined]

@@ -27,14 +27,15 @@ EVENT_PROCESS = "compensation.event_process"
 EVENTS_RESUME = "compensation.events_resume"
 
 
-def task_send(name: str, *args: Any, **kwargs: Any) -> bool:
+def task_send(name: str, *args: Any, countdown: float | None = None, **kwargs: Any) -> bool:
     """Send the task ``name`` (eagerly run where no broker is configured); False when the broker is down.
 
-    The task comes from the app's registry, which ``CompensationConfig.ready`` fills by importing
-    ``compensation.tasks``.
+    ``kwargs`` are the task's; ``countdown`` is the broker's: seconds before a worker may run it. The task
+    comes from the app's registry, which ``CompensationConfig.ready`` fills by importing ``compensation.tasks``.
     """
+    options = {"countdown": countdown} if countdown else {}
     try:
-        current_app.tasks[name].apply_async(args, kwargs, retry=False)
+        current_app.tasks[name].apply_async(args, kwargs, retry=False, **options)
     except Exception:
         logger.warning("could not enqueue %s%r; it will be sent again later", name, args, exc_info=True)
         return False

@@ -102,6 +102,7 @@ def test_an_event_takes_a_body_over_the_general_limit_up_to_its_own(demo_pack: N
     settings.EVENT_MAX_BODY_BYTES = 3000
     refused = manager.post("/api/v1/events/", body, format="json")
     assert refused.status_code == 413
+    assert refused.json()["detail"] == "The request body is larger than 3000 bytes."  # the events' own limit
     assert manager.post("/api/v1/offer-sets/", body, format="json").status_code == 413
 
 
@@ -131,3 +132,18 @@ def test_beat_and_run_periodic_tasks_take_up_events_nobody_is_processing(setting
 
     assert settings.CELERY_BEAT_SCHEDULE["events-resume"] == {"task": events_resume.name, "schedule": 60.0}
     assert PERIODIC["events_resume"] is events_resume
+
+
+def test_the_job_sends_itself_again_after_a_wait(demo_pack: None, manager: Any, monkeypatch: Any) -> None:
+    """The next slice of a paced event is sent with the broker's countdown, not as an argument of the task."""
+    from celery import current_app
+
+    from compensation.queue import EVENT_PROCESS
+    from compensation.services.events import event_enqueue
+
+    sent: list[tuple[Any, Any, dict[str, Any]]] = []
+    task = current_app.tasks[EVENT_PROCESS]
+    monkeypatch.setattr(task, "apply_async", lambda args, kwargs, **options: sent.append((args, kwargs, options)))
+    assert event_enqueue(7, countdown=2.5) is True
+    assert event_enqueue(8) is True
+    assert sent == [((7,), {}, {"retry": False, "countdown": 2.5}), ((8,), {}, {"retry": False})]
