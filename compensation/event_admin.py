@@ -66,7 +66,7 @@ CSV_COLUMNS = (
 INTERESTS_SEPARATOR = ";"
 PREVIEW_ROWS = 20
 ERRORS_SHOWN = 1000  # a page of 10,000 errors helps nobody: the first thousand, and how many more
-RESEND_AT_ONCE = 500  # failed e-mails one press re-sends, in the request
+RESEND_AT_ONCE = 10_000  # failed e-mails one press queues again (the job sends them, paced)
 UPLOAD_KEPT_SECONDS = 60 * 60
 UPLOAD_SALT = "compensation.event-admin-upload"
 FIGURE_LABELS = {
@@ -78,6 +78,7 @@ FIGURE_LABELS = {
     "escalated": "escalated",
     "failed": "failed",
     "no_options": "no options",
+    "cancelled": "cancelled",
 }
 
 
@@ -800,14 +801,15 @@ def _size(n: int) -> str:
 
 
 def _resend_said(modeladmin: admin.ModelAdmin, request: HttpRequest, row_ids: Sequence[int], *, more: bool) -> None:
-    """``event_resend`` and the message "N sent, M failed again"."""
-    sent, failed = event_resend(row_ids=row_ids)
-    level = messages.SUCCESS if not failed else messages.WARNING
-    text = f"{_count(sent)} sent, {_count(failed)} failed again."
-    if left := len(row_ids) - sent - failed:  # no offer set to send (its category had gone), or changed meanwhile
+    """``event_resend`` (the job sends them again, paced, as it sent the others) and what it did, in words."""
+    queued = event_resend(row_ids=row_ids)
+    level = messages.SUCCESS if queued else messages.WARNING
+    noun = "e-mail" if queued == 1 else "e-mails"
+    text = f"{_count(queued)} {noun} queued to be sent again; the event's figures show them as they go."
+    if left := len(row_ids) - queued:  # no offer set to send (its category had gone), or changed meanwhile
         text += f" {_count(left)} could not be re-sent: see their error."
     if more:
-        text += f" Only {_count(RESEND_AT_ONCE)} are re-sent a press: press again for the others."
+        text += f" Only {_count(RESEND_AT_ONCE)} are queued a press: press again for the others."
     modeladmin.message_user(request, text, level)
 
 

@@ -765,6 +765,13 @@ class EventCustomer(models.Model):
         related_name="+",
         help_text='The senior-manager escalation "Please call me" opened.',
     )
+    added_by = models.ForeignKey(  # indexed with created_at below: the daily cap counts by it
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        help_text="The manager who put the customer into the event (EVENT_MAX_CUSTOMERS_PER_DAY counts per manager).",
+    )
     created_at = models.DateTimeField()
 
     class Meta:
@@ -775,7 +782,7 @@ class EventCustomer(models.Model):
         ]
         indexes = [
             models.Index(fields=["event", "status", "position"], name="eventcustomer_work"),
-            models.Index(fields=["created_at"], name="eventcustomer_created"),
+            models.Index(fields=["added_by", "created_at"], name="eventcustomer_added"),
         ]
 
     def __str__(self) -> str:

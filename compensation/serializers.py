@@ -868,6 +868,7 @@ class EventSerializer(serializers.Serializer):
     escalated = serializers.IntegerField(help_text='customers who asked to be called ("Please call me")')
     failed = serializers.IntegerField(help_text="e-mails that failed or were cut off (re-send from the admin)")
     no_options = serializers.IntegerField(help_text="customers whose set had no option (budgets or caps ran out)")
+    cancelled = serializers.IntegerField(help_text="customers a cancel stopped before their e-mail went")
     category = serializers.CharField(help_text="the category's slug")
     severity = serializers.IntegerField()
     created_by = serializers.CharField()

@@ -29,14 +29,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
-from django.db import DataError, IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Count, Exists, F, Max, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from compensation.errors import (
-    ApplicationError,
     BudgetExhausted,
     Conflict,
     ErrorCode,
@@ -45,7 +44,16 @@ from compensation.errors import (
     NotFound,
     TooMany,
 )
-from compensation.models import Event, EventCustomer, Offer, OfferSet, OutcomeSubmission, PolicyMonthSpend, Remedy
+from compensation.models import (
+    Customer,
+    Event,
+    EventCustomer,
+    Offer,
+    OfferSet,
+    OutcomeSubmission,
+    PolicyMonthSpend,
+    Remedy,
+)
 from compensation.periods import day_start, local_date, month_start
 from compensation.queue import EVENT_PROCESS, task_send
 from compensation.services.escalations import OPEN_STATUSES, escalation_open_for_incident
@@ -106,7 +114,7 @@ def _daily_check(*, user: Any, adding: int, now: datetime) -> None:
     user's row locked, so two posts at once cannot both pass."""
     limit = settings.EVENT_MAX_CUSTOMERS_PER_DAY
     since = day_start(local_date(now))
-    today = EventCustomer.objects.filter(event__created_by=user, created_at__gte=since).count()
+    today = EventCustomer.objects.filter(added_by=user, created_at__gte=since).count()
     if today + adding > limit:
         raise DailyLimitReached(
             f"{user.get_username()} has put {today} customers into events today; {adding} more would pass the "
@@ -115,10 +123,12 @@ def _daily_check(*, user: Any, adding: int, now: datetime) -> None:
 
 
 def _lock_user(user: Any) -> None:
-    get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True).first()
+    """Serialise one manager's event posts (the daily cap). ``FOR NO KEY UPDATE``: rows that point at the user
+    (offer sets, submissions of their other events) can still be written meanwhile."""
+    get_user_model().objects.select_for_update(no_key=True).filter(pk=user.pk).values_list("pk", flat=True).first()
 
 
-def _rows_add(*, event: Event, customers: Sequence[Mapping[str, Any]], now: datetime) -> int:
+def _rows_add(*, event: Event, customers: Sequence[Mapping[str, Any]], user: Any, now: datetime) -> int:
     """Append the customers not in the event yet; returns how many."""
     known = set(
         event.customers.filter(external_id__in=[c["external_id"] for c in customers]).values_list(
@@ -140,6 +150,7 @@ def _rows_add(*, event: Event, customers: Sequence[Mapping[str, Any]], now: date
                 data=_storable(customer),
                 nonce=nonce,
                 token_hash=hashed,
+                added_by=user,
                 created_at=now,
             )
         )
@@ -171,7 +182,7 @@ def event_create(*, user: Any, data: Mapping[str, Any], now: datetime | None = N
             created_by=user,
             created_at=now,
         )
-        added = _rows_add(event=event, customers=customers, now=now)
+        added = _rows_add(event=event, customers=customers, user=user, now=now)
         if not added:
             event.status = Event.Status.SENT
             event.finished_at = now
@@ -194,8 +205,8 @@ def event_customers_add(
         if event.status == Event.Status.CANCELLED:
             raise Conflict(f"Event {event.pk} was cancelled; it takes no more customers.", ErrorCode.CONFLICT)
         new = [c for c in customers if c["external_id"] not in _known(event, customers)]
-        _daily_check(user=user, adding=len(new), now=now)
-        added = _rows_add(event=event, customers=new, now=now)
+        _daily_check(user=user, adding=len(new), now=now)  # counted against whoever adds them
+        added = _rows_add(event=event, customers=new, user=user, now=now)
         if added and event.status == Event.Status.SENT:
             event.status = Event.Status.PROCESSING
             event.finished_at = None
@@ -211,9 +222,9 @@ def _known(event: Event, customers: Iterable[Mapping[str, Any]]) -> set[str]:
 
 
 def event_enqueue(event_id: int, *, countdown: float | None = None) -> bool:
-    """Send the processing task; if the broker is down, ``events_resume`` sends it later."""
-    options = {"countdown": countdown} if countdown else {}
-    return task_send(EVENT_PROCESS, event_id, **options)
+    """Send the processing task (to run ``countdown`` seconds from now: the pacing's wait); if the broker is
+    down, ``events_resume`` sends it later."""
+    return task_send(EVENT_PROCESS, event_id, countdown=countdown)
 
 
 def event_cancel(*, event_id: int, user: Any, now: datetime | None = None) -> Event:
@@ -240,7 +251,8 @@ def event_cancel(*, event_id: int, user: Any, now: datetime | None = None) -> Ev
 # --- Figures -------------------------------------------------------------------------------
 
 
-FIGURES = ("total", "processed", "emailed", "chosen", "declined", "escalated", "failed", "no_options")
+# API.md's figures, then ours: ``cancelled``, customers a cancel stopped before their e-mail.
+FIGURES = ("total", "processed", "emailed", "chosen", "declined", "escalated", "failed", "no_options", "cancelled")
 
 
 def event_figures(event_ids: Sequence[int]) -> dict[int, dict[str, int]]:
@@ -258,7 +270,8 @@ def event_figures(event_ids: Sequence[int]) -> dict[int, dict[str, int]]:
             total=Count("pk"),
             processed=Count("pk", filter=Q(offer_set__isnull=False)),
             emailed=Count("pk", filter=Q(status=Status.EMAILED)),
-            failed=Count("pk", filter=Q(status__in=(Status.FAILED,))),
+            failed=Count("pk", filter=Q(status=Status.FAILED)),
+            cancelled=Count("pk", filter=Q(status=Status.CANCELLED)),
             no_options=Count("pk", filter=Q(no_options=True)),
             escalated=Count("pk", filter=Q(escalation__isnull=False)),
         )
@@ -443,10 +456,15 @@ def event_work(
 def _finish(event: Event, now: datetime) -> bool:
     """Mark the event sent if no customer is left to prepare or e-mail; True if it is not processing now."""
     Status = EventCustomer.Status
-    left = EventCustomer.objects.filter(event_id=event.pk, status__in=(Status.QUEUED, Status.READY, Status.SENDING))
-    Event.objects.filter(pk=event.pk, status=Event.Status.PROCESSING).exclude(Exists(left)).update(
-        status=Event.Status.SENT, finished_at=now
-    )
+    with transaction.atomic():
+        # The event's row first: customers added meanwhile commit before we look (an add holds it), and a
+        # statement started after the lock sees them, where one UPDATE … NOT EXISTS would keep its old view.
+        if Event.objects.select_for_update().filter(pk=event.pk, status=Event.Status.PROCESSING).exists():
+            left = EventCustomer.objects.filter(
+                event_id=event.pk, status__in=(Status.QUEUED, Status.READY, Status.SENDING)
+            )
+            if not left.exists():
+                Event.objects.filter(pk=event.pk).update(status=Event.Status.SENT, finished_at=now)
     return not Event.objects.filter(pk=event.pk, status=Event.Status.PROCESSING).exists()
 
 
@@ -509,7 +527,9 @@ def _prepare_batch(event: Event, index: PolicyIndex, now: datetime) -> int:
                     now=now,
                     expires_at=expires_at,
                 )
-            except (ApplicationError, IntegrityError, DataError) as exc:  # rolled back to its own savepoint
+            except SoftTimeLimitExceeded:
+                raise
+            except Exception as exc:  # rolled back to its own savepoint; this customer fails alone
                 logger.warning("event %s: customer %s could not be prepared: %s", event.pk, row.external_id, exc)
                 row.status = Status.FAILED
                 row.error = f"The offer set could not be made: {exc}"[:2000]
@@ -550,7 +570,15 @@ def _send_one(*, row: EventCustomer, event: Event, held: datetime, now: datetime
 
 
 def _deliver(*, row: EventCustomer, event: Event, now: datetime) -> bool:
-    """Send the e-mail of a row marked ``sending`` (committed); then mark it, giving the remedy if it went."""
+    """Send the e-mail of a row marked ``sending`` (committed); then mark it, giving the remedy if it went.
+
+    A customer who had no address when their set was made is written to at the address stored since, if any
+    (a re-send after the customer data was fixed)."""
+    if not row.email and row.offer_set is not None:
+        stored = Customer.objects.filter(pk=row.offer_set.customer_id).values_list("email", flat=True).first()
+        if stored:
+            row.email = stored
+            EventCustomer.objects.filter(pk=row.pk).update(email=stored)
     if not row.email:
         EventCustomer.objects.filter(pk=row.pk).update(
             status=EventCustomer.Status.FAILED, error="The customer has no e-mail address."
@@ -579,9 +607,8 @@ def _remedy_give(*, row: EventCustomer, event: Event, now: datetime) -> None:
     offer_set = row.offer_set
     if offer_set is None:
         return
-    Remedy.objects.filter(
-        incident_id=offer_set.incident_id, status__in=(Remedy.Status.PENDING, Remedy.Status.REJECTED)
-    ).update(
+    # Pending only: one a manager refused (an earlier set of a reused ticket) stays refused.
+    Remedy.objects.filter(incident_id=offer_set.incident_id, status=Remedy.Status.PENDING).update(
         status=Remedy.Status.GIVEN,
         given_at=now,
         tier=offer_set.customer.tier,
@@ -589,30 +616,26 @@ def _remedy_give(*, row: EventCustomer, event: Event, now: datetime) -> None:
     )
 
 
-def event_resend(*, row_ids: Sequence[int], now: datetime | None = None) -> tuple[int, int]:
-    """The admin's "Re-send": e-mail these ``failed`` customers again (each at most once more, as before).
-    Returns (sent, failed again); rows not failed, or of a cancelled event, are left alone."""
+def event_resend(*, row_ids: Sequence[int], now: datetime | None = None) -> int:
+    """The admin's "Re-send": these ``failed`` customers (with an offer set, of an event not cancelled) are
+    e-mailed again by the job, as the others were: paced, under the event's hold, each at most once more, the
+    remedy given as it goes. Their event is processing again until they are. Returns how many were queued."""
     now = now or timezone.now()
-    sent = failed = 0
-    for row_id in row_ids:
-        with transaction.atomic():
-            row = (
-                EventCustomer.objects.select_for_update(of=("self",))  # not the nullable side of the outer joins
-                .select_related("event__created_by", "offer_set__customer", "offer_set__incident")
-                .filter(pk=row_id, status=EventCustomer.Status.FAILED, offer_set__isnull=False)
-                .exclude(event__status=Event.Status.CANCELLED)
-                .first()
-            )
-            if row is None:
-                continue
-            row.status = EventCustomer.Status.SENDING
-            row.attempts += 1
-            row.save(update_fields=["status", "attempts"])
-        if _deliver(row=row, event=row.event, now=now):
-            sent += 1
-        else:
-            failed += 1
-    return sent, failed
+    with transaction.atomic():
+        rows = EventCustomer.objects.filter(
+            pk__in=list(row_ids), status=EventCustomer.Status.FAILED, offer_set__isnull=False
+        ).exclude(event__status=Event.Status.CANCELLED)
+        event_ids = sorted(set(rows.values_list("event_id", flat=True)))
+        if not event_ids:
+            return 0
+        list(Event.objects.select_for_update().filter(pk__in=event_ids).values_list("pk", flat=True))
+        queued = rows.update(status=EventCustomer.Status.READY, error="")
+        Event.objects.filter(pk__in=event_ids, status=Event.Status.SENT).update(
+            status=Event.Status.PROCESSING, finished_at=None
+        )
+        for event_id in event_ids:
+            transaction.on_commit(lambda event_id=event_id: event_enqueue(event_id))
+    return queued
 
 
 def events_resume(*, now: datetime | None = None) -> int:
@@ -654,7 +677,12 @@ def event_email(*, row: EventCustomer, event: Event) -> EmailMultiAlternatives:
         "first_name": first_name(offer_set.customer.name),
         "event": event,
         "incident": offer_set.incident,
-        "remedies": list(Remedy.objects.filter(incident_id=offer_set.incident_id).order_by("pk")),
+        # What this e-mail says was put right: given, or given as it goes (not refused, not awaiting a manager).
+        "remedies": list(
+            Remedy.objects.filter(
+                incident_id=offer_set.incident_id, status__in=(Remedy.Status.GIVEN, Remedy.Status.PENDING)
+            ).order_by("pk")
+        ),
         "options": [{"offer": offer, "url": choice_url(token, offer.label)} for offer in offers],
         "none_url": choice_url(token, "none"),
         "call_url": choice_url(token, "call"),
@@ -874,8 +902,8 @@ def _call_me(page: ChoicePage, *, now: datetime) -> ChoicePage:
     """Open (or find) the incident's senior-manager escalation; an open one that does not name the event yet
     (the policy escalated when the set was made) is told that the customer asked to be called."""
     reason = (
-        f"The customer asked to be called about the event {page.event.name!r} (event #{page.event.pk}) "
-        "from the page of their e-mail; they have not chosen an option yet."
+        f"The customer asked to be called about the event \u201c{page.event.name}\u201d (event #{page.event.pk}) "
+        "from the page of their e-mail, before choosing an option (their choice stays open)."
     )
     with transaction.atomic():
         row = EventCustomer.objects.select_for_update().get(pk=page.row.pk)

@@ -463,9 +463,11 @@ def test_a_send_cut_off_by_a_crash_counts_as_failed_and_is_not_sent_again_by_the
     assert first.email not in [m.to[0] for m in mail.outbox]
     assert not Remedy.objects.filter(incident_id=first.offer_set.incident_id, status=Remedy.Status.GIVEN).exists()
     assert shown(manager, event.pk)["failed"] == 1
-    # The admin's re-send e-mails it, once, and gives the remedy then.
-    assert events.event_resend(row_ids=[first.pk]) == (1, 0)
-    assert events.event_resend(row_ids=[first.pk]) == (0, 0)
+    # The admin's re-send queues it; the job e-mails it, once, and gives the remedy then.
+    assert events.event_resend(row_ids=[first.pk]) == 1
+    assert Event.objects.get(pk=event.pk).status == Event.Status.PROCESSING
+    event_work(event_id=event.pk, now=now + LEASE + timedelta(seconds=2))
+    assert events.event_resend(row_ids=[first.pk]) == 0
     assert [m.to[0] for m in mail.outbox].count(first.email) == 1
     assert Remedy.objects.filter(incident_id=first.offer_set.incident_id, status=Remedy.Status.GIVEN).exists()
 
