@@ -559,7 +559,13 @@ class EventAdmin(admin.ModelAdmin):
         if event is not None:
             figures = _figures_of(event)
             context["can_cancel"] = event.status == Event.Status.PROCESSING
-            context["failed_count"] = figures["failed"] if event.status != Event.Status.CANCELLED else 0
+            context["failed_count"] = (  # those that can be re-sent: failed with their offer set made
+                EventCustomer.objects.filter(
+                    event=event, status=EventCustomer.Status.FAILED, offer_set__isnull=False
+                ).count()
+                if event.status != Event.Status.CANCELLED and figures["failed"]
+                else 0
+            )
             context["resend_at_once"] = RESEND_AT_ONCE
         return super().render_change_form(request, context, *args, **kwargs)
 
