@@ -507,6 +507,14 @@ EVENT_LIMIT_REACHED = (
 )
 
 
+def _event_or_404(event_id: int) -> Any:
+    """The event, or the API's own 404 ("Not found."), as the detail and cancel answer it."""
+    event = event_list().filter(pk=event_id).first()
+    if event is None:
+        raise NotFound("Not found.")
+    return event
+
+
 def _event_answer(added: EventAdded, status_code: int, *, with_added: bool = False) -> Response:
     event = added.event
     body: dict[str, Any] = {"id": event.pk, "status": event.status, "total": event_total(event.pk)}
@@ -577,7 +585,7 @@ class EventDetailApi(APIView):
 
     @extend_schema(responses={200: EventSerializer, 403: ERROR, 404: ERROR})
     def get(self, request: Request, event_id: int) -> Response:
-        return Response(events_payload([get_object_or_404(event_list(), pk=event_id)])[0])
+        return Response(events_payload([_event_or_404(event_id)])[0])
 
 
 class EventCustomersApi(LargerBodyMixin, APIView):
@@ -613,7 +621,7 @@ class EventCustomersApi(LargerBodyMixin, APIView):
     )
     def post(self, request: Request, event_id: int) -> Response:
         def add() -> Response:
-            get_object_or_404(event_list(), pk=event_id)
+            _event_or_404(event_id)
             data = event_customers_validate(request.data)
             added = event_customers_add(user=request.user, event_id=event_id, customers=data["customers"])
             return _event_answer(added, status.HTTP_202_ACCEPTED, with_added=True)
