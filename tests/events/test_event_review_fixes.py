@@ -20,16 +20,11 @@ from compensation.services import events
 from policies.index import policy_index_get
 from policies.models import Policy
 from tests.conftest import postgres_needed
-
-EVENTS = "/api/v1/events/"
-
-
-def rows(prefix: str, n: int) -> list[dict[str, Any]]:
-    return [{"external_id": f"{prefix}-{i}", "email": f"{prefix.lower()}{i}@example.com"} for i in range(n)]
+from tests.events.data import EVENTS, event_body, rows
 
 
 def body(prefix: str, n: int) -> dict[str, Any]:
-    return {"name": "Outage", "category": "missed_delivery", "severity": 3, "customers": rows(prefix, n)}
+    return event_body(name="Outage", customers=rows(prefix, n))
 
 
 @pytest.mark.django_db

@@ -28,41 +28,12 @@ from compensation.errors import Conflict
 from compensation.models import Customer, Event, EventCustomer, Incident, OfferSet, OutcomeSubmission
 from compensation.services.events import event_choose, event_create, event_work, token_of
 from policies.models import Category
+from tests.events.data import CUSTOMERS, EVENTS, event_body, rows
 
 pytestmark = pytest.mark.django_db
 
-EVENTS = "/api/v1/events/"
 FIGURES = ("total", "processed", "emailed", "chosen", "declined", "escalated", "failed", "no_options")
 DETAIL_KEYS = {"id", "name", "status", *FIGURES}
-CUSTOMERS = [
-    {
-        "external_id": "EV-1",
-        "name": "Maria Lopez",
-        "email": "maria@example.com",
-        "tier": "gold",
-        "lifetime_value": "5400.00",
-        "order_value": "120.00",
-    },
-    {"external_id": "EV-2", "name": "Sam Okafor", "email": "sam@example.com", "order_value": "40.00"},
-    {"external_id": "EV-3", "name": "Ana Silva", "email": "ana@example.com", "interests": ["cooking"]},
-]
-
-
-def event_body(**overrides: Any) -> dict[str, Any]:
-    return {
-        "name": "North warehouse missed Tuesday's deliveries",
-        "category": "missed_delivery",
-        "severity": 3,
-        "description": "A conveyor failure held back every Tuesday delivery.",
-        "customers": CUSTOMERS,
-        **overrides,
-    }
-
-
-def rows(prefix: str, count: int, **fields: Any) -> list[dict[str, Any]]:
-    return [
-        {"external_id": f"{prefix}-{n}", "email": f"{prefix.lower()}{n}@example.com", **fields} for n in range(count)
-    ]
 
 
 def post(client: Any, path: str = EVENTS, body: Any = None, **headers: Any) -> Any:

@@ -11,32 +11,9 @@ from django.core import mail
 from django.test import Client
 
 from compensation.models import Event, EventCustomer, Outcome, Remedy
+from tests.events.data import CUSTOMERS, event_body
 
 pytestmark = pytest.mark.django_db
-
-CUSTOMERS = [
-    {
-        "external_id": "EV-1",
-        "name": "Maria Lopez",
-        "email": "maria@example.com",
-        "tier": "gold",
-        "lifetime_value": "5400.00",
-        "order_value": "120.00",
-    },
-    {"external_id": "EV-2", "name": "Sam Okafor", "email": "sam@example.com", "order_value": "40.00"},
-    {"external_id": "EV-3", "name": "Ana Silva", "email": "ana@example.com", "interests": ["cooking"]},
-]
-
-
-def event_body(**overrides: Any) -> dict[str, Any]:
-    return {
-        "name": "North warehouse missed Tuesday's deliveries",
-        "category": "missed_delivery",
-        "severity": 3,
-        "description": "A conveyor failure held back every Tuesday delivery.",
-        "customers": CUSTOMERS,
-        **overrides,
-    }
 
 
 def links_of(message: Any) -> list[str]:
