@@ -377,6 +377,11 @@ def test_a_celery_worker_and_beat_say_they_started_in_process_ready_dir(tmp_path
     assert sorted(path.name for path in tmp_path.iterdir()) == ["beat", "worker"]
 
 
+def terminal_signals() -> None:
+    for number in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(number, signal.SIG_DFL)
+
+
 def group_left(group: int, seconds: float) -> str:
     """The processes of the group still alive (not zombies) after up to ``seconds``, as ps lists them."""
     deadline = time.monotonic() + seconds
@@ -438,6 +443,9 @@ def test_make_run_ends_with_one_box_on_its_port_with_the_tokens_the_password_and
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, as a terminal would give it: Ctrl-C reaches all
+            # Ctrl-C and its kin as a terminal gives them: a suite started in the background (`cmd &` in a
+            # script) runs with SIGINT ignored, and a shell started so can never trap it.
+            preexec_fn=terminal_signals,
         )
     try:
         text = read_until_box(process, log, time.monotonic() + 180)
@@ -447,6 +455,8 @@ def test_make_run_ends_with_one_box_on_its_port_with_the_tokens_the_password_and
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C
         try:
             status = process.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # say what was left running, and what it wrote
+            pytest.fail(f"make run did not stop on Ctrl-C:\n{group_left(process.pid, seconds=0)}\n{log.read_text()}")
         finally:
             leftover = group_left(process.pid, seconds=10)
             with contextlib.suppress(ProcessLookupError):
