@@ -20,7 +20,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from compensation.errors import ApplicationError, Conflict, ErrorCode, Gone, InvalidInput, NotFound, TooMany
+from compensation.errors import ApplicationError, Conflict, ErrorCode, Gone, InvalidInput, NotFound
 from compensation.http import ResilientAnonRateThrottle
 from compensation.services.events import CALL, NONE, ChoicePage, event_choose, event_page
 
@@ -104,8 +104,6 @@ def _refused(request: HttpRequest, *, token: str, error: ApplicationError, choic
         return _problem(request, title="We could not find this link", message=error.message, status=404)
     if isinstance(error, Gone):
         return _problem(request, title="This choice has closed", message=error.message, status=410)
-    if isinstance(error, TooMany):
-        return _problem(request, title="Too many requests", message=error.message, status=429)
     page = _page_now(token)
     if isinstance(error, InvalidInput):
         message = f"Nothing was recorded. {' '.join(error.errors.get('choice', [])) or error.message}"
