@@ -103,6 +103,11 @@ class MeApi(APIView):
         return Response({"username": request.user.get_username(), "role": user_role(request.user)})
 
 
+def idempotency_key_parameter(description: str) -> OpenApiParameter:
+    """The optional ``Idempotency-Key`` header of a write, as the schema declares it."""
+    return OpenApiParameter("Idempotency-Key", IDEMPOTENCY_KEY_SCHEMA, OpenApiParameter.HEADER, description=description)
+
+
 def _explain_flag(request: Request) -> bool:
     value = request.query_params.get("explain")
     if value is None:
@@ -144,12 +149,7 @@ class OfferSetListCreateApi(GenericAPIView):
                 OpenApiTypes.BOOL,
                 description="add not_offered: why each policy gave none, and why each offer not shown was left out",
             ),
-            OpenApiParameter(
-                "Idempotency-Key",
-                IDEMPOTENCY_KEY_SCHEMA,
-                OpenApiParameter.HEADER,
-                description="same key and body: the same offer set again, nothing new; another body: 409",
-            ),
+            idempotency_key_parameter("same key and body: the same offer set again, nothing new; another body: 409"),
         ],
         responses={201: OfferSetOutputSerializer, 400: VALIDATION_ERROR, 403: ERROR, 409: ERROR},
     )
@@ -228,12 +228,7 @@ class OutcomeSubmitApi(APIView):
         request=OutcomeInputSerializer,
         examples=examples.OUTCOME_EXAMPLES,
         parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                IDEMPOTENCY_KEY_SCHEMA,
-                OpenApiParameter.HEADER,
-                description="same key and body: the same answer again, nothing new; another body: 409",
-            )
+            idempotency_key_parameter("same key and body: the same answer again, nothing new; another body: 409")
         ],
         responses={202: OutcomeAcceptedSerializer, 400: VALIDATION_ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
     )
@@ -545,12 +540,7 @@ class EventListCreateApi(LargerBodyMixin, GenericAPIView):
         request=EventInputSerializer,
         examples=examples.EVENT_EXAMPLES,
         parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                IDEMPOTENCY_KEY_SCHEMA,
-                OpenApiParameter.HEADER,
-                description="same key and body: the same event again, nothing new; another body: 409",
-            )
+            idempotency_key_parameter("same key and body: the same event again, nothing new; another body: 409")
         ],
         responses={
             202: EventStartedSerializer,
@@ -600,12 +590,7 @@ class EventCustomersApi(LargerBodyMixin, APIView):
         request=EventCustomersInputSerializer,
         examples=examples.EVENT_CUSTOMERS_EXAMPLES,
         parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                IDEMPOTENCY_KEY_SCHEMA,
-                OpenApiParameter.HEADER,
-                description="same key and body: the same answer again, nothing new; another body: 409",
-            )
+            idempotency_key_parameter("same key and body: the same answer again, nothing new; another body: 409")
         ],
         responses={
             202: EventCustomersAddedSerializer,

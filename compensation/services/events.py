@@ -56,6 +56,7 @@ from compensation.models import (
 )
 from compensation.periods import day_start, local_date, month_start
 from compensation.queue import EVENT_PROCESS, task_send
+from compensation.selectors import MonthBudget
 from compensation.services.escalations import OPEN_STATUSES, escalation_open_for_incident
 from compensation.services.offer_sets import offer_set_create
 from compensation.services.outcomes import DECLINED, outcome_submit
@@ -129,18 +130,10 @@ def _lock_user(user: Any) -> None:
 
 
 def _rows_add(*, event: Event, customers: Sequence[Mapping[str, Any]], user: Any, now: datetime) -> int:
-    """Append the customers not in the event yet; returns how many."""
-    known = set(
-        event.customers.filter(external_id__in=[c["external_id"] for c in customers]).values_list(
-            "external_id", flat=True
-        )
-    )
+    """Append these customers, none of them in the event yet (validated: external_ids distinct); how many."""
     start = (event.customers.aggregate(last=Max("position"))["last"] or 0) + 1
     rows = []
     for customer in customers:
-        if customer["external_id"] in known:
-            continue
-        known.add(customer["external_id"])
         nonce, hashed = _nonce_and_hash()
         rows.append(
             EventCustomer(
@@ -183,12 +176,7 @@ def event_create(*, user: Any, data: Mapping[str, Any], now: datetime | None = N
             created_at=now,
         )
         added = _rows_add(event=event, customers=customers, user=user, now=now)
-        if not added:
-            event.status = Event.Status.SENT
-            event.finished_at = now
-            event.save(update_fields=["status", "finished_at"])
-        else:
-            transaction.on_commit(lambda: event_enqueue(event.pk))
+        transaction.on_commit(lambda: event_enqueue(event.pk))
     return EventAdded(event=event, added=added)
 
 
@@ -204,7 +192,8 @@ def event_customers_add(
             raise NotFound("Not found.")
         if event.status == Event.Status.CANCELLED:
             raise Conflict(f"Event {event.pk} was cancelled; it takes no more customers.", ErrorCode.CONFLICT)
-        new = [c for c in customers if c["external_id"] not in _known(event, customers)]
+        known = _known(event, customers)
+        new = [c for c in customers if c["external_id"] not in known]
         _daily_check(user=user, adding=len(new), now=now)  # counted against whoever adds them
         added = _rows_add(event=event, customers=new, user=user, now=now)
         if added and event.status == Event.Status.SENT:
@@ -786,11 +775,11 @@ def _unavailable(offers: Sequence[Offer], now: datetime) -> set[str]:
     spent = dict(
         PolicyMonthSpend.objects.filter(policy_id__in=caps, month=month_start(now)).values_list("policy_id", "spent")
     )
+    budgets = {policy_id: MonthBudget(cap, spent.get(policy_id, Decimal("0"))) for policy_id, cap in caps.items()}
     return {
         offer.label
         for offer in offers
-        if offer.policy_id in caps
-        and spent.get(offer.policy_id, Decimal("0")) + offer.estimated_cost > caps[offer.policy_id]
+        if offer.policy_id in budgets and offer.estimated_cost > budgets[offer.policy_id].remaining
     }
 
 
